@@ -101,6 +101,7 @@ class StrategyConfig:
     latency_allowance_bps: float = 0.0
     cooldown_after_stop_s: float = 0.0
     max_quote_age_ms: float | str = OFF
+    unwind_max_slippage_bps: float = 50.0
     sanity_max_edge_bps: float = 500.0
     legging: str = "unwind"
     unwind_retries: int = 3
@@ -115,6 +116,7 @@ class RunConfig:
     capital: float = 100_000.0
     reference_ccy: str = "USDT"
     equity_interval_s: float = 1.0
+    timeline: str = "recv"
     label: str = ""
 
 
@@ -258,6 +260,8 @@ def _check(cfg: Config, source: str) -> None:
         )
     if s.unwind_retries < 1:
         raise ConfigError(f"{source}: strategy.unwind_retries = {s.unwind_retries}; must be >= 1")
+    if cfg.run.timeline not in ("recv", "exch"):
+        raise ConfigError(f"{source}: run.timeline = {cfg.run.timeline!r}; use 'recv' or 'exch'")
     if cfg.run.capital <= 0 or cfg.run.equity_interval_s <= 0:
         raise ConfigError(f"{source}: run.capital and run.equity_interval_s must be > 0")
 

@@ -1,0 +1,126 @@
+"""Order-book state per instrument: apply updates, measure and take liquidity.
+
+Books live in three arrays of shape (n_inst, 2, depth): price, size and ``taken`` (size our
+own orders consumed since the book last updated, so a chase or unwind cannot fill twice against
+the same liquidity). Side index 0 is bids, 1 is asks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from arbkit.core.jit import njit
+from arbkit.core.types import ASK, BID
+
+
+@njit
+def floor_lot(qty: float, lot: float) -> float:
+    """Round a quantity down to a whole number of lots (tolerant to float noise)."""
+    if qty <= 0.0:
+        return 0.0
+    return math.floor(qty / lot + 1e-9) * lot
+
+
+@njit
+def apply_quote(s, ev, depth, k) -> None:
+    """Replace instrument ``ev[k].inst``'s book with the event's levels."""
+    e = ev[k]
+    i = e["inst"]
+    inst = s.inst[i]
+    if inst["taken_dirty"] == 1:
+        s.book_taken[i, :, :] = 0.0
+        inst["taken_dirty"] = 0
+    s.book_px[i, BID, 0] = e["bid_px"]
+    s.book_qty[i, BID, 0] = e["bid_qty"]
+    s.book_px[i, ASK, 0] = e["ask_px"]
+    s.book_qty[i, ASK, 0] = e["ask_qty"]
+    row = e["depth_row"]
+    if row < 0:
+        s.book_n[i, BID] = 1
+        s.book_n[i, ASK] = 1
+    else:
+        _apply_depth(s, i, depth, row)
+    inst["crossed"] = 1 if e["bid_px"] >= e["ask_px"] else 0
+    inst["has_quote"] = 1
+    inst["ts_recv"] = e["ts_recv"]
+    inst["ts_exch"] = e["ts_exch"]
+
+
+@njit
+def _apply_depth(s, i, depth, row) -> None:
+    extra = depth.shape[2]
+    for side in range(2):
+        n = 1
+        for lvl in range(extra):
+            px = depth[row, 2 * side, lvl]
+            if np.isnan(px):
+                break
+            s.book_px[i, side, lvl + 1] = px
+            s.book_qty[i, side, lvl + 1] = depth[row, 2 * side + 1, lvl]
+            n += 1
+        s.book_n[i, side] = n
+
+
+@njit
+def available(s, i, side_idx, limit) -> float:
+    """Size (not yet taken by us) on one side within ``limit``."""
+    total = 0.0
+    for lvl in range(s.book_n[i, side_idx]):
+        px = s.book_px[i, side_idx, lvl]
+        if (side_idx == ASK and px > limit) or (side_idx == BID and px < limit):
+            break
+        total += s.book_qty[i, side_idx, lvl] - s.book_taken[i, side_idx, lvl]
+    return total
+
+
+@njit
+def vwap(s, i, side_idx, qty, limit) -> float:
+    """VWAP of ``qty`` walking one side up to ``limit``; NaN when it cannot be filled."""
+    remaining = qty
+    notional = 0.0
+    for lvl in range(s.book_n[i, side_idx]):
+        px = s.book_px[i, side_idx, lvl]
+        if (side_idx == ASK and px > limit) or (side_idx == BID and px < limit):
+            break
+        avail = s.book_qty[i, side_idx, lvl] - s.book_taken[i, side_idx, lvl]
+        if avail <= 0.0:
+            continue
+        take = avail if avail < remaining else remaining
+        notional += take * px
+        remaining -= take
+        if remaining <= 1e-12 * qty:
+            return notional / qty
+    return np.nan
+
+
+@njit
+def take(s, i, side_idx, qty, limit, lot):
+    """Walk one side up to ``limit`` taking at most ``qty`` in whole lots.
+
+    Returns (filled, vwap, levels touched) and marks the size as taken.
+    """
+    remaining = qty
+    filled = 0.0
+    notional = 0.0
+    levels = 0
+    for lvl in range(s.book_n[i, side_idx]):
+        px = s.book_px[i, side_idx, lvl]
+        if (side_idx == ASK and px > limit) or (side_idx == BID and px < limit):
+            break
+        avail = s.book_qty[i, side_idx, lvl] - s.book_taken[i, side_idx, lvl]
+        got = floor_lot(avail if avail < remaining else remaining, lot)
+        if got <= 0.0:
+            continue
+        s.book_taken[i, side_idx, lvl] += got
+        filled += got
+        notional += got * px
+        remaining -= got
+        levels += 1
+        if remaining < 1e-6 * lot:
+            break
+    if levels > 0:
+        s.inst[i]["taken_dirty"] = 1
+        return filled, notional / filled, levels
+    return 0.0, np.nan, 0

@@ -1,0 +1,193 @@
+"""Accounting inside the kernel: per-fill accumulation, round-trip records, equity samples.
+
+Identity kept by construction (and tested): for every round trip
+``gross_pnl = price_pnl - slippage`` and ``net_pnl = gross_pnl - fees + fx_pnl + funding``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from arbkit.core.jit import njit
+from arbkit.core.types import ASK, BID, FLAT, X_OPEN_AT_END
+
+
+@njit
+def mid(s, i) -> float:
+    return 0.5 * (s.book_px[i, BID, 0] + s.book_px[i, ASK, 0])
+
+
+@njit
+def has_room(s, need) -> bool:
+    """True when every output buffer can take ``need`` more records."""
+    g = s.glob[0]
+    return (
+        g["n_fills"] + need <= s.fills.shape[0]
+        and g["n_orders"] + need <= s.olog.shape[0]
+        and g["n_trades"] + need <= s.trades.shape[0]
+        and g["n_equity"] + need <= s.equity.shape[0]
+        and g["n_legs"] + need <= s.legs.shape[0]
+    )
+
+
+@njit
+def equity_now(s):
+    """(strategy equity, gross exposure) marked to mid.
+
+    Only what trading changed counts (cash and inventory deltas since the start), so pre-funded
+    inventory revaluation never shows up as arbitrage PnL.
+    """
+    eq = s.glob[0]["capital"]
+    gross = 0.0
+    for i in range(s.inst.shape[0]):
+        inst = s.inst[i]
+        dpos = inst["pos"] - inst["pos0"]
+        eq += inst["cash"] - inst["cash0"]
+        if dpos != 0.0:
+            m = mid(s, i)
+            eq += dpos * m
+            gross += abs(dpos) * m
+    return eq, gross
+
+
+@njit
+def write_equity(s, ts) -> None:
+    g = s.glob[0]
+    eq, gross = equity_now(s)
+    n_open = 0
+    for r in range(s.route.shape[0]):
+        if s.route[r]["state"] != FLAT:
+            n_open += 1
+    rec = s.equity[g["n_equity"]]
+    rec["ts"] = ts
+    rec["equity"] = eq
+    rec["gross_exposure"] = gross
+    rec["n_open"] = n_open
+    g["n_equity"] += 1
+
+
+@njit
+def book_fill(s, o, ts, filled, px, fee, levels) -> None:
+    """Record one fill: fill row, route trade accumulators, legging cost attribution."""
+    g = s.glob[0]
+    rt = s.route[o["route"]]
+    side = o["side"]
+    slip = side * filled * (px - o["dec_px"])
+    f = s.fills[g["n_fills"]]
+    f["ts"] = ts
+    f["oid"] = o["oid"]
+    f["trade_id"] = o["trade_id"]
+    f["route"] = o["route"]
+    f["inst"] = o["inst"]
+    f["side"] = side
+    f["purpose"] = o["purpose"]
+    f["qty"] = filled
+    f["px"] = px
+    f["fee"] = fee
+    f["dec_px"] = o["dec_px"]
+    f["slip_cost"] = slip
+    f["levels"] = levels
+    g["n_fills"] += 1
+    rt["cash_flow"] += -side * filled * px
+    rt["dec_pnl"] += -side * filled * o["dec_px"]
+    rt["slip_cost"] += slip
+    rt["fee_sum"] += fee
+    rt["n_fills"] += 1
+    if o["purpose"] == 2:  # unwind: what legging cost vs the price the leg was meant to get
+        rt["leg_cost"] += side * filled * (px - rt["leg_ref_px"]) + fee
+
+
+@njit
+def write_order_log(s, o) -> None:
+    g = s.glob[0]
+    rec = s.olog[g["n_orders"]]
+    rec["oid"] = o["oid"]
+    rec["trade_id"] = o["trade_id"]
+    rec["route"] = o["route"]
+    rec["inst"] = o["inst"]
+    rec["side"] = o["side"]
+    rec["purpose"] = o["purpose"]
+    rec["qty"] = o["qty"]
+    rec["limit_px"] = o["limit_px"]
+    rec["dec_px"] = o["dec_px"]
+    rec["t_send"] = o["t_send"]
+    rec["t_match"] = o["t_match"]
+    rec["filled"] = o["filled"]
+    rec["fill_px"] = o["fill_px"]
+    rec["fee"] = o["fee"]
+    rec["status"] = o["status"]
+    rec["reason"] = o["reason"]
+    g["n_orders"] += 1
+
+
+@njit
+def write_leg(s, r, end_ts, residual) -> None:
+    g = s.glob[0]
+    rt = s.route[r]
+    rec = s.legs[g["n_legs"]]
+    rec["trade_id"] = rt["trade_id"]
+    rec["route"] = r
+    rec["start_ts"] = rt["leg_start"]
+    rec["end_ts"] = end_ts
+    rec["excess_qty"] = rt["leg_qty"]
+    rec["residual_qty"] = residual
+    rec["cost"] = rt["leg_cost"]
+    rec["tries"] = rt["unwind_tries"]
+    g["n_legs"] += 1
+    rt["leg_open"] = 0
+    rt["n_legs"] += 1
+
+
+@njit
+def close_value(s, r, use_mid):
+    """Value of closing the route's open legs now: at mid, or at the touch net of taker fees."""
+    rt = s.route[r]
+    total = 0.0
+    for leg in range(2):
+        i = rt["inst_a"] if leg == 0 else rt["inst_b"]
+        pos = rt["pos_a"] if leg == 0 else rt["pos_b"]
+        if pos == 0.0:
+            continue
+        if use_mid:
+            total += pos * mid(s, i)
+        else:
+            px = s.book_px[i, BID, 0] if pos > 0 else s.book_px[i, ASK, 0]
+            total += pos * px - abs(pos) * px * s.inst[i]["fee_rate"]
+    return total
+
+
+@njit
+def write_trade(s, r, ts, reason, is_open) -> None:
+    """Write the round-trip record of route ``r`` (closed, or open and marked at the end)."""
+    g = s.glob[0]
+    rt = s.route[r]
+    rec = s.trades[g["n_trades"]]
+    rec["trade_id"] = rt["trade_id"]
+    rec["route"] = r
+    rec["dir"] = rt["dir"]
+    rec["is_open"] = is_open
+    rec["entry_ts"] = rt["entry_ts"]
+    rec["exit_ts"] = ts
+    rec["qty"] = rt["qty"]
+    rec["entry_edge_bps"] = rt["entry_edge_bps"]
+    rec["exit_edge_bps"] = rt["exit_edge_bps"] if not is_open else np.nan
+    rec["entry_prem_bps"] = rt["entry_prem_bps"]
+    rec["exit_prem_bps"] = rt["exit_prem_bps"] if not is_open else np.nan
+    rec["entry_notional"] = rt["entry_notional"]
+    mark_mid = close_value(s, r, True) if is_open else 0.0
+    mark_exec = close_value(s, r, False) if is_open else 0.0
+    rec["gross_pnl"] = rt["cash_flow"] + mark_mid
+    rec["price_pnl"] = rt["dec_pnl"] + mark_mid
+    rec["slippage"] = rt["slip_cost"]
+    rec["fees"] = rt["fee_sum"]
+    rec["fx_pnl"] = 0.0
+    rec["funding"] = 0.0
+    rec["net_pnl_mid"] = rt["cash_flow"] + mark_mid - rt["fee_sum"]
+    rec["net_pnl"] = rt["cash_flow"] + (mark_exec if is_open else 0.0) - rt["fee_sum"]
+    denom = rt["entry_notional"] if rt["entry_notional"] > 0.0 else rt["notional"]
+    rec["r_multiple"] = rec["net_pnl"] / (denom * rt["r_unit_bps"] * 1e-4)
+    rec["exit_reason"] = X_OPEN_AT_END if is_open else reason
+    rec["legging_cost"] = rt["leg_cost"]
+    rec["n_fills"] = rt["n_fills"]
+    rec["n_leg_incidents"] = rt["n_legs"]
+    g["n_trades"] += 1

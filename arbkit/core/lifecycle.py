@@ -1,0 +1,113 @@
+"""Route lifecycle on acknowledgements: open, close, and the ``unwind`` legging policy.
+
+The strategy's view of its position changes only when an ack arrives (``ack_ns`` after the
+match). When both legs' acks are in, the route either holds a hedged position (OPEN), is flat
+(the round trip is written), or is legged: the excess is unwound at market (IOC with the wide
+``force_slip`` bound), up to ``unwind_retries`` times; what remains after that is reported as
+naked residual in the legging incident and the route goes OPEN so the exit rules flatten it.
+"""
+
+from __future__ import annotations
+
+from arbkit.core.jit import njit
+from arbkit.core.ledger import write_leg, write_trade
+from arbkit.core.orders import limit_price, send_order
+from arbkit.core.types import (
+    ASK, BID, BUY, ENTERING, FLAT, OPEN, P_UNWIND, SELL, UNWINDING, X_ENTRY_LEGGED, X_NONE,
+    X_STOP_LOSS,
+)
+
+
+@njit
+def process_ack(s, slot, now) -> None:
+    """The strategy learns an order's result; free its slot; advance the route when all are in."""
+    o = s.orders[slot]
+    r = o["route"]
+    rt = s.route[r]
+    signed = o["side"] * o["filled"]
+    if o["inst"] == rt["inst_a"]:
+        rt["pos_a"] = _snap(rt["pos_a"] + signed, rt["lot"])
+    else:
+        rt["pos_b"] = _snap(rt["pos_b"] + signed, rt["lot"])
+    if o["purpose"] == 0 and o["side"] == BUY and o["filled"] > 0.0:
+        rt["entry_buy_px"] = o["fill_px"]
+    o["active"] = 0
+    rt["inflight"] -= 1
+    if rt["inflight"] == 0:
+        _all_acked(s, r, now)
+
+
+@njit
+def _snap(x, lot) -> float:
+    return 0.0 if abs(x) < 1e-6 * lot else x
+
+
+@njit
+def _all_acked(s, r, now) -> None:
+    rt = s.route[r]
+    net = _snap(rt["pos_a"] + rt["pos_b"], rt["lot"])
+    if net != 0.0:
+        if rt["leg_open"] == 0:
+            rt["leg_open"] = 1
+            rt["leg_start"] = now
+            rt["leg_qty"] = abs(net)
+            rt["unwind_tries"] = 0
+        if rt["unwind_tries"] < rt["unwind_retries"]:
+            _send_unwind(s, r, net, now)
+            return
+        write_leg(s, r, now, abs(net))  # gave up: naked residual reported
+        _go_open(s, r, now)
+        return
+    if rt["leg_open"] == 1:
+        write_leg(s, r, now, 0.0)
+    if rt["pos_a"] == 0.0 and rt["pos_b"] == 0.0:
+        _go_flat(s, r, now)
+    else:
+        _go_open(s, r, now)
+
+
+@njit
+def _send_unwind(s, r, net, now) -> None:
+    """Reduce the larger leg by the excess, at market within the wide bound."""
+    rt = s.route[r]
+    use_a = abs(rt["pos_a"]) >= abs(rt["pos_b"])
+    i = rt["inst_a"] if use_a else rt["inst_b"]
+    side = SELL if net > 0 else BUY
+    touch = s.book_px[i, BID, 0] if side == SELL else s.book_px[i, ASK, 0]
+    rt["leg_ref_px"] = rt["dec_px_a"] if use_a else rt["dec_px_b"]
+    rt["unwind_tries"] += 1
+    rt["state"] = UNWINDING
+    lim = limit_price(touch, side, rt["force_slip"], s.inst[i]["tick"])
+    send_order(s, r, i, side, abs(net), lim, touch, P_UNWIND, now)
+
+
+@njit
+def _go_open(s, r, now) -> None:
+    rt = s.route[r]
+    if rt["pending_reason"] == X_NONE and rt["qty"] == 0.0:
+        # first time hedged after the entry: the round trip's size and notional are fixed here
+        rt["qty"] = abs(rt["pos_a"])
+        rt["entry_notional"] = rt["qty"] * rt["entry_buy_px"]
+        rt["hold_deadline"] = rt["entry_ts"] + rt["hold_ns"]
+    rt["state"] = OPEN
+    rt["hold_armed"] = rt["hold_on"]
+    g = s.glob[0]
+    if rt["hold_on"] == 1 and rt["hold_deadline"] < g["next_wakeup"]:
+        g["next_wakeup"] = rt["hold_deadline"]
+
+
+@njit
+def _go_flat(s, r, now) -> None:
+    rt = s.route[r]
+    if rt["n_fills"] == 0:
+        rt["n_unfilled"] += 1  # both IOCs missed: no position, no round trip
+    else:
+        reason = rt["pending_reason"]
+        if reason == X_NONE:
+            reason = X_ENTRY_LEGGED
+        write_trade(s, r, now, reason, 0)
+        if reason == X_STOP_LOSS:
+            rt["cooldown_until"] = now + rt["cooldown_ns"]
+    rt["state"] = FLAT
+    rt["hold_armed"] = 0
+    rt["qty"] = 0.0

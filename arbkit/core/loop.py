@@ -1,0 +1,191 @@
+"""The one event loop every mode calls: ``run_chunk(s, events, depth, start)``.
+
+Backtests pass the whole array (or chunks of it), paper/live pass one event at a time; the
+result is identical by construction because all state lives in ``s`` and time comes only from
+the events. Before an event at receive time ``t`` is applied, every wake-up due strictly before
+``t`` runs in time order (order matches, acks, time stops, equity samples), so timers fire
+from the kernel's own deadline even when the feed is quiet. Events at the same time as a
+wake-up are applied first (the venue's book at ``t`` includes updates stamped ``t``).
+"""
+
+from __future__ import annotations
+
+from arbkit.core.book import apply_quote
+from arbkit.core.jit import njit
+from arbkit.core.ledger import has_room, write_equity, write_trade
+from arbkit.core.lifecycle import process_ack
+from arbkit.core.orders import match_arrived, match_order
+from arbkit.core.strategy import check_exit, on_market
+from arbkit.core.types import (
+    ASK, BID, EV_QUOTE, FLAT, OPEN, S_DONE, S_FULL, X_OPEN_AT_END,
+)
+
+NEVER = 9_223_372_036_854_775_807
+ROOM = 4  # records one wake-up step can write to any one buffer
+
+
+@njit
+def run_chunk(s, ev, depth, start):
+    """Process ``ev[start:]``. Returns (status, next index): S_FULL asks the caller to grow
+    the output buffers and call again from that index; S_DONE when the chunk is consumed."""
+    g = s.glob[0]
+    n = ev.shape[0]
+    k = start
+    while k < n:
+        e = ev[k]
+        t = e["ts_recv"]
+        if g["next_wakeup"] < t:
+            if not _wakeups(s, t):
+                return S_FULL, k
+        if e["kind"] == EV_QUOTE:
+            i = e["inst"]
+            if s.inst[i]["n_pending"] > 0 and s.inst[i]["use_exch"] == 1:
+                if not has_room(s, ROOM * s.orders.shape[0]):
+                    return S_FULL, k
+                match_arrived(s, i, e["ts_exch"])
+            apply_quote(s, ev, depth, k)
+            g["now"] = t
+            for j in range(s.inst_route_ptr[i], s.inst_route_ptr[i + 1]):
+                on_market(s, s.inst_route_idx[j], t)
+        elif t > g["now"]:
+            g["now"] = t
+        g["n_events"] += 1
+        k += 1
+    return S_DONE, n
+
+
+@njit
+def _wakeups(s, limit) -> bool:
+    """Run every wake-up due strictly before ``limit``. False = out of buffer room."""
+    g = s.glob[0]
+    while g["next_wakeup"] < limit:
+        if not has_room(s, ROOM):
+            return False
+        _one_wakeup(s, limit, True)
+        g["next_wakeup"] = next_wakeup(s)
+    return True
+
+
+@njit
+def _one_wakeup(s, limit, timers) -> None:
+    """Handle the earliest due item. Ties: matches, then acks, then time stops, then samples."""
+    g = s.glob[0]
+    slot, t_o = _next_order_item(s)
+    r, t_h = _next_time_stop(s) if timers else (-1, NEVER)
+    t_s = g["next_sample"] if timers else NEVER
+    if slot >= 0 and t_o <= t_h and t_o <= t_s:
+        now = t_o if t_o > g["now"] else g["now"]
+        g["now"] = now
+        if s.orders[slot]["matched"] == 0:
+            match_order(s, slot)
+        else:
+            process_ack(s, slot, now)
+    elif r >= 0 and t_h <= t_s:
+        now = t_h if t_h > g["now"] else g["now"]
+        g["now"] = now
+        _time_stop(s, r, now)
+    else:
+        write_equity(s, t_s)
+        g["next_sample"] = _next_sample(s, t_s, limit, t_o, t_h)
+
+
+@njit
+def _next_sample(s, t_s, limit, t_o, t_h) -> int:
+    """Nothing marks equity between now and the next event or order/timer item, so the samples
+    in between would all be equal: skip to the last grid point before the earliest of them."""
+    step = s.glob[0]["sample_ns"]
+    cap = limit - 1
+    if t_o < cap:
+        cap = t_o
+    if t_h < cap:
+        cap = t_h
+    nxt = t_s + step
+    tgt = (cap // step) * step
+    return tgt if tgt > nxt else nxt
+
+
+@njit
+def _next_order_item(s):
+    best = -1
+    best_t = NEVER
+    best_m = 2
+    for slot in range(s.orders.shape[0]):
+        o = s.orders[slot]
+        if o["active"] == 0:
+            continue
+        m = o["matched"]
+        t = o["t_ack"] if m == 1 else o["t_deadline"]
+        if t < best_t or (t == best_t and (m < best_m or (m == best_m and o["oid"] < s.orders[best]["oid"]))):
+            best, best_t, best_m = slot, t, m
+    return best, best_t
+
+
+@njit
+def _next_time_stop(s):
+    best = -1
+    best_t = NEVER
+    for r in range(s.route.shape[0]):
+        rt = s.route[r]
+        if rt["hold_armed"] == 1 and rt["state"] == OPEN and rt["hold_deadline"] < best_t:
+            best, best_t = r, rt["hold_deadline"]
+    return best, best_t
+
+
+@njit
+def next_wakeup(s) -> int:
+    """The single deadline covering pending matches, acks, time stops and samples."""
+    _, t_o = _next_order_item(s)
+    _, t_h = _next_time_stop(s)
+    t = s.glob[0]["next_sample"]
+    if t_o < t:
+        t = t_o
+    if t_h < t:
+        t = t_h
+    return t
+
+
+@njit
+def _time_stop(s, r, now) -> None:
+    """The time stop fired on the kernel's clock: evaluate exits with the current books."""
+    rt = s.route[r]
+    rt["hold_armed"] = 0
+    a = rt["inst_a"]
+    b = rt["inst_b"]
+    inv = 4e4 / (s.book_px[a, BID, 0] + s.book_px[a, ASK, 0]
+                 + s.book_px[b, BID, 0] + s.book_px[b, ASK, 0])
+    if rt["dir"] == 1:
+        e_close = (s.book_px[a, BID, 0] - s.book_px[b, ASK, 0]) * inv
+    else:
+        e_close = (s.book_px[b, BID, 0] - s.book_px[a, ASK, 0]) * inv
+    check_exit(s, r, now, e_close, inv)
+
+
+@njit
+def start(s, t0) -> None:
+    """Initialise clocks before the first event (first sample on the grid at or after t0)."""
+    g = s.glob[0]
+    if g["started"] == 1:
+        return
+    g["started"] = 1
+    g["now"] = t0
+    step = g["sample_ns"]
+    g["next_sample"] = ((t0 + step - 1) // step) * step
+    g["next_wakeup"] = g["next_sample"]
+
+
+@njit
+def finish(s) -> int:
+    """End of data: settle in-flight orders (matches, acks, unwinds) on the last books, write a
+    final equity sample and the open round trips marked at the end. Time stops and samples past
+    the last event do not fire. Caller guarantees buffer room."""
+    g = s.glob[0]
+    for _ in range(10_000):
+        slot, _t = _next_order_item(s)
+        if slot < 0:
+            break
+        _one_wakeup(s, NEVER, False)
+    write_equity(s, g["now"])
+    for r in range(s.route.shape[0]):
+        if s.route[r]["state"] != FLAT:
+            write_trade(s, r, g["now"], X_OPEN_AT_END, 1)
+    return S_DONE

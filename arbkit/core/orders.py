@@ -1,0 +1,164 @@
+"""Simulated venue: IOC limit orders that travel with latency and fill at the arrival book.
+
+An order sent at ``t`` arrives at ``t_arrive = t + latency (+ seeded jitter)`` on the exchange
+timeline. It is matched against the book as it was at that moment: either when an update of its
+instrument stamped later than ``t_arrive`` is about to be applied, or when the receive clock
+passes ``t_deadline`` (``t_arrive`` on one timeline; ``t_arrive + match timeout`` when exchange
+timestamps exist). The strategy learns the result ``ack_ns`` after the match.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from arbkit.core.book import take
+from arbkit.core.jit import njit
+from arbkit.core.ledger import book_fill, write_order_log
+from arbkit.core.types import (
+    ASK, BID, BUY, KIND_SPOT, RJ_BALANCE, RJ_CROSSED, RJ_NO_BOOK, RJ_NONE, ST_CANCELLED,
+    ST_FILLED, ST_NEW, ST_PARTIAL, ST_REJECTED,
+)
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@njit
+def splitmix64(x):
+    """Counter-based generator: the n-th draw depends only on (seed, n)."""
+    z = np.uint64(x) + _GOLDEN
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit
+def limit_price(touch, side, bound, tick) -> float:
+    """IOC limit: the touch moved by ``bound`` against us, on the tick grid, never inside it."""
+    if side == BUY:
+        px = math.floor(touch * (1.0 + bound) / tick + 1e-9) * tick
+        return px if px > touch else touch
+    px = math.ceil(touch * (1.0 - bound) / tick - 1e-9) * tick
+    return px if px < touch else touch
+
+
+@njit
+def send_order(s, r, i, side, qty, limit_px, dec_px, purpose, t) -> None:
+    """Put an order in flight (a free slot always exists: slots = 4 per route)."""
+    g = s.glob[0]
+    inst = s.inst[i]
+    slot = 0
+    while s.orders[slot]["active"] == 1:
+        slot += 1
+    o = s.orders[slot]
+    g["order_seq"] += 1
+    jitter = 0
+    if inst["jitter_ns"] > 0:
+        u = splitmix64(g["seed"] ^ (np.uint64(g["order_seq"]) * _GOLDEN))
+        jitter = np.int64(u % np.uint64(inst["jitter_ns"] + 1))
+    o["active"] = 1
+    o["matched"] = 0
+    o["oid"] = g["order_seq"]
+    o["route"] = r
+    o["inst"] = i
+    o["side"] = side
+    o["purpose"] = purpose
+    o["trade_id"] = s.route[r]["trade_id"]
+    o["qty"] = qty
+    o["limit_px"] = limit_px
+    o["dec_px"] = dec_px
+    o["t_send"] = t
+    o["t_arrive"] = t + inst["lat_ns"] + jitter
+    o["t_deadline"] = o["t_arrive"] + (inst["match_timeout_ns"] if inst["use_exch"] == 1 else 0)
+    o["t_match"] = -1
+    o["t_ack"] = -1
+    o["filled"] = 0.0
+    o["fill_px"] = np.nan
+    o["fee"] = 0.0
+    o["status"] = ST_NEW
+    o["reason"] = RJ_NONE
+    inst["n_pending"] += 1
+    s.route[r]["inflight"] += 1
+    if o["t_deadline"] < g["next_wakeup"]:
+        g["next_wakeup"] = o["t_deadline"]
+
+
+@njit
+def match_order(s, slot) -> None:
+    """Fill an arrived IOC order against the current book of its instrument."""
+    o = s.orders[slot]
+    i = o["inst"]
+    inst = s.inst[i]
+    side = o["side"]
+    ts = o["t_arrive"]
+    o["matched"] = 1
+    o["t_match"] = ts
+    o["t_ack"] = ts + inst["ack_ns"]
+    inst["n_pending"] -= 1
+    g = s.glob[0]
+    if o["t_ack"] < g["next_wakeup"]:
+        g["next_wakeup"] = o["t_ack"]
+    if inst["has_quote"] == 0:
+        _finish(s, o, ST_REJECTED, RJ_NO_BOOK)
+        return
+    if inst["crossed"] == 1:
+        _finish(s, o, ST_REJECTED, RJ_CROSSED)
+        return
+    if not _balance_ok(inst, side, o["qty"], o["limit_px"]):
+        _finish(s, o, ST_REJECTED, RJ_BALANCE)
+        return
+    side_idx = ASK if side == BUY else BID
+    filled, px, levels = take(s, i, side_idx, o["qty"], o["limit_px"], inst["lot"])
+    if filled <= 0.0:
+        _finish(s, o, ST_CANCELLED, RJ_NONE)
+        return
+    fee = filled * px * inst["fee_rate"]
+    inst["cash"] += -side * filled * px - fee
+    inst["pos"] += side * filled
+    inst["fees"] += fee
+    o["filled"] = filled
+    o["fill_px"] = px
+    o["fee"] = fee
+    book_fill(s, o, ts, filled, px, fee, levels)
+    status = ST_FILLED if filled >= o["qty"] - 1e-6 * inst["lot"] else ST_PARTIAL
+    _finish(s, o, status, RJ_NONE)
+
+
+@njit
+def _balance_ok(inst, side, qty, limit_px) -> bool:
+    """Venue-side check at arrival: spot cannot go short or spend cash it does not have."""
+    if inst["kind"] != KIND_SPOT:
+        return True
+    if side == BUY:
+        return inst["cash"] >= qty * limit_px * (1.0 + inst["fee_rate"])
+    return inst["pos"] >= qty - 1e-6 * inst["lot"]
+
+
+@njit
+def _finish(s, o, status, reason) -> None:
+    o["status"] = status
+    o["reason"] = reason
+    write_order_log(s, o)
+
+
+@njit
+def match_arrived(s, i, ts_exch) -> None:
+    """Before an update of instrument ``i`` stamped ``ts_exch``: match its orders that arrived
+    earlier on the exchange timeline (they meet the book as it was before this update)."""
+    while True:
+        best = -1
+        for slot in range(s.orders.shape[0]):
+            o = s.orders[slot]
+            if o["active"] == 1 and o["matched"] == 0 and o["inst"] == i and o["t_arrive"] < ts_exch:
+                if best < 0 or _earlier(o, s.orders[best]):
+                    best = slot
+        if best < 0:
+            return
+        match_order(s, best)
+
+
+@njit
+def _earlier(o, p) -> bool:
+    """Venue priority: earlier arrival first, then the order sent first."""
+    return o["t_arrive"] < p["t_arrive"] or (o["t_arrive"] == p["t_arrive"] and o["oid"] < p["oid"])

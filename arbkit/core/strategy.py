@@ -1,0 +1,208 @@
+"""Spread-convergence strategy (BRIEF §5): edges, entry and exit decisions.
+
+Edges are in bps of ``mid_ref`` (mean of the two mids). Direction +1 buys leg A and sells leg B:
+``e_AB = (bid_B - ask_A) / mid_ref``; its closing edge is ``e_BA = (bid_A - ask_B) / mid_ref``.
+Signs are never taken with abs(). Exit precedence when several rules hold on one event:
+stop-loss > time > take-profit > reversal > converge.
+"""
+
+from __future__ import annotations
+
+from arbkit.core.book import available, floor_lot, vwap
+from arbkit.core.jit import njit
+from arbkit.core.ledger import close_value
+from arbkit.core.orders import limit_price, send_order
+from arbkit.core.types import (
+    ASK, BID, BUY, ENTERING, EXITING, FLAT, KIND_SPOT, OPEN, P_ENTRY, P_EXIT, SELL, SK_BALANCE,
+    SK_BUSY, SK_COOLDOWN, SK_CROSSED, SK_DEPTH, SK_MIN_NOTIONAL, SK_SANITY, SK_STALE, SK_TAKEN,
+    X_CONVERGE, X_NONE, X_REVERSAL, X_STOP_LOSS, X_TAKE_PROFIT, X_TIME,
+)
+
+
+@njit
+def on_market(s, r, t) -> None:
+    """Evaluate route ``r`` after a book update at receive time ``t``."""
+    rt = s.route[r]
+    a = rt["inst_a"]
+    b = rt["inst_b"]
+    if s.inst[a]["has_quote"] == 0 or s.inst[b]["has_quote"] == 0:
+        return
+    bid_a = s.book_px[a, BID, 0]
+    ask_a = s.book_px[a, ASK, 0]
+    bid_b = s.book_px[b, BID, 0]
+    ask_b = s.book_px[b, ASK, 0]
+    inv = 4e4 / (bid_a + ask_a + bid_b + ask_b)  # 1e4 / mid_ref
+    e_ab = (bid_b - ask_a) * inv
+    e_ba = (bid_a - ask_b) * inv
+    thr = rt["thr_entry_bps"]
+    state = rt["state"]
+    if state == FLAT:
+        best = e_ab if e_ab >= e_ba else e_ba
+        if best - thr > rt["best_miss_bps"]:
+            rt["best_miss_bps"] = best - thr
+            rt["best_miss_ts"] = t
+            rt["best_miss_dir"] = 1 if e_ab >= e_ba else -1
+        if best >= thr:
+            try_entry(s, r, 1 if e_ab >= e_ba else -1, best, inv, t)
+        return
+    if e_ab >= thr or e_ba >= thr:
+        s.skips[r, SK_BUSY] += 1
+    if state == OPEN:
+        check_exit(s, r, t, e_ba if rt["dir"] == 1 else e_ab, inv)
+
+
+@njit
+def _guards_block(s, r, edge, t) -> int:
+    """Data-quality guards first, so the logged reason is the root one. -1 = clear."""
+    rt = s.route[r]
+    a = rt["inst_a"]
+    b = rt["inst_b"]
+    if s.inst[a]["crossed"] == 1 or s.inst[b]["crossed"] == 1:
+        return SK_CROSSED
+    if rt["stale_on"] == 1 and (
+        t - s.inst[a]["ts_recv"] > rt["stale_ns"] or t - s.inst[b]["ts_recv"] > rt["stale_ns"]
+    ):
+        return SK_STALE
+    if edge > rt["sanity_bps"]:
+        return SK_SANITY
+    if t < rt["cooldown_until"]:
+        return SK_COOLDOWN
+    return -1
+
+
+@njit
+def try_entry(s, r, d, edge, inv, t) -> None:
+    """Size, re-check at VWAP and send both IOC legs, or count why not."""
+    rt = s.route[r]
+    why = _guards_block(s, r, edge, t)
+    if why >= 0:
+        s.skips[r, why] += 1
+        return
+    buy_i = rt["inst_a"] if d == 1 else rt["inst_b"]
+    sell_i = rt["inst_b"] if d == 1 else rt["inst_a"]
+    ask = s.book_px[buy_i, ASK, 0]
+    bid = s.book_px[sell_i, BID, 0]
+    buy_lim = limit_price(ask, BUY, rt["slip"], s.inst[buy_i]["tick"])
+    sell_lim = limit_price(bid, SELL, rt["slip"], s.inst[sell_i]["tick"])
+    qty = rt["notional"] / ask
+    depth_q = min(available(s, buy_i, ASK, buy_lim), available(s, sell_i, BID, sell_lim))
+    bal_q = qty
+    if s.inst[buy_i]["kind"] == KIND_SPOT:
+        bal_q = min(bal_q, s.inst[buy_i]["cash"] / (buy_lim * (1.0 + s.inst[buy_i]["fee_rate"])))
+    if s.inst[sell_i]["kind"] == KIND_SPOT:
+        bal_q = min(bal_q, s.inst[sell_i]["pos"])
+    qty = floor_lot(min(qty, depth_q, bal_q), rt["lot"])
+    if qty <= 0.0:
+        s.skips[r, SK_BALANCE if bal_q < depth_q else SK_DEPTH] += 1
+        return
+    vb = vwap(s, buy_i, ASK, qty, buy_lim)
+    vs = vwap(s, sell_i, BID, qty, sell_lim)
+    e_vwap = (vs - vb) * inv
+    if not (e_vwap >= rt["thr_entry_bps"]):
+        s.skips[r, SK_DEPTH] += 1
+        return
+    if qty * vb < s.inst[buy_i]["min_notional"] or qty * vs < s.inst[sell_i]["min_notional"]:
+        s.skips[r, SK_MIN_NOTIONAL] += 1
+        return
+    s.skips[r, SK_TAKEN] += 1
+    _start_trade(s, r, d, e_vwap, inv, t)
+    send_order(s, r, buy_i, BUY, qty, buy_lim, ask, P_ENTRY, t)
+    send_order(s, r, sell_i, SELL, qty, sell_lim, bid, P_ENTRY, t)
+    rt["dec_px_a"] = ask if d == 1 else bid
+    rt["dec_px_b"] = bid if d == 1 else ask
+
+
+@njit
+def _start_trade(s, r, d, e_vwap, inv, t) -> None:
+    g = s.glob[0]
+    rt = s.route[r]
+    a = rt["inst_a"]
+    b = rt["inst_b"]
+    g["trade_seq"] += 1
+    rt["trade_id"] = g["trade_seq"]
+    rt["state"] = ENTERING
+    rt["dir"] = d
+    rt["entry_ts"] = t
+    rt["entry_edge_bps"] = e_vwap
+    mid_a = 0.5 * (s.book_px[a, BID, 0] + s.book_px[a, ASK, 0])
+    mid_b = 0.5 * (s.book_px[b, BID, 0] + s.book_px[b, ASK, 0])
+    rt["entry_prem_bps"] = (mid_b - mid_a) * inv
+    rt["pending_reason"] = X_NONE
+    rt["qty"] = 0.0
+    rt["entry_notional"] = 0.0
+    rt["entry_buy_px"] = 0.0
+    rt["cash_flow"] = 0.0
+    rt["dec_pnl"] = 0.0
+    rt["slip_cost"] = 0.0
+    rt["fee_sum"] = 0.0
+    rt["leg_cost"] = 0.0
+    rt["n_fills"] = 0
+    rt["n_legs"] = 0
+    rt["leg_open"] = 0
+    rt["unwind_tries"] = 0
+    rt["exit_edge_bps"] = 0.0
+    rt["exit_prem_bps"] = 0.0
+    rt["n_entries"] += 1
+
+
+@njit
+def exit_reason(s, r, t, e_close, inv) -> int:
+    """Which exit rule holds now (precedence: stop > time > take-profit > reversal > converge)."""
+    rt = s.route[r]
+    a = rt["inst_a"]
+    b = rt["inst_b"]
+    mid_a = 0.5 * (s.book_px[a, BID, 0] + s.book_px[a, ASK, 0])
+    mid_b = 0.5 * (s.book_px[b, BID, 0] + s.book_px[b, ASK, 0])
+    prem = (mid_b - mid_a) * inv
+    rt["exit_prem_bps"] = prem
+    rt["exit_edge_bps"] = e_close
+    if rt["sl_on"] == 1 and rt["dir"] * (prem - rt["entry_prem_bps"]) >= rt["sl_bps"]:
+        return X_STOP_LOSS
+    if rt["hold_on"] == 1 and t >= rt["hold_deadline"]:
+        return X_TIME
+    if rt["tp_on"] == 1:
+        upnl = rt["cash_flow"] - rt["fee_sum"] + close_value(s, r, False)
+        if upnl >= rt["tp_bps"] * 1e-4 * rt["entry_notional"]:
+            return X_TAKE_PROFIT
+    if rt["rev_on"] == 1 and e_close >= rt["thr_entry_bps"]:
+        return X_REVERSAL
+    if rt["conv_on"] == 1 and e_close >= rt["exit_bps"]:
+        return X_CONVERGE
+    return X_NONE
+
+
+@njit
+def check_exit(s, r, t, e_close, inv) -> None:
+    """Exit an OPEN route if a rule holds and both books are tradable."""
+    rt = s.route[r]
+    a = rt["inst_a"]
+    b = rt["inst_b"]
+    if s.inst[a]["crossed"] == 1 or s.inst[b]["crossed"] == 1:
+        return
+    reason = exit_reason(s, r, t, e_close, inv)
+    if reason != X_NONE:
+        send_exit(s, r, reason, t)
+
+
+@njit
+def send_exit(s, r, reason, t) -> None:
+    """Send IOC orders closing each leg's whole position."""
+    rt = s.route[r]
+    forced = reason == X_STOP_LOSS or reason == X_TIME
+    bound = rt["force_slip"] if forced else rt["slip"]
+    for leg in range(2):
+        i = rt["inst_a"] if leg == 0 else rt["inst_b"]
+        pos = rt["pos_a"] if leg == 0 else rt["pos_b"]
+        if pos == 0.0:
+            continue
+        side = SELL if pos > 0 else BUY
+        touch = s.book_px[i, BID, 0] if side == SELL else s.book_px[i, ASK, 0]
+        lim = limit_price(touch, side, bound, s.inst[i]["tick"])
+        send_order(s, r, i, side, abs(pos), lim, touch, P_EXIT, t)
+        if leg == 0:
+            rt["dec_px_a"] = touch
+        else:
+            rt["dec_px_b"] = touch
+    rt["state"] = EXITING
+    rt["pending_reason"] = reason
+    rt["hold_armed"] = 0

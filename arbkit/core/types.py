@@ -1,0 +1,284 @@
+"""Kernel state layout: structured dtypes, integer codes and their text tables.
+
+Everything the numba loop touches is declared here, so a reader finds the whole state in one
+file. Times are int64 nanoseconds; prices in quote currency; quantities in base units.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# ---- event kinds -------------------------------------------------------------------------
+EV_QUOTE = 1  # book update of one instrument (L1 in the record; deeper levels via depth_row)
+EV_HEARTBEAT = 2  # advances time only (paper/live inject these so timers fire on a quiet feed)
+
+EVENT_DTYPE = np.dtype(
+    [
+        ("ts_recv", "i8"),  # when the strategy sees it (sort key)
+        ("ts_exch", "i8"),  # exchange time, offset-corrected; == ts_recv on one timeline
+        ("inst", "i4"),
+        ("kind", "i4"),
+        ("bid_px", "f8"),
+        ("bid_qty", "f8"),
+        ("ask_px", "f8"),
+        ("ask_qty", "f8"),
+        ("depth_row", "i8"),  # row in the depth array, -1 when the event is L1 only
+    ]
+)
+
+# ---- sides, instrument kinds -------------------------------------------------------------
+BUY = 1
+SELL = -1
+KIND_SPOT = 0
+KIND_LINEAR_PERP = 1
+BID = 0
+ASK = 1
+
+# ---- route states ------------------------------------------------------------------------
+FLAT = 0
+ENTERING = 1
+OPEN = 2
+EXITING = 3
+UNWINDING = 4
+ROUTE_STATE_TEXT = ("flat", "entering", "open", "exiting", "unwinding")
+
+# ---- order purpose and status ------------------------------------------------------------
+P_ENTRY = 0
+P_EXIT = 1
+P_UNWIND = 2
+PURPOSE_TEXT = ("entry", "exit", "unwind")
+
+ST_NEW = 0
+ST_ACCEPTED = 1
+ST_PARTIAL = 2  # partially filled, IOC remainder cancelled
+ST_FILLED = 3
+ST_CANCELLED = 4  # IOC, nothing within the limit
+ST_REJECTED = 5
+ORDER_STATUS_TEXT = ("new", "accepted", "partially_filled", "filled", "cancelled", "rejected")
+
+RJ_NONE = 0
+RJ_BALANCE = 1
+RJ_NO_BOOK = 2
+RJ_CROSSED = 3
+REJECT_TEXT = ("", "insufficient_balance", "no_book", "crossed_book")
+
+# ---- exit reasons ------------------------------------------------------------------------
+X_NONE = 0
+X_CONVERGE = 1
+X_TAKE_PROFIT = 2
+X_STOP_LOSS = 3
+X_TIME = 4
+X_REVERSAL = 5
+X_OPEN_AT_END = 6
+X_ENTRY_LEGGED = 7  # entry filled on one leg only and was unwound flat
+EXIT_REASON_TEXT = (
+    "none", "converge", "take_profit", "stop_loss", "time", "reversal", "open_at_end",
+    "entry_legged",
+)
+
+# ---- why an opportunity was not taken (counted per route) --------------------------------
+SK_CROSSED = 0
+SK_STALE = 1
+SK_SANITY = 2
+SK_BUSY = 3  # orders in flight or a position already open
+SK_COOLDOWN = 4
+SK_DEPTH = 5  # VWAP for the size no longer clears the threshold within max slippage
+SK_BALANCE = 6
+SK_MIN_NOTIONAL = 7
+SK_TAKEN = 8  # not a skip: the entry was sent
+N_SKIP = 9
+SKIP_TEXT = (
+    "crossed_book", "stale_quote", "sanity", "busy", "cooldown", "depth", "balance",
+    "min_notional", "taken",
+)
+
+# ---- run_chunk status --------------------------------------------------------------------
+S_DONE = 0
+S_FULL = 1  # an output buffer is nearly full: grow it and call again from `next_index`
+
+# ---- state -------------------------------------------------------------------------------
+INST_DTYPE = np.dtype(
+    [
+        # parameters
+        ("kind", "i4"),
+        ("use_exch", "i4"),
+        ("fee_rate", "f8"),  # taker fee as a fraction of notional, paid in quote currency
+        ("lot", "f8"),
+        ("tick", "f8"),
+        ("min_notional", "f8"),
+        ("lat_ns", "i8"),
+        ("jitter_ns", "i8"),
+        ("ack_ns", "i8"),
+        ("match_timeout_ns", "i8"),
+        # market state
+        ("has_quote", "i4"),
+        ("crossed", "i4"),
+        ("ts_recv", "i8"),
+        ("ts_exch", "i8"),
+        ("n_pending", "i4"),  # orders sent to this venue and not matched yet
+        ("taken_dirty", "i4"),  # our orders consumed size since the last book update
+        # venue balances (spot: cash + inventory; perp: cash flows + signed position)
+        ("cash", "f8"),
+        ("pos", "f8"),
+        ("cash0", "f8"),
+        ("pos0", "f8"),
+        ("fees", "f8"),
+    ]
+)
+
+ROUTE_DTYPE = np.dtype(
+    [
+        # parameters
+        ("inst_a", "i4"),
+        ("inst_b", "i4"),
+        ("thr_entry_bps", "f8"),
+        ("conv_on", "i4"),
+        ("exit_bps", "f8"),
+        ("tp_on", "i4"),
+        ("tp_bps", "f8"),
+        ("sl_on", "i4"),
+        ("sl_bps", "f8"),
+        ("hold_on", "i4"),
+        ("hold_ns", "i8"),
+        ("rev_on", "i4"),
+        ("stale_on", "i4"),
+        ("stale_ns", "i8"),
+        ("sanity_bps", "f8"),
+        ("notional", "f8"),
+        ("slip", "f8"),  # max slippage bound of entry/normal exit IOC limits, fraction
+        ("force_slip", "f8"),  # bound for unwinds and forced exits (stop, time), fraction
+        ("cooldown_ns", "i8"),
+        ("lot", "f8"),  # common lot of both legs
+        ("fees4_bps", "f8"),
+        ("r_unit_bps", "f8"),  # denominator of the R multiple, bps of entry notional
+        ("unwind_retries", "i4"),
+        # dynamic state
+        ("state", "i4"),
+        ("dir", "i4"),
+        ("inflight", "i4"),
+        ("pos_a", "f8"),  # position as the strategy knows it (updated at acks)
+        ("pos_b", "f8"),
+        ("cooldown_until", "i8"),
+        ("hold_deadline", "i8"),
+        ("hold_armed", "i4"),  # the time stop is a pending wake-up
+        ("dec_px_a", "f8"),  # touch at the last entry/exit decision, per leg
+        ("dec_px_b", "f8"),
+        ("entry_buy_px", "f8"),  # buy leg's entry fill VWAP (entry notional = qty x this)
+        ("n_entries", "i8"),  # entry decisions sent
+        ("n_unfilled", "i8"),  # entries where neither IOC filled (no trade)
+        ("unwind_tries", "i4"),
+        ("pending_reason", "i4"),  # exit reason being executed
+        ("trade_id", "i8"),
+        ("entry_ts", "i8"),
+        ("exit_ts", "i8"),
+        ("qty", "f8"),  # hedged quantity held
+        ("entry_edge_bps", "f8"),
+        ("entry_prem_bps", "f8"),
+        ("entry_notional", "f8"),
+        ("exit_edge_bps", "f8"),
+        ("exit_prem_bps", "f8"),
+        ("cash_flow", "f8"),  # gross PnL at fill prices, accumulated per fill
+        ("dec_pnl", "f8"),  # PnL at decision prices (the price move)
+        ("slip_cost", "f8"),  # fill vs touch at decision, positive = cost
+        ("fee_sum", "f8"),
+        ("leg_cost", "f8"),
+        ("n_fills", "i4"),
+        ("n_legs", "i4"),
+        ("leg_open", "i4"),  # a legging incident is open
+        ("leg_start", "i8"),
+        ("leg_qty", "f8"),
+        ("leg_ref_px", "f8"),
+        # opportunity statistics
+        ("best_miss_bps", "f8"),  # max over FLAT events of (edge - entry threshold)
+        ("best_miss_ts", "i8"),
+        ("best_miss_dir", "i4"),
+    ]
+)
+
+ORDER_DTYPE = np.dtype(
+    [
+        ("active", "i4"),
+        ("matched", "i4"),
+        ("oid", "i8"),
+        ("route", "i4"),
+        ("inst", "i4"),
+        ("side", "i4"),
+        ("purpose", "i4"),
+        ("trade_id", "i8"),
+        ("qty", "f8"),
+        ("limit_px", "f8"),
+        ("dec_px", "f8"),  # touch at decision time (ask for a buy, bid for a sell)
+        ("t_send", "i8"),
+        ("t_arrive", "i8"),  # on the exchange timeline
+        ("t_deadline", "i8"),  # receive-timeline time by which it is matched regardless
+        ("t_match", "i8"),
+        ("t_ack", "i8"),
+        ("filled", "f8"),
+        ("fill_px", "f8"),
+        ("fee", "f8"),
+        ("status", "i4"),
+        ("reason", "i4"),
+    ]
+)
+
+GLOB_DTYPE = np.dtype(
+    [
+        ("now", "i8"),  # kernel clock: last processed time, never goes backwards
+        ("next_wakeup", "i8"),
+        ("next_sample", "i8"),
+        ("sample_ns", "i8"),
+        ("seed", "u8"),
+        ("order_seq", "i8"),
+        ("trade_seq", "i8"),
+        ("capital", "f8"),
+        ("n_fills", "i8"),
+        ("n_orders", "i8"),
+        ("n_trades", "i8"),
+        ("n_equity", "i8"),
+        ("n_legs", "i8"),
+        ("headroom", "i8"),  # records one step may write at most
+        ("n_events", "i8"),
+        ("started", "i4"),
+    ]
+)
+
+FILL_DTYPE = np.dtype(
+    [
+        ("ts", "i8"), ("oid", "i8"), ("trade_id", "i8"), ("route", "i4"), ("inst", "i4"),
+        ("side", "i4"), ("purpose", "i4"), ("qty", "f8"), ("px", "f8"), ("fee", "f8"),
+        ("dec_px", "f8"), ("slip_cost", "f8"), ("levels", "i4"),
+    ]
+)
+
+ORDER_LOG_DTYPE = np.dtype(
+    [
+        ("oid", "i8"), ("trade_id", "i8"), ("route", "i4"), ("inst", "i4"), ("side", "i4"),
+        ("purpose", "i4"), ("qty", "f8"), ("limit_px", "f8"), ("dec_px", "f8"),
+        ("t_send", "i8"), ("t_match", "i8"), ("filled", "f8"), ("fill_px", "f8"),
+        ("fee", "f8"), ("status", "i4"), ("reason", "i4"),
+    ]
+)
+
+TRADE_DTYPE = np.dtype(
+    [
+        ("trade_id", "i8"), ("route", "i4"), ("dir", "i4"), ("is_open", "i4"),
+        ("entry_ts", "i8"), ("exit_ts", "i8"), ("qty", "f8"),
+        ("entry_edge_bps", "f8"), ("exit_edge_bps", "f8"),
+        ("entry_prem_bps", "f8"), ("exit_prem_bps", "f8"), ("entry_notional", "f8"),
+        ("gross_pnl", "f8"), ("price_pnl", "f8"), ("slippage", "f8"), ("fees", "f8"),
+        ("fx_pnl", "f8"), ("funding", "f8"), ("net_pnl", "f8"), ("net_pnl_mid", "f8"),
+        ("r_multiple", "f8"), ("exit_reason", "i4"), ("legging_cost", "f8"),
+        ("n_fills", "i4"), ("n_leg_incidents", "i4"),
+    ]
+)
+
+EQUITY_DTYPE = np.dtype(
+    [("ts", "i8"), ("equity", "f8"), ("gross_exposure", "f8"), ("n_open", "i4")]
+)
+
+LEG_DTYPE = np.dtype(
+    [
+        ("trade_id", "i8"), ("route", "i4"), ("start_ts", "i8"), ("end_ts", "i8"),
+        ("excess_qty", "f8"), ("residual_qty", "f8"), ("cost", "f8"), ("tries", "i4"),
+    ]
+)

@@ -1,0 +1,177 @@
+"""Build the kernel's state arrays from a Config, and grow output buffers on demand."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from arbkit.config import OFF, Config, InstrumentConfig
+from arbkit.core import types as T
+from arbkit.errors import ConfigError
+
+MS = 1_000_000
+S = 1_000_000_000
+
+
+class KernelState(NamedTuple):
+    """Everything the numba loop reads and writes (numba takes a namedtuple of arrays)."""
+
+    inst: np.ndarray
+    route: np.ndarray
+    orders: np.ndarray
+    glob: np.ndarray
+    book_px: np.ndarray
+    book_qty: np.ndarray
+    book_taken: np.ndarray
+    book_n: np.ndarray
+    inst_route_ptr: np.ndarray
+    inst_route_idx: np.ndarray
+    skips: np.ndarray
+    fills: np.ndarray
+    olog: np.ndarray
+    trades: np.ndarray
+    equity: np.ndarray
+    legs: np.ndarray
+
+
+BUFFERS = ("fills", "olog", "trades", "equity", "legs")
+
+
+def entry_threshold_bps(cfg: Config) -> float:
+    """entry_bps - exit_bps + fees of four fills + latency allowance (BRIEF §5).
+
+    With converge disabled the trade is assumed to close at a closing edge of 0 bps.
+    """
+    s = cfg.strategy
+    exit_bps = 0.0 if s.exit_bps == OFF else float(s.exit_bps)
+    return s.entry_bps - exit_bps + fees4_bps(cfg) + s.latency_allowance_bps
+
+
+def fees4_bps(cfg: Config) -> float:
+    a, b = cfg.instrument(cfg.route.a), cfg.instrument(cfg.route.b)
+    return 2.0 * (a.taker_fee_bps + b.taker_fee_bps)
+
+
+def feasibility(cfg: Config) -> list[str]:
+    """Reasons this config can never trade profitably by construction (empty = feasible)."""
+    s = cfg.strategy
+    problems: list[str] = []
+    thr = entry_threshold_bps(cfg)
+    if thr >= s.sanity_max_edge_bps:
+        problems.append(
+            f"entry threshold {thr:.2f} bps (entry_bps - exit_bps + fees of 4 fills "
+            f"{fees4_bps(cfg):.2f} + latency allowance) is at or above sanity_max_edge_bps "
+            f"{s.sanity_max_edge_bps}: every qualifying edge would be rejected as a data fault"
+        )
+    if s.stop_loss_bps != OFF and float(s.stop_loss_bps) <= fees4_bps(cfg):
+        problems.append(
+            f"stop_loss_bps {s.stop_loss_bps} sits inside the round-trip cost "
+            f"{fees4_bps(cfg):.2f} bps: the stop fires on moves smaller than the fees"
+        )
+    a, b = cfg.instrument(cfg.route.a), cfg.instrument(cfg.route.b)
+    can_ab = b.shortable or b.initial_base > 0  # direction +1 sells b
+    can_ba = a.shortable or a.initial_base > 0
+    if not (can_ab or can_ba):
+        problems.append(
+            f"both legs are spot with no inventory ({a.key}, {b.key}): neither direction can "
+            "sell; set initial_base on a venue or use a perpetual leg"
+        )
+    return problems
+
+
+def _inst_record(rec: np.void, ic: InstrumentConfig, use_exch: bool) -> None:
+    rec["kind"] = T.KIND_SPOT if ic.kind == "spot" else T.KIND_LINEAR_PERP
+    rec["use_exch"] = 1 if use_exch else 0
+    rec["fee_rate"] = ic.taker_fee_bps * 1e-4
+    rec["lot"] = ic.lot
+    rec["tick"] = ic.tick
+    rec["min_notional"] = ic.min_notional
+    rec["lat_ns"] = round(ic.order_latency_ms * MS)
+    rec["jitter_ns"] = round(ic.order_latency_jitter_ms * MS)
+    rec["ack_ns"] = round(ic.ack_latency_ms * MS)
+    rec["match_timeout_ns"] = round(ic.exch_match_timeout_ms * MS)
+    rec["cash"] = rec["cash0"] = ic.initial_quote
+    rec["pos"] = rec["pos0"] = ic.initial_base
+
+
+def _flag(value: float | str) -> tuple[int, float]:
+    return (0, 0.0) if value == OFF else (1, float(value))
+
+
+def _route_record(rec: np.void, cfg: Config, ia: int, ib: int) -> None:
+    s = cfg.strategy
+    a, b = cfg.instrument(cfg.route.a), cfg.instrument(cfg.route.b)
+    rec["inst_a"], rec["inst_b"] = ia, ib
+    rec["thr_entry_bps"] = entry_threshold_bps(cfg)
+    rec["conv_on"], rec["exit_bps"] = _flag(s.exit_bps)
+    rec["tp_on"], rec["tp_bps"] = _flag(s.take_profit_bps)
+    rec["sl_on"], rec["sl_bps"] = _flag(s.stop_loss_bps)
+    hold_on, hold_s = _flag(s.max_hold_s)
+    rec["hold_on"], rec["hold_ns"] = hold_on, round(hold_s * S)
+    rec["rev_on"] = 1 if s.reversal else 0
+    stale_on, stale_ms = _flag(s.max_quote_age_ms)
+    rec["stale_on"], rec["stale_ns"] = stale_on, round(stale_ms * MS)
+    rec["sanity_bps"] = s.sanity_max_edge_bps
+    rec["notional"] = s.notional
+    rec["slip"] = s.max_slippage_bps * 1e-4
+    rec["force_slip"] = max(s.unwind_max_slippage_bps, s.max_slippage_bps) * 1e-4
+    rec["cooldown_ns"] = round(s.cooldown_after_stop_s * S)
+    rec["lot"] = max(a.lot, b.lot)
+    rec["fees4_bps"] = fees4_bps(cfg)
+    rec["r_unit_bps"] = float(s.stop_loss_bps) if s.stop_loss_bps != OFF else max(fees4_bps(cfg), 1.0)
+    rec["unwind_retries"] = s.unwind_retries
+    rec["best_miss_bps"] = -np.inf
+    rec["best_miss_dir"] = 0
+
+
+def build_state(cfg: Config, inst_keys: list[str], depth: int, use_exch: dict[str, bool],
+                capacity: int = 4096) -> KernelState:
+    """Allocate and initialise kernel state for ``cfg`` over instruments ``inst_keys``."""
+    n_inst = len(inst_keys)
+    inst = np.zeros(n_inst, T.INST_DTYPE)
+    for i, key in enumerate(inst_keys):
+        _inst_record(inst[i], cfg.instrument(key), use_exch.get(key, False))
+    route = np.zeros(1, T.ROUTE_DTYPE)
+    try:
+        ia, ib = inst_keys.index(cfg.route.a), inst_keys.index(cfg.route.b)
+    except ValueError as exc:
+        raise ConfigError(f"route leg not among loaded instruments {inst_keys}: {exc}") from None
+    _route_record(route[0], cfg, ia, ib)
+    ptr = np.zeros(n_inst + 1, np.int64)
+    idx_lists = [[r for r, leg in ((0, ia), (0, ib)) if leg == i] for i in range(n_inst)]
+    ptr[1:] = np.cumsum([len(x) for x in idx_lists])
+    idx = np.array([r for x in idx_lists for r in x], np.int64)
+    glob = np.zeros(1, T.GLOB_DTYPE)
+    glob[0]["seed"] = np.uint64(cfg.run.seed)
+    glob[0]["capital"] = cfg.run.capital
+    glob[0]["sample_ns"] = max(1, round(cfg.run.equity_interval_s * S))
+    glob[0]["next_wakeup"] = np.iinfo(np.int64).max
+    glob[0]["next_sample"] = np.iinfo(np.int64).max
+    d = max(1, depth)
+    book_px = np.full((n_inst, 2, d), np.nan)
+    return KernelState(
+        inst=inst, route=route, orders=np.zeros(4 * len(route), T.ORDER_DTYPE), glob=glob,
+        book_px=book_px, book_qty=np.zeros((n_inst, 2, d)),
+        book_taken=np.zeros((n_inst, 2, d)), book_n=np.zeros((n_inst, 2), np.int64),
+        inst_route_ptr=ptr, inst_route_idx=idx, skips=np.zeros((len(route), T.N_SKIP), np.int64),
+        fills=np.zeros(capacity, T.FILL_DTYPE), olog=np.zeros(capacity, T.ORDER_LOG_DTYPE),
+        trades=np.zeros(capacity, T.TRADE_DTYPE), equity=np.zeros(capacity, T.EQUITY_DTYPE),
+        legs=np.zeros(capacity, T.LEG_DTYPE),
+    )
+
+
+def grow(state: KernelState, extra: int = 0) -> KernelState:
+    """Double every output buffer that is more than half full (or has < ``extra`` room)."""
+    g = state.glob[0]
+    counts = {"fills": g["n_fills"], "olog": g["n_orders"], "trades": g["n_trades"],
+              "equity": g["n_equity"], "legs": g["n_legs"]}
+    changes = {}
+    for name in BUFFERS:
+        buf = getattr(state, name)
+        n = int(counts[name])
+        if n * 2 >= buf.shape[0] or buf.shape[0] - n < extra:
+            new = np.zeros(max(buf.shape[0] * 2, n + extra + 16), buf.dtype)
+            new[:n] = buf[:n]
+            changes[name] = new
+    return state._replace(**changes) if changes else state

@@ -1,0 +1,161 @@
+"""Result frames and aggregate metrics (every formula is written out in docs/metrics.md)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from arbkit.core import types as T
+
+NS_PER_DAY = 86_400_000_000_000
+MIN_DAYS_FOR_RATIOS = 30
+
+
+def _labels(frame: pl.DataFrame, col: str, table: tuple[str, ...], out: str) -> pl.DataFrame:
+    if col not in frame.columns:
+        return frame
+    return frame.with_columns(
+        pl.col(col).map_elements(lambda v: table[v], return_dtype=pl.String).alias(out)
+        if frame.height else pl.lit(None, pl.String).alias(out)
+    )
+
+
+def label_frames(frames: dict[str, pl.DataFrame], inst_keys: list[str]) -> dict[str, pl.DataFrame]:
+    keys = tuple(inst_keys)
+    fills = _labels(frames["fills"], "inst", keys, "instrument")
+    fills = _labels(fills, "purpose", T.PURPOSE_TEXT, "purpose_text")
+    orders = _labels(frames["olog"], "inst", keys, "instrument")
+    orders = _labels(orders, "status", T.ORDER_STATUS_TEXT, "status_text")
+    orders = _labels(orders, "reason", T.REJECT_TEXT, "reject_reason")
+    orders = _labels(orders, "purpose", T.PURPOSE_TEXT, "purpose_text")
+    trades = _labels(frames["trades"], "exit_reason", T.EXIT_REASON_TEXT, "exit_reason_text")
+    return {"fills": fills, "orders": orders, "trades": trades,
+            "equity": frames["equity"], "legs": frames["legs"]}
+
+
+def daily_returns(equity: pl.DataFrame, capital: float) -> np.ndarray:
+    """Daily returns on start-of-day equity; days with no trade (or no sample) included."""
+    if equity.height == 0:
+        return np.zeros(0)
+    ts = equity.get_column("ts").to_numpy()
+    eq = equity.get_column("equity").to_numpy()
+    day = ts // NS_PER_DAY
+    days = np.arange(day[0], day[-1] + 1)
+    last_idx = np.searchsorted(day, days, side="right") - 1  # last sample of each day (ffill)
+    closes = eq[last_idx]
+    starts = np.concatenate([[capital], closes[:-1]])
+    return closes / starts - 1.0
+
+
+def drawdown(equity: pl.DataFrame) -> tuple[float, float]:
+    """(max drawdown in money, as a fraction of the running peak)."""
+    if equity.height == 0:
+        return 0.0, 0.0
+    eq = equity.get_column("equity").to_numpy()
+    peak = np.maximum.accumulate(eq)
+    dd = peak - eq
+    k = int(np.argmax(dd))
+    return float(dd[k]), float(dd[k] / peak[k]) if peak[k] > 0 else 0.0
+
+
+def ratios(rets: np.ndarray) -> tuple[float, float, str]:
+    """Sharpe and Sortino ×√365 on daily returns; NaN with a note below 30 days."""
+    if rets.size < MIN_DAYS_FOR_RATIOS:
+        return math.nan, math.nan, f"{rets.size} day(s) of data < {MIN_DAYS_FOR_RATIOS}: not computed"
+    sd = float(np.std(rets, ddof=1))
+    down = rets[rets < 0]
+    dsd = float(np.sqrt(np.mean(np.minimum(rets, 0.0) ** 2))) if down.size else 0.0
+    mean = float(np.mean(rets))
+    sharpe = mean / sd * math.sqrt(365) if sd > 0 else math.nan
+    sortino = mean / dsd * math.sqrt(365) if dsd > 0 else math.nan
+    return sharpe, sortino, ""
+
+
+def trade_stats(closed: pl.DataFrame) -> dict[str, float]:
+    n = closed.height
+    if n == 0:
+        return {"win_rate": math.nan, "avg_r": math.nan, "expectancy": math.nan,
+                "profit_factor": math.nan}
+    net = closed.get_column("net_pnl").to_numpy()
+    wins, losses = net[net > 0].sum(), -net[net < 0].sum()
+    return {
+        "win_rate": float((net > 0).mean()),
+        "avg_r": float(closed.get_column("r_multiple").mean()),
+        "expectancy": float(net.mean()),
+        "profit_factor": float(wins / losses) if losses > 0 else math.inf if wins > 0 else math.nan,
+    }
+
+
+def summarize(trades, fills, equity, legs, route, skips, capital, meta) -> tuple[dict, list[str]]:
+    closed = trades.filter(pl.col("is_open") == 0)
+    opened = trades.filter(pl.col("is_open") == 1)
+    notes: list[str] = []
+    m: dict[str, float] = {"events": meta.get("events", 0), "trades": closed.height,
+                           "entries": int(route["n_entries"].sum()),
+                           "entries_unfilled": int(route["n_unfilled"].sum()),
+                           "open_at_end": opened.height}
+    for code, name in enumerate(T.EXIT_REASON_TEXT):
+        if code in (T.X_NONE, T.X_OPEN_AT_END):
+            continue
+        m[f"exits_{name}"] = closed.filter(pl.col("exit_reason") == code).height
+    m.update(trade_stats(closed))
+    for col, name in (("net_pnl", "net_pnl"), ("price_pnl", "price_pnl"), ("slippage", "slippage"),
+                      ("fees", "fees"), ("fx_pnl", "fx_pnl"), ("funding", "funding"),
+                      ("gross_pnl", "gross_pnl"), ("legging_cost", "legging_cost")):
+        m[name] = float(closed.get_column(col).sum()) if closed.height else 0.0
+    m["open_net_pnl_mid"] = float(opened.get_column("net_pnl_mid").sum()) if opened.height else 0.0
+    m["final_equity"] = float(equity.get_column("equity")[-1]) if equity.height else capital
+    dd, dd_pct = drawdown(equity)
+    m["max_drawdown"], m["max_drawdown_pct"] = dd, dd_pct
+    rets = daily_returns(equity, capital)
+    m["days"] = int(rets.size)
+    m["sharpe"], m["sortino"], note = ratios(rets)
+    if note:
+        notes.append(f"sharpe/sortino: {note}")
+    total_ret = m["final_equity"] / capital - 1.0
+    years = max(rets.size, 1) / 365.0
+    m["calmar"] = (total_ret / years) / dd_pct if dd_pct > 0 and rets.size >= MIN_DAYS_FOR_RATIOS else math.nan
+    turnover = float((fills.get_column("qty") * fills.get_column("px")).sum()) if fills.height else 0.0
+    m["turnover"] = turnover / capital
+    m["fee_share"] = m["fees"] / m["price_pnl"] if m["price_pnl"] > 0 else math.nan
+    span = meta.get("span_ns", 0)
+    held = (closed.get_column("exit_ts") - closed.get_column("entry_ts")).sum() if closed.height else 0
+    m["time_in_market"] = float(held) / span if span > 0 else 0.0
+    m["opportunities_seen"] = int(skips.sum())
+    m["opportunities_taken"] = int(skips[:, T.SK_TAKEN].sum())
+    for code, name in enumerate(T.SKIP_TEXT):
+        if code != T.SK_TAKEN:
+            m[f"skipped_{name}"] = int(skips[:, code].sum())
+    m["nearest_miss_bps"] = float(route["best_miss_bps"].max())
+    m["entry_threshold_bps"] = float(route["thr_entry_bps"][0])
+    m["legging_incidents"] = legs.height
+    m["naked_residual_qty"] = float(legs.get_column("residual_qty").sum()) if legs.height else 0.0
+    return m, notes
+
+
+def build_result(runner: Any, meta: dict[str, Any]):
+    from arbkit.engine.backtest import BacktestResult, state_frames
+
+    st = runner.state
+    ev = runner.arrays.events
+    meta = dict(meta)
+    meta["span_ns"] = int(ev["ts_recv"][-1] - ev["ts_recv"][0]) if ev.shape[0] else 0
+    frames = label_frames(state_frames(st), runner.arrays.inst_keys)
+    m, notes = summarize(frames["trades"], frames["fills"], frames["equity"], frames["legs"],
+                         st.route, st.skips, runner.cfg.run.capital, meta)
+    if runner.problems:
+        notes += [f"INFEASIBLE (run anyway): {p}" for p in runner.problems]
+    meta["notes"] = notes
+    rt = st.route[0]
+    meta["nearest_miss"] = {"bps_below_threshold": float(-rt["best_miss_bps"]),
+                            "ts_ns": int(rt["best_miss_ts"]), "dir": int(rt["best_miss_dir"])}
+    summary = pl.DataFrame({"metric": list(m.keys()), "value": [float(v) for v in m.values()]})
+    opp = pl.DataFrame({"reason": list(T.SKIP_TEXT), "count": st.skips[0].tolist()})
+    return BacktestResult(
+        trades=frames["trades"], fills=frames["fills"], orders=frames["orders"],
+        equity=frames["equity"], legs=frames["legs"], opportunities=opp, summary=summary,
+        config=runner.cfg, meta=meta,
+    )
