@@ -1,0 +1,75 @@
+"""``arbkit backtest``: run one configuration over quote data and print the summary."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from arbkit.cli.render import print_summary
+
+DEFAULT_DIR = Path("out/default-study")
+
+
+def _default_inputs() -> tuple[Path, Path]:
+    """Generate the default study (synthetic `normal` scenario) once, then reuse it."""
+    from arbkit.data.synth import write_scenario
+
+    if not (DEFAULT_DIR / "quotes.parquet").is_file():
+        typer.echo(f"generating the default study data in {DEFAULT_DIR} (scenario 'normal')", err=True)
+        write_scenario("normal", DEFAULT_DIR)
+    return DEFAULT_DIR / "quotes.parquet", DEFAULT_DIR / "config.toml"
+
+
+def backtest(
+    data: Annotated[Optional[Path], typer.Option(help="Parquet file or folder of quotes.")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="TOML config.")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Write result Parquet files to this folder.")] = None,
+    chunk: Annotated[Optional[int], typer.Option(help="Feed the loop in chunks of N events.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Backtest the spread-convergence strategy on one route.
+
+    With no arguments: runs the default study on generated data.
+    """
+    import arbkit
+
+    if data is None and config is None:
+        data, config = _default_inputs()
+    elif data is None or config is None:
+        from arbkit.errors import ConfigError
+
+        raise ConfigError("pass both --data and --config (or neither, for the default study)")
+    res = arbkit.backtest(data, config, chunk=chunk)
+    if out is not None:
+        write_results(res, out)
+    if as_json:
+        payload = {r["metric"]: r["value"] for r in res.summary.to_dicts()}
+        payload["notes"] = res.meta.get("notes", [])
+        typer.echo(json.dumps(payload, default=str, indent=1))
+    else:
+        print_summary(res)
+
+
+def write_results(res, out: Path) -> None:
+    """Write every frame atomically: a temp folder renamed into place, so nothing half-written."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".arbkit-", dir=out.parent))
+    try:
+        for name in ("trades", "fills", "orders", "equity", "legs", "opportunities", "summary"):
+            getattr(res, name).write_parquet(tmp / f"{name}.parquet")
+        (tmp / "meta.json").write_text(json.dumps(res.meta, default=str, indent=1))
+        from arbkit.config import dump_config
+
+        (tmp / "config.toml").write_text(dump_config(res.config))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

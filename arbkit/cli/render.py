@@ -1,0 +1,59 @@
+"""Rich rendering of a backtest summary (the CLI's only presentation code)."""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Console
+from rich.table import Table
+
+SECTIONS = {
+    "Trades": ["events", "entries", "entries_unfilled", "trades", "open_at_end", "exits_converge",
+               "exits_take_profit", "exits_stop_loss", "exits_time", "exits_reversal",
+               "exits_entry_legged", "win_rate", "avg_r", "expectancy", "profit_factor"],
+    "PnL (reference currency)": ["net_pnl", "price_pnl", "slippage", "fees", "fx_pnl", "funding",
+                                 "open_net_pnl_mid", "legging_cost", "final_equity"],
+    "Risk": ["max_drawdown", "max_drawdown_pct", "sharpe", "sortino", "calmar", "days",
+             "turnover", "fee_share", "time_in_market", "legging_incidents",
+             "naked_residual_qty"],
+    "Opportunities": ["entry_threshold_bps", "opportunities_seen", "opportunities_taken",
+                      "nearest_miss_bps", "skipped_crossed_book", "skipped_stale_quote",
+                      "skipped_sanity", "skipped_busy", "skipped_cooldown", "skipped_depth",
+                      "skipped_balance", "skipped_min_notional"],
+}
+PCT = {"win_rate", "max_drawdown_pct", "time_in_market", "fee_share"}
+
+
+def _fmt(name: str, v: float) -> str:
+    if isinstance(v, float) and math.isnan(v):
+        return "n/a"
+    if isinstance(v, float) and math.isinf(v):
+        return "inf"
+    if name in PCT:
+        return f"{v * 100:.2f}%"
+    if float(v).is_integer() and abs(v) < 1e15 and name not in ("net_pnl", "fees"):
+        return f"{int(v):,}"
+    return f"{v:,.4f}"
+
+
+def print_summary(res) -> None:
+    console = Console()
+    vals = {r["metric"]: r["value"] for r in res.summary.to_dicts()}
+    title = f"arbkit backtest — {res.meta.get('source', '')}"
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for section, names in SECTIONS.items():
+        table.add_row(f"[bold cyan]{section}[/]", "")
+        for name in names:
+            if name in vals:
+                table.add_row("  " + name, _fmt(name, vals[name]))
+    console.print(table)
+    miss = res.meta.get("nearest_miss", {})
+    if vals.get("trades", 0) == 0 and vals.get("opportunities_taken", 0) == 0:
+        console.print(
+            f"[yellow]no trades[/]: the best edge seen was {miss.get('bps_below_threshold', float('nan')):.2f} bps "
+            f"below the entry threshold {vals.get('entry_threshold_bps', float('nan')):.2f} bps"
+        )
+    for note in res.meta.get("notes", []):
+        console.print(f"[yellow]note[/]: {note}")
