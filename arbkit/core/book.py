@@ -24,32 +24,40 @@ def floor_lot(qty: float, lot: float) -> float:
 
 
 @njit
-def apply_quote(s, ev, depth, k) -> None:
-    """Replace instrument ``ev[k].inst``'s book with the event's levels."""
+def apply_quote(inst, book_px, book_qty, book_taken, book_n, ev, depth, k) -> None:
+    """Replace instrument ``ev[k].inst``'s book with the event's levels.
+
+    Hot path: takes the few arrays it touches, not the whole state (passing the state tuple to
+    a function costs a reference-count update per member).
+    """
     e = ev[k]
     i = e["inst"]
-    inst = s.inst[i]
-    if inst["taken_dirty"] == 1:
-        s.book_taken[i, :, :] = 0.0
-        inst["taken_dirty"] = 0
-    s.book_px[i, BID, 0] = e["bid_px"]
-    s.book_qty[i, BID, 0] = e["bid_qty"]
-    s.book_px[i, ASK, 0] = e["ask_px"]
-    s.book_qty[i, ASK, 0] = e["ask_qty"]
+    rec = inst[i]
+    if rec["taken_dirty"] == 1:
+        for side in range(2):
+            for lvl in range(book_taken.shape[2]):
+                book_taken[i, side, lvl] = 0.0
+        rec["taken_dirty"] = 0
+    bid = e["bid_px"]
+    ask = e["ask_px"]
+    book_px[i, BID, 0] = bid
+    book_qty[i, BID, 0] = e["bid_qty"]
+    book_px[i, ASK, 0] = ask
+    book_qty[i, ASK, 0] = e["ask_qty"]
     row = e["depth_row"]
     if row < 0:
-        s.book_n[i, BID] = 1
-        s.book_n[i, ASK] = 1
+        book_n[i, BID] = 1
+        book_n[i, ASK] = 1
     else:
-        _apply_depth(s, i, depth, row)
-    inst["crossed"] = 1 if e["bid_px"] >= e["ask_px"] else 0
-    inst["has_quote"] = 1
-    inst["ts_recv"] = e["ts_recv"]
-    inst["ts_exch"] = e["ts_exch"]
+        _apply_depth(book_px, book_qty, book_n, i, depth, row)
+    rec["crossed"] = 1 if bid >= ask else 0
+    rec["has_quote"] = 1
+    rec["ts_recv"] = e["ts_recv"]
+    rec["ts_exch"] = e["ts_exch"]
 
 
 @njit
-def _apply_depth(s, i, depth, row) -> None:
+def _apply_depth(book_px, book_qty, book_n, i, depth, row) -> None:
     extra = depth.shape[2]
     for side in range(2):
         n = 1
@@ -57,10 +65,10 @@ def _apply_depth(s, i, depth, row) -> None:
             px = depth[row, 2 * side, lvl]
             if np.isnan(px):
                 break
-            s.book_px[i, side, lvl + 1] = px
-            s.book_qty[i, side, lvl + 1] = depth[row, 2 * side + 1, lvl]
+            book_px[i, side, lvl + 1] = px
+            book_qty[i, side, lvl + 1] = depth[row, 2 * side + 1, lvl]
             n += 1
-        s.book_n[i, side] = n
+        book_n[i, side] = n
 
 
 @njit

@@ -139,9 +139,9 @@ def write_leg(s, r, end_ts, residual) -> None:
 
 
 @njit
-def close_value(s, r, use_mid):
+def close_value(inst, route, book_px, r, use_mid):
     """Value of closing the route's open legs now: at mid, or at the touch net of taker fees."""
-    rt = s.route[r]
+    rt = route[r]
     total = 0.0
     for leg in range(2):
         i = rt["inst_a"] if leg == 0 else rt["inst_b"]
@@ -149,10 +149,10 @@ def close_value(s, r, use_mid):
         if pos == 0.0:
             continue
         if use_mid:
-            total += pos * mid(s, i)
+            total += pos * 0.5 * (book_px[i, BID, 0] + book_px[i, ASK, 0])
         else:
-            px = s.book_px[i, BID, 0] if pos > 0 else s.book_px[i, ASK, 0]
-            total += pos * px - abs(pos) * px * s.inst[i]["fee_rate"]
+            px = book_px[i, BID, 0] if pos > 0 else book_px[i, ASK, 0]
+            total += pos * px - abs(pos) * px * inst[i]["fee_rate"]
     return total
 
 
@@ -174,8 +174,8 @@ def write_trade(s, r, ts, reason, is_open) -> None:
     rec["entry_prem_bps"] = rt["entry_prem_bps"]
     rec["exit_prem_bps"] = rt["exit_prem_bps"] if not is_open else np.nan
     rec["entry_notional"] = rt["entry_notional"]
-    mark_mid = close_value(s, r, True) if is_open else 0.0
-    mark_exec = close_value(s, r, False) if is_open else 0.0
+    mark_mid = close_value(s.inst, s.route, s.book_px, r, True) if is_open else 0.0
+    mark_exec = close_value(s.inst, s.route, s.book_px, r, False) if is_open else 0.0
     rec["gross_pnl"] = rt["cash_flow"] + mark_mid
     rec["price_pnl"] = rt["dec_pnl"] + mark_mid
     rec["slippage"] = rt["slip_cost"]

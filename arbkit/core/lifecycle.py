@@ -32,6 +32,7 @@ def process_ack(s, slot, now) -> None:
     if o["purpose"] == 0 and o["side"] == BUY and o["filled"] > 0.0:
         rt["entry_buy_px"] = o["fill_px"]
     o["active"] = 0
+    s.glob[0]["n_active"] -= 1
     rt["inflight"] -= 1
     if rt["inflight"] == 0:
         _all_acked(s, r, now)

@@ -15,7 +15,7 @@ from arbkit.core.jit import njit
 from arbkit.core.ledger import has_room, write_equity, write_trade
 from arbkit.core.lifecycle import process_ack
 from arbkit.core.orders import match_arrived, match_order
-from arbkit.core.strategy import check_exit, on_market
+from arbkit.core.strategy import A_ENTRY, A_NONE, check_exit, on_market, send_exit, try_entry
 from arbkit.core.types import (
     ASK, BID, EV_QUOTE, FLAT, OPEN, S_DONE, S_FULL, X_OPEN_AT_END,
 )
@@ -29,28 +29,59 @@ def run_chunk(s, ev, depth, start):
     """Process ``ev[start:]``. Returns (status, next index): S_FULL asks the caller to grow
     the output buffers and call again from that index; S_DONE when the chunk is consumed."""
     g = s.glob[0]
+    # hot state as locals: the per-event path never passes the whole state tuple around
+    inst = s.inst
+    route = s.route
+    book_px = s.book_px
+    book_qty = s.book_qty
+    book_taken = s.book_taken
+    book_n = s.book_n
+    skips = s.skips
+    ptr = s.inst_route_ptr
+    idx = s.inst_route_idx
     n = ev.shape[0]
+    # clock, wake-up and event count live in registers; synced with g around every slow path
+    now = g["now"]
+    wake = g["next_wakeup"]
+    counted = g["n_events"] - start
     k = start
     while k < n:
         e = ev[k]
         t = e["ts_recv"]
-        if g["next_wakeup"] < t:
-            if not _wakeups(s, t):
+        if wake < t:
+            g["now"] = now
+            ok = _wakeups(s, t)
+            now = g["now"]
+            wake = g["next_wakeup"]
+            if not ok:
+                g["n_events"] = counted + k
                 return S_FULL, k
         if e["kind"] == EV_QUOTE:
             i = e["inst"]
-            if s.inst[i]["n_pending"] > 0 and s.inst[i]["use_exch"] == 1:
+            if inst[i]["n_pending"] > 0 and inst[i]["use_exch"] == 1:
                 if not has_room(s, ROOM * s.orders.shape[0]):
+                    g["now"] = now
+                    g["n_events"] = counted + k
                     return S_FULL, k
                 match_arrived(s, i, e["ts_exch"])
-            apply_quote(s, ev, depth, k)
-            g["now"] = t
-            for j in range(s.inst_route_ptr[i], s.inst_route_ptr[i + 1]):
-                on_market(s, s.inst_route_idx[j], t)
-        elif t > g["now"]:
-            g["now"] = t
-        g["n_events"] += 1
+                wake = g["next_wakeup"]
+            apply_quote(inst, book_px, book_qty, book_taken, book_n, ev, depth, k)
+            now = t
+            for j in range(ptr[i], ptr[i + 1]):
+                r = idx[j]
+                action, arg, edge, inv = on_market(inst, route, book_px, skips, r, t)
+                if action != A_NONE:
+                    g["now"] = now
+                    if action == A_ENTRY:
+                        try_entry(s, r, arg, edge, inv, t)
+                    else:
+                        send_exit(s, r, arg, t)
+                    wake = g["next_wakeup"]
+        elif t > now:
+            now = t
         k += 1
+    g["now"] = now
+    g["n_events"] = counted + n
     return S_DONE, n
 
 
@@ -109,6 +140,8 @@ def _next_order_item(s):
     best = -1
     best_t = NEVER
     best_m = 2
+    if s.glob[0]["n_active"] == 0:
+        return best, best_t
     for slot in range(s.orders.shape[0]):
         o = s.orders[slot]
         if o["active"] == 0:
@@ -147,17 +180,8 @@ def next_wakeup(s) -> int:
 @njit
 def _time_stop(s, r, now) -> None:
     """The time stop fired on the kernel's clock: evaluate exits with the current books."""
-    rt = s.route[r]
-    rt["hold_armed"] = 0
-    a = rt["inst_a"]
-    b = rt["inst_b"]
-    inv = 4e4 / (s.book_px[a, BID, 0] + s.book_px[a, ASK, 0]
-                 + s.book_px[b, BID, 0] + s.book_px[b, ASK, 0])
-    if rt["dir"] == 1:
-        e_close = (s.book_px[a, BID, 0] - s.book_px[b, ASK, 0]) * inv
-    else:
-        e_close = (s.book_px[b, BID, 0] - s.book_px[a, ASK, 0]) * inv
-    check_exit(s, r, now, e_close, inv)
+    s.route[r]["hold_armed"] = 0
+    check_exit(s, r, now)
 
 
 @njit

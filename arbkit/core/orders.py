@@ -17,7 +17,7 @@ from arbkit.core.book import take
 from arbkit.core.jit import njit
 from arbkit.core.ledger import book_fill, write_order_log
 from arbkit.core.types import (
-    ASK, BID, BUY, KIND_SPOT, RJ_BALANCE, RJ_CROSSED, RJ_NO_BOOK, RJ_NONE, ST_CANCELLED,
+    ASK, BID, BUY, KIND_SPOT, RJ_BALANCE, RJ_CROSSED, RJ_NO_BOOK, RJ_NONE, RJ_STALE, ST_CANCELLED,
     ST_FILLED, ST_NEW, ST_PARTIAL, ST_REJECTED,
 )
 
@@ -79,6 +79,7 @@ def send_order(s, r, i, side, qty, limit_px, dec_px, purpose, t) -> None:
     o["status"] = ST_NEW
     o["reason"] = RJ_NONE
     inst["n_pending"] += 1
+    g["n_active"] += 1
     s.route[r]["inflight"] += 1
     if o["t_deadline"] < g["next_wakeup"]:
         g["next_wakeup"] = o["t_deadline"]
@@ -104,6 +105,9 @@ def match_order(s, slot) -> None:
         return
     if inst["crossed"] == 1:
         _finish(s, o, ST_REJECTED, RJ_CROSSED)
+        return
+    if inst["stale_ns"] > 0 and ts - inst["ts_recv"] > inst["stale_ns"]:
+        _finish(s, o, ST_REJECTED, RJ_STALE)
         return
     if not _balance_ok(inst, side, o["qty"], o["limit_px"]):
         _finish(s, o, ST_REJECTED, RJ_BALANCE)

@@ -19,36 +19,57 @@ from arbkit.core.types import (
 )
 
 
+A_NONE = 0
+A_ENTRY = 1
+A_EXIT = 2
+
+
 @njit
-def on_market(s, r, t) -> None:
-    """Evaluate route ``r`` after a book update at receive time ``t``."""
-    rt = s.route[r]
+def on_market(inst, route, book_px, skips, r, t):
+    """Evaluate route ``r`` after a book update at receive time ``t`` (hot path).
+
+    Returns (action, direction or exit reason, edge, 1e4/mid_ref); the caller runs the rare
+    slow path (``try_entry`` / ``send_exit``) with the whole state.
+    """
+    rt = route[r]
     a = rt["inst_a"]
     b = rt["inst_b"]
-    if s.inst[a]["has_quote"] == 0 or s.inst[b]["has_quote"] == 0:
-        return
-    bid_a = s.book_px[a, BID, 0]
-    ask_a = s.book_px[a, ASK, 0]
-    bid_b = s.book_px[b, BID, 0]
-    ask_b = s.book_px[b, ASK, 0]
-    inv = 4e4 / (bid_a + ask_a + bid_b + ask_b)  # 1e4 / mid_ref
-    e_ab = (bid_b - ask_a) * inv
-    e_ba = (bid_a - ask_b) * inv
+    bid_a = book_px[a, BID, 0]
+    ask_a = book_px[a, ASK, 0]
+    bid_b = book_px[b, BID, 0]
+    ask_b = book_px[b, ASK, 0]
+    # edges in bps = diff * 1e4 / mid_ref = diff * 4e4 / sum4. Books start as NaN, so nothing
+    # below is true until both legs have quoted.
+    sum4 = bid_a + ask_a + bid_b + ask_b
     thr = rt["thr_entry_bps"]
     state = rt["state"]
     if state == FLAT:
-        best = e_ab if e_ab >= e_ba else e_ba
-        if best - thr > rt["best_miss_bps"]:
+        d_ab = bid_b - ask_a
+        d_ba = bid_a - ask_b
+        best_d = d_ab if d_ab >= d_ba else d_ba
+        # common path without a division: is this edge a new nearest miss or an entry?
+        if (best_d * 4e4 - thr * sum4) > rt["best_miss_bps"] * sum4:
+            inv = 4e4 / sum4
+            best = best_d * inv
+            d = 1 if d_ab >= d_ba else -1
             rt["best_miss_bps"] = best - thr
             rt["best_miss_ts"] = t
-            rt["best_miss_dir"] = 1 if e_ab >= e_ba else -1
-        if best >= thr:
-            try_entry(s, r, 1 if e_ab >= e_ba else -1, best, inv, t)
-        return
-    if e_ab >= thr or e_ba >= thr:
-        s.skips[r, SK_BUSY] += 1
+            rt["best_miss_dir"] = d
+            if best >= thr:
+                return A_ENTRY, d, best, inv
+        elif best_d * 4e4 >= thr * sum4:
+            inv = 4e4 / sum4
+            return A_ENTRY, 1 if d_ab >= d_ba else -1, best_d * inv, inv
+        return A_NONE, 0, 0.0, 0.0
+    if (bid_b - ask_a) * 4e4 >= thr * sum4 or (bid_a - ask_b) * 4e4 >= thr * sum4:
+        skips[r, SK_BUSY] += 1
     if state == OPEN:
-        check_exit(s, r, t, e_ba if rt["dir"] == 1 else e_ab, inv)
+        if not _tradable(inst, rt, t):
+            return A_NONE, 0, 0.0, 0.0
+        reason = exit_reason(inst, route, book_px, r, t)
+        if reason != X_NONE:
+            return A_EXIT, reason, 0.0, 0.0
+    return A_NONE, 0, 0.0, 0.0
 
 
 @njit
@@ -146,52 +167,79 @@ def _start_trade(s, r, d, e_vwap, inv, t) -> None:
 
 
 @njit
-def exit_reason(s, r, t, e_close, inv) -> int:
-    """Which exit rule holds now (precedence: stop > time > take-profit > reversal > converge)."""
-    rt = s.route[r]
+def exit_reason(inst, route, book_px, r, t) -> int:
+    """Which exit rule holds now (precedence: stop > time > take-profit > reversal > converge).
+
+    Pure and division-free (per-event path): a bps test ``diff / mid_ref * 1e4 >= x`` is made
+    as ``diff * 4e4 >= x * sum4`` with ``sum4`` the sum of the four touch prices.
+    """
+    rt = route[r]
     a = rt["inst_a"]
     b = rt["inst_b"]
-    mid_a = 0.5 * (s.book_px[a, BID, 0] + s.book_px[a, ASK, 0])
-    mid_b = 0.5 * (s.book_px[b, BID, 0] + s.book_px[b, ASK, 0])
-    prem = (mid_b - mid_a) * inv
-    rt["exit_prem_bps"] = prem
-    rt["exit_edge_bps"] = e_close
-    if rt["sl_on"] == 1 and rt["dir"] * (prem - rt["entry_prem_bps"]) >= rt["sl_bps"]:
-        return X_STOP_LOSS
+    bid_a = book_px[a, BID, 0]
+    ask_a = book_px[a, ASK, 0]
+    bid_b = book_px[b, BID, 0]
+    ask_b = book_px[b, ASK, 0]
+    sum4 = bid_a + ask_a + bid_b + ask_b
+    d = rt["dir"]
+    if rt["sl_on"] == 1:
+        prem4 = (bid_b + ask_b - bid_a - ask_a) * 2e4  # mid premium x sum4, in bps
+        if d * (prem4 - rt["entry_prem_bps"] * sum4) >= rt["sl_bps"] * sum4:
+            return X_STOP_LOSS
     if rt["hold_on"] == 1 and t >= rt["hold_deadline"]:
         return X_TIME
     if rt["tp_on"] == 1:
-        upnl = rt["cash_flow"] - rt["fee_sum"] + close_value(s, r, False)
+        upnl = rt["cash_flow"] - rt["fee_sum"] + close_value(inst, route, book_px, r, False)
         if upnl >= rt["tp_bps"] * 1e-4 * rt["entry_notional"]:
             return X_TAKE_PROFIT
-    if rt["rev_on"] == 1 and e_close >= rt["thr_entry_bps"]:
+    close4 = ((bid_a - ask_b) if d == 1 else (bid_b - ask_a)) * 4e4
+    if rt["rev_on"] == 1 and close4 >= rt["thr_entry_bps"] * sum4:
         return X_REVERSAL
-    if rt["conv_on"] == 1 and e_close >= rt["exit_bps"]:
+    if rt["conv_on"] == 1 and close4 >= rt["exit_bps"] * sum4:
         return X_CONVERGE
     return X_NONE
 
 
 @njit
-def check_exit(s, r, t, e_close, inv) -> None:
-    """Exit an OPEN route if a rule holds and both books are tradable."""
-    rt = s.route[r]
+def _tradable(inst, rt, t) -> bool:
+    """Both books uncrossed and (with a quote-age limit) fresh: exits wait otherwise, since an
+    order would meet a crossed or stale book (the venue may be down)."""
     a = rt["inst_a"]
     b = rt["inst_b"]
-    if s.inst[a]["crossed"] == 1 or s.inst[b]["crossed"] == 1:
+    if inst[a]["crossed"] == 1 or inst[b]["crossed"] == 1:
+        return False
+    if rt["stale_on"] == 1:
+        return t - inst[a]["ts_recv"] <= rt["stale_ns"] and t - inst[b]["ts_recv"] <= rt["stale_ns"]
+    return True
+
+
+@njit
+def check_exit(s, r, t) -> None:
+    """Exit an OPEN route if a rule holds and both books are tradable (timer path)."""
+    if not _tradable(s.inst, s.route[r], t):
         return
-    reason = exit_reason(s, r, t, e_close, inv)
+    reason = exit_reason(s.inst, s.route, s.book_px, r, t)
     if reason != X_NONE:
         send_exit(s, r, reason, t)
 
 
 @njit
 def send_exit(s, r, reason, t) -> None:
-    """Send IOC orders closing each leg's whole position."""
+    """Record the exit decision's edge and premium, then send IOC orders closing each leg."""
     rt = s.route[r]
+    a = rt["inst_a"]
+    b = rt["inst_b"]
+    bid_a = s.book_px[a, BID, 0]
+    ask_a = s.book_px[a, ASK, 0]
+    bid_b = s.book_px[b, BID, 0]
+    ask_b = s.book_px[b, ASK, 0]
+    inv = 4e4 / (bid_a + ask_a + bid_b + ask_b)
+    rt["exit_edge_bps"] = ((bid_a - ask_b) if rt["dir"] == 1 else (bid_b - ask_a)) * inv
+    rt["exit_prem_bps"] = (bid_b + ask_b - bid_a - ask_a) * 0.5 * inv
     forced = reason == X_STOP_LOSS or reason == X_TIME
     bound = rt["force_slip"] if forced else rt["slip"]
     for leg in range(2):
-        i = rt["inst_a"] if leg == 0 else rt["inst_b"]
+        i = a if leg == 0 else b
         pos = rt["pos_a"] if leg == 0 else rt["pos_b"]
         if pos == 0.0:
             continue

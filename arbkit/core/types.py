@@ -60,7 +60,8 @@ RJ_NONE = 0
 RJ_BALANCE = 1
 RJ_NO_BOOK = 2
 RJ_CROSSED = 3
-REJECT_TEXT = ("", "insufficient_balance", "no_book", "crossed_book")
+RJ_STALE = 4  # the venue's book is older than max_quote_age: treated as unavailable
+REJECT_TEXT = ("", "insufficient_balance", "no_book", "crossed_book", "stale_book")
 
 # ---- exit reasons ------------------------------------------------------------------------
 X_NONE = 0
@@ -110,6 +111,7 @@ INST_DTYPE = np.dtype(
         ("jitter_ns", "i8"),
         ("ack_ns", "i8"),
         ("match_timeout_ns", "i8"),
+        ("stale_ns", "i8"),  # a book older than this rejects orders (0 = no limit)
         # market state
         ("has_quote", "i4"),
         ("crossed", "i4"),
@@ -236,7 +238,7 @@ GLOB_DTYPE = np.dtype(
         ("n_trades", "i8"),
         ("n_equity", "i8"),
         ("n_legs", "i8"),
-        ("headroom", "i8"),  # records one step may write at most
+        ("n_active", "i8"),  # order slots in use (lets wake-ups skip the slot scan)
         ("n_events", "i8"),
         ("started", "i4"),
     ]

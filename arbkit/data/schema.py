@@ -37,6 +37,38 @@ _DEPTH_RE = re.compile(r"^(bid|ask)_(px|qty)_(\d+)$")
 # A nanosecond epoch timestamp after 2001-09-09 is >= 1e18; seconds, ms and µs stamps of any
 # date this century are orders of magnitude smaller, which is how unit mistakes are caught.
 NS_MIN = 1_000_000_000_000_000_000
+# 2100-01-01T00:00:00Z: anything later is a unit or corruption fault, not a real stamp.
+NS_MAX = 4_102_444_800_000_000_000
+
+# Column names other tools use for the canonical ones (lower case). Only used to suggest a
+# rename in error messages: a file is never silently remapped.
+QUOTE_ALIASES: dict[str, tuple[str, ...]] = {
+    "ts_recv_ns": ("timestamp", "ts", "time", "ts_recv", "recv_ts", "local_ts", "local_ts_ns",
+                   "local_timestamp", "receive_time", "ts_ns", "timestamp_ns", "ts_event"),
+    "ts_exch_ns": ("ts_exch", "exch_ts", "exchange_ts", "exchange_time", "event_ts",
+                   "event_ts_ms", "txn_ts_ms", "transaction_time"),
+    "venue": ("exchange", "market", "source", "exchange_id"),
+    "symbol": ("instrument", "ticker", "pair", "sym", "instrument_id", "market_symbol"),
+    "bid_px": ("bid", "bid_price", "best_bid", "bidprice", "bid_px_0", "bid_0_px", "bids"),
+    "bid_qty": ("bid_size", "bid_sz", "bid_amount", "bid_volume", "bidsize", "bid_qty_0",
+                "bid_quantity", "best_bid_qty"),
+    "ask_px": ("ask", "ask_price", "best_ask", "askprice", "ask_px_0", "ask_0_px", "asks",
+               "offer", "offer_price"),
+    "ask_qty": ("ask_size", "ask_sz", "ask_amount", "ask_volume", "asksize", "ask_qty_0",
+                "ask_quantity", "best_ask_qty", "offer_size"),
+}
+
+
+def quote_column_order(n_levels: int) -> list[str]:
+    """Canonical column order of a quotes table with ``n_levels`` book levels."""
+    head = ["ts_recv_ns", "ts_exch_ns", "venue", "symbol"]
+    return head + list(QUOTE_PRICE_COLUMNS) + depth_columns(n_levels)
+
+
+def is_depth_column(name: str) -> bool:
+    """True for a wide depth column of level >= 1, such as ``bid_px_3``."""
+    m = _DEPTH_RE.match(name)
+    return m is not None and int(m.group(3)) >= 1
 
 
 def depth_levels(columns: list[str]) -> int:

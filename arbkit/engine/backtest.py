@@ -115,7 +115,8 @@ def backtest(data: Any, config: Any, *, chunk: int | None = None) -> BacktestRes
     if isinstance(data, pl.DataFrame):
         from arbkit.data.validate import validate_quotes
 
-        frame, report = validate_quotes(data, "<frame>")
+        report = validate_quotes(data, "<frame>")
+        frame = report.frame
         source = "<frame>"
     else:
         frame, report = read_quotes(data)

@@ -80,7 +80,7 @@ def feasibility(cfg: Config) -> list[str]:
     return problems
 
 
-def _inst_record(rec: np.void, ic: InstrumentConfig, use_exch: bool) -> None:
+def _inst_record(rec: np.void, ic: InstrumentConfig, use_exch: bool, stale_ms: float | str) -> None:
     rec["kind"] = T.KIND_SPOT if ic.kind == "spot" else T.KIND_LINEAR_PERP
     rec["use_exch"] = 1 if use_exch else 0
     rec["fee_rate"] = ic.taker_fee_bps * 1e-4
@@ -91,6 +91,7 @@ def _inst_record(rec: np.void, ic: InstrumentConfig, use_exch: bool) -> None:
     rec["jitter_ns"] = round(ic.order_latency_jitter_ms * MS)
     rec["ack_ns"] = round(ic.ack_latency_ms * MS)
     rec["match_timeout_ns"] = round(ic.exch_match_timeout_ms * MS)
+    rec["stale_ns"] = 0 if stale_ms == OFF else round(float(stale_ms) * MS)
     rec["cash"] = rec["cash0"] = ic.initial_quote
     rec["pos"] = rec["pos0"] = ic.initial_base
 
@@ -131,7 +132,8 @@ def build_state(cfg: Config, inst_keys: list[str], depth: int, use_exch: dict[st
     n_inst = len(inst_keys)
     inst = np.zeros(n_inst, T.INST_DTYPE)
     for i, key in enumerate(inst_keys):
-        _inst_record(inst[i], cfg.instrument(key), use_exch.get(key, False))
+        _inst_record(inst[i], cfg.instrument(key), use_exch.get(key, False),
+                     cfg.strategy.max_quote_age_ms)
     route = np.zeros(1, T.ROUTE_DTYPE)
     try:
         ia, ib = inst_keys.index(cfg.route.a), inst_keys.index(cfg.route.b)
