@@ -31,39 +31,45 @@ def has_room(s, need) -> bool:
 
 
 @njit
-def equity_now(s):
+def equity_now(glob, inst, book_px):
     """(strategy equity, gross exposure) marked to mid.
 
     Only what trading changed counts (cash and inventory deltas since the start), so pre-funded
     inventory revaluation never shows up as arbitrage PnL.
     """
-    eq = s.glob[0]["capital"]
+    eq = glob[0]["capital"]
     gross = 0.0
-    for i in range(s.inst.shape[0]):
-        inst = s.inst[i]
-        dpos = inst["pos"] - inst["pos0"]
-        eq += inst["cash"] - inst["cash0"]
+    for i in range(inst.shape[0]):
+        rec = inst[i]
+        dpos = rec["pos"] - rec["pos0"]
+        eq += rec["cash"] - rec["cash0"]
         if dpos != 0.0:
-            m = mid(s, i)
+            m = 0.5 * (book_px[i, BID, 0] + book_px[i, ASK, 0])
             eq += dpos * m
             gross += abs(dpos) * m
     return eq, gross
 
 
 @njit
-def write_equity(s, ts) -> None:
-    g = s.glob[0]
-    eq, gross = equity_now(s)
+def write_equity_arrays(glob, inst, route, book_px, equity, ts) -> None:
+    """Append one equity sample (takes arrays, not the state tuple: it runs every interval)."""
+    g = glob[0]
+    eq, gross = equity_now(glob, inst, book_px)
     n_open = 0
-    for r in range(s.route.shape[0]):
-        if s.route[r]["state"] != FLAT:
+    for r in range(route.shape[0]):
+        if route[r]["state"] != FLAT:
             n_open += 1
-    rec = s.equity[g["n_equity"]]
+    rec = equity[g["n_equity"]]
     rec["ts"] = ts
     rec["equity"] = eq
     rec["gross_exposure"] = gross
     rec["n_open"] = n_open
     g["n_equity"] += 1
+
+
+@njit
+def write_equity(s, ts) -> None:
+    write_equity_arrays(s.glob, s.inst, s.route, s.book_px, s.equity, ts)
 
 
 @njit

@@ -92,6 +92,7 @@ def _go_open(s, r, now) -> None:
         rt["hold_deadline"] = rt["entry_ts"] + rt["hold_ns"]
     rt["state"] = OPEN
     rt["hold_armed"] = rt["hold_on"]
+    _take_profit_terms(s, r)
     g = s.glob[0]
     if rt["hold_on"] == 1 and rt["hold_deadline"] < g["next_wakeup"]:
         g["next_wakeup"] = rt["hold_deadline"]
@@ -112,3 +113,24 @@ def _go_flat(s, r, now) -> None:
     rt["state"] = FLAT
     rt["hold_armed"] = 0
     rt["qty"] = 0.0
+
+
+@njit
+def _take_profit_terms(s, r) -> None:
+    """Precompute the take-profit test for the per-event path.
+
+    Closing a long leg sells at the bid and pays ``fee`` on it: ``pos*bid*(1-fee)``; closing a
+    short leg buys at the ask: ``pos*ask*(1+fee)`` (pos < 0). The round trip's net PnL if closed
+    now is ``cash_flow - fee_sum + ca*px_a + cb*px_b``; TP holds when it reaches
+    ``tp_bps`` of the entry notional.
+    """
+    rt = s.route[r]
+    fa = s.inst[rt["inst_a"]]["fee_rate"]
+    fb = s.inst[rt["inst_b"]]["fee_rate"]
+    pa = rt["pos_a"]
+    pb = rt["pos_b"]
+    rt["tp_ca"] = pa * (1.0 - fa) if pa > 0 else pa * (1.0 + fa)
+    rt["tp_cb"] = pb * (1.0 - fb) if pb > 0 else pb * (1.0 + fb)
+    rt["tp_sa"] = BID if pa > 0 else ASK
+    rt["tp_sb"] = BID if pb > 0 else ASK
+    rt["tp_k"] = rt["tp_bps"] * 1e-4 * rt["entry_notional"] - (rt["cash_flow"] - rt["fee_sum"])

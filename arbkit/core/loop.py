@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from arbkit.core.book import apply_quote
 from arbkit.core.jit import njit
-from arbkit.core.ledger import has_room, write_equity, write_trade
+from arbkit.core.ledger import has_room, write_equity, write_equity_arrays, write_trade
 from arbkit.core.lifecycle import process_ack
 from arbkit.core.orders import match_arrived, match_order
 from arbkit.core.strategy import A_ENTRY, A_NONE, check_exit, on_market, send_exit, try_entry
@@ -39,6 +39,8 @@ def run_chunk(s, ev, depth, start):
     skips = s.skips
     ptr = s.inst_route_ptr
     idx = s.inst_route_idx
+    equity = s.equity
+    glob = s.glob
     n = ev.shape[0]
     # clock, wake-up and event count live in registers; synced with g around every slow path
     now = g["now"]
@@ -50,7 +52,7 @@ def run_chunk(s, ev, depth, start):
         t = e["ts_recv"]
         if wake < t:
             g["now"] = now
-            ok = _wakeups(s, t)
+            ok = _samples_only(glob, inst, route, book_px, equity, t) or _wakeups(s, t)
             now = g["now"]
             wake = g["next_wakeup"]
             if not ok:
@@ -86,6 +88,31 @@ def run_chunk(s, ev, depth, start):
 
 
 @njit
+def _samples_only(glob, inst, route, book_px, equity, limit) -> bool:
+    """Fast path for the common wake-up: only equity samples are due (no order in flight, no
+    time stop before them). Same result as ``_wakeups``; False hands over to it."""
+    g = glob[0]
+    if g["n_active"] > 0:
+        return False
+    t_h = NEVER
+    for r in range(route.shape[0]):
+        rt = route[r]
+        if rt["hold_armed"] == 1 and rt["state"] == OPEN and rt["hold_deadline"] < t_h:
+            t_h = rt["hold_deadline"]
+    step = g["sample_ns"]
+    while g["next_sample"] < limit:
+        t_s = g["next_sample"]
+        if t_h <= t_s or g["n_equity"] >= equity.shape[0]:
+            return False
+        write_equity_arrays(glob, inst, route, book_px, equity, t_s)
+        cap = limit - 1 if limit - 1 < t_h else t_h
+        tgt = (cap // step) * step
+        g["next_sample"] = tgt if tgt > t_s + step else t_s + step
+    g["next_wakeup"] = g["next_sample"] if g["next_sample"] < t_h else t_h
+    return g["next_wakeup"] >= limit
+
+
+@njit
 def _wakeups(s, limit) -> bool:
     """Run every wake-up due strictly before ``limit``. False = out of buffer room."""
     g = s.glob[0]
@@ -93,6 +120,7 @@ def _wakeups(s, limit) -> bool:
         if not has_room(s, ROOM):
             return False
         _one_wakeup(s, limit, True)
+        g["n_slow_wakeups"] += 1
         g["next_wakeup"] = next_wakeup(s)
     return True
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from arbkit.core.book import available, floor_lot, vwap
 from arbkit.core.jit import njit
-from arbkit.core.ledger import close_value
 from arbkit.core.orders import limit_price, send_order
 from arbkit.core.types import (
     ASK, BID, BUY, ENTERING, EXITING, FLAT, KIND_SPOT, OPEN, P_ENTRY, P_EXIT, SELL, SK_BALANCE,
@@ -170,8 +169,9 @@ def _start_trade(s, r, d, e_vwap, inv, t) -> None:
 def exit_reason(inst, route, book_px, r, t) -> int:
     """Which exit rule holds now (precedence: stop > time > take-profit > reversal > converge).
 
-    Pure and division-free (per-event path): a bps test ``diff / mid_ref * 1e4 >= x`` is made
-    as ``diff * 4e4 >= x * sum4`` with ``sum4`` the sum of the four touch prices.
+    Pure, division-free and call-free (it runs on every event while a position is open): a bps
+    test ``diff / mid_ref * 1e4 >= x`` is made as ``diff * 4e4 >= x * sum4``, with ``sum4``
+    the sum of the four touch prices.
     """
     rt = route[r]
     a = rt["inst_a"]
@@ -189,8 +189,9 @@ def exit_reason(inst, route, book_px, r, t) -> int:
     if rt["hold_on"] == 1 and t >= rt["hold_deadline"]:
         return X_TIME
     if rt["tp_on"] == 1:
-        upnl = rt["cash_flow"] - rt["fee_sum"] + close_value(inst, route, book_px, r, False)
-        if upnl >= rt["tp_bps"] * 1e-4 * rt["entry_notional"]:
+        # round-trip net PnL if both legs closed at the touch now, after taker fees
+        # (terms precomputed when the route became OPEN: lifecycle._take_profit_terms)
+        if rt["tp_ca"] * book_px[a, rt["tp_sa"], 0] + rt["tp_cb"] * book_px[b, rt["tp_sb"], 0] >= rt["tp_k"]:
             return X_TAKE_PROFIT
     close4 = ((bid_a - ask_b) if d == 1 else (bid_b - ask_a)) * 4e4
     if rt["rev_on"] == 1 and close4 >= rt["thr_entry_bps"] * sum4:

@@ -166,6 +166,11 @@ ROUTE_DTYPE = np.dtype(
         ("dec_px_a", "f8"),  # touch at the last entry/exit decision, per leg
         ("dec_px_b", "f8"),
         ("entry_buy_px", "f8"),  # buy leg's entry fill VWAP (entry notional = qty x this)
+        ("tp_k", "f8"),  # take-profit test while OPEN: ca*px_a + cb*px_b >= tp_k
+        ("tp_ca", "f8"),
+        ("tp_cb", "f8"),
+        ("tp_sa", "i4"),  # book side each leg would close against (BID for a long leg)
+        ("tp_sb", "i4"),
         ("n_entries", "i8"),  # entry decisions sent
         ("n_unfilled", "i8"),  # entries where neither IOC filled (no trade)
         ("unwind_tries", "i4"),
@@ -240,6 +245,7 @@ GLOB_DTYPE = np.dtype(
         ("n_legs", "i8"),
         ("n_active", "i8"),  # order slots in use (lets wake-ups skip the slot scan)
         ("n_events", "i8"),
+        ("n_slow_wakeups", "i8"),  # wake-up items handled by the general (slow) path
         ("started", "i4"),
     ]
 )
