@@ -16,8 +16,8 @@ SECTIONS = {
     "Risk": ["max_drawdown", "max_drawdown_pct", "sharpe", "sortino", "calmar", "days",
              "turnover", "fee_share", "time_in_market", "legging_incidents",
              "naked_residual_qty"],
-    "Opportunities": ["entry_threshold_bps", "opportunities_seen", "opportunities_taken",
-                      "nearest_miss_bps", "skipped_crossed_book", "skipped_stale_quote",
+    "Opportunities": ["entry_threshold_bps", "best_clean_edge_bps", "nearest_miss_bps",
+                      "opportunities_seen", "opportunities_taken", "skipped_crossed_book", "skipped_stale_quote",
                       "skipped_sanity", "skipped_busy", "skipped_cooldown", "skipped_depth",
                       "skipped_balance", "skipped_min_notional"],
 }
@@ -49,11 +49,13 @@ def print_summary(res) -> None:
             if name in vals:
                 table.add_row("  " + name, _fmt(name, vals[name]))
     console.print(table)
-    miss = res.meta.get("nearest_miss", {})
     if vals.get("trades", 0) == 0 and vals.get("opportunities_taken", 0) == 0:
         console.print(
-            f"[yellow]no trades[/]: the best edge seen was {miss.get('bps_below_threshold', float('nan')):.2f} bps "
-            f"below the entry threshold {vals.get('entry_threshold_bps', float('nan')):.2f} bps"
+            f"[yellow]no trades[/]: the best edge on clean data was "
+            f"{vals.get('best_clean_edge_bps', float('nan')):.2f} bps, "
+            f"{vals.get('nearest_miss_bps', float('nan')):.2f} bps short of the entry threshold "
+            f"{vals.get('entry_threshold_bps', float('nan')):.2f} bps (entry_bps - exit_bps + fees "
+            "of four fills + latency allowance)"
         )
     for note in res.meta.get("notes", []):
         console.print(f"[yellow]note[/]: {note}")

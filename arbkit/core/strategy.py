@@ -51,9 +51,12 @@ def on_market(inst, route, book_px, skips, r, t):
             inv = 4e4 / sum4
             best = best_d * inv
             d = 1 if d_ab >= d_ba else -1
-            rt["best_miss_bps"] = best - thr
-            rt["best_miss_ts"] = t
-            rt["best_miss_dir"] = d
+            if _clean(inst, rt, t, best):
+                # nearest miss only from data the entry guards would accept (a stale or
+                # crossed book, or an implausible edge, is a data fault, not a near miss)
+                rt["best_miss_bps"] = best - thr
+                rt["best_miss_ts"] = t
+                rt["best_miss_dir"] = d
             if best >= thr:
                 return A_ENTRY, d, best, inv
         elif best_d * 4e4 >= thr * sum4:
@@ -199,6 +202,12 @@ def exit_reason(inst, route, book_px, r, t) -> int:
     if rt["conv_on"] == 1 and close4 >= rt["exit_bps"] * sum4:
         return X_CONVERGE
     return X_NONE
+
+
+@njit
+def _clean(inst, rt, t, edge) -> bool:
+    """The data-quality guards pass (same tests as ``_guards_block``, without counting)."""
+    return _tradable(inst, rt, t) and edge <= rt["sanity_bps"]
 
 
 @njit

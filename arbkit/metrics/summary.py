@@ -37,14 +37,18 @@ def label_frames(frames: dict[str, pl.DataFrame], inst_keys: list[str]) -> dict[
 
 
 def daily_returns(equity: pl.DataFrame, capital: float) -> np.ndarray:
-    """Daily returns on start-of-day equity; days with no trade (or no sample) included."""
+    """Daily returns on start-of-day equity (UTC days).
+
+    Days with market data but no trade are included (return 0); days with no market data at all
+    (a gap between recordings) are not, so a 16-month hole does not become 480 flat days.
+    """
     if equity.height == 0:
         return np.zeros(0)
     ts = equity.get_column("ts").to_numpy()
     eq = equity.get_column("equity").to_numpy()
     day = ts // NS_PER_DAY
-    days = np.arange(day[0], day[-1] + 1)
-    last_idx = np.searchsorted(day, days, side="right") - 1  # last sample of each day (ffill)
+    days = np.unique(day)
+    last_idx = np.searchsorted(day, days, side="right") - 1  # last sample of each day
     closes = eq[last_idx]
     starts = np.concatenate([[capital], closes[:-1]])
     return closes / starts - 1.0
@@ -129,11 +133,33 @@ def summarize(trades, fills, equity, legs, route, skips, capital, meta) -> tuple
     for code, name in enumerate(T.SKIP_TEXT):
         if code != T.SK_TAKEN:
             m[f"skipped_{name}"] = int(skips[:, code].sum())
-    m["nearest_miss_bps"] = float(route["best_miss_bps"].max())
     m["entry_threshold_bps"] = float(route["thr_entry_bps"][0])
+    best = float(route["best_miss_bps"].max())
+    m["best_clean_edge_bps"] = best + m["entry_threshold_bps"] if math.isfinite(best) else math.nan
+    m["nearest_miss_bps"] = max(0.0, -best) if math.isfinite(best) else math.nan
     m["legging_incidents"] = legs.height
     m["naked_residual_qty"] = float(legs.get_column("residual_qty").sum()) if legs.height else 0.0
+    notes += too_good_checks(closed, rets)
     return m, notes
+
+
+def too_good_checks(closed: pl.DataFrame, rets: np.ndarray) -> list[str]:
+    """Results that look too good (or too bad) to be true are flagged, never celebrated."""
+    notes: list[str] = []
+    n = closed.height
+    if n >= 10:
+        net = closed.get_column("net_pnl").to_numpy()
+        if (net > 0).all():
+            notes.append(f"CHECK: 100% win rate over {n} trades: treat as a bug until proven "
+                         "otherwise (expected only for the synthetic always-win scenario)")
+        if (net < 0).all():
+            notes.append(f"CHECK: 0% win rate over {n} trades: costs may exceed the edge, or "
+                         "the exit rules never let a winner close")
+        if np.std(net) < 1e-9 * max(1.0, float(np.abs(net).mean())):
+            notes.append(f"CHECK: constant PnL per trade ({net[0]:.6g}) over {n} trades")
+    if rets.size >= 30 and (rets >= 0).all() and (rets > 0).any():
+        notes.append(f"CHECK: no losing day in {rets.size} days")
+    return notes
 
 
 def build_result(runner: Any, meta: dict[str, Any]):

@@ -1,0 +1,3 @@
+from arbkit.cli.app import main
+
+main()
