@@ -19,6 +19,8 @@ import pytest
 from arbkit.errors import ConfigError
 from tests.streams import MS, S, config, run
 
+pytestmark = pytest.mark.nojit  # also run with NUMBA_DISABLE_JIT=1 (second CI step)
+
 OPEN_ROWS = [(1 * S, "A", 100.00, 100.01), (1 * S, "B", 100.00, 100.01),
              (2 * S, "B", 100.10, 100.11)]
 STRAT = "entry_bps = 2.0\nexit_bps = 0.0\nnotional = 1000.0\n"

@@ -104,6 +104,7 @@ def test_flash_crash_runs_and_the_accounting_holds(scenario):
     assert res.metric("final_equity") == pytest.approx(expect, rel=1e-12)
 
 
+@pytest.mark.nojit
 @pytest.mark.parametrize("chunk", [1, 7, 1000, 65_536])
 def test_chunked_feed_is_bit_identical_to_one_call(chunk):
     frame, cfg = generate("normal", n_events=40_000)
