@@ -144,7 +144,7 @@ class Config:
         blob = json.dumps(self.to_dict(), sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
-    def replace_strategy(self, **changes: Any) -> "Config":
+    def replace_strategy(self, **changes: Any) -> Config:
         """A copy with some strategy fields changed (validated like a loaded file)."""
         merged = {**dataclasses.asdict(self.strategy), **changes}
         return from_dict({**self.to_dict(), "strategy": merged}, source="<override>")

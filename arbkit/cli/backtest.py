@@ -6,7 +6,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -26,10 +26,10 @@ def _default_inputs() -> tuple[Path, Path]:
 
 
 def backtest(
-    data: Annotated[Optional[Path], typer.Option(help="Parquet file or folder of quotes.")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="TOML config.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Write result Parquet files to this folder.")] = None,
-    chunk: Annotated[Optional[int], typer.Option(help="Feed the loop in chunks of N events.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Parquet file or folder of quotes.")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML config.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write result Parquet files to this folder.")] = None,
+    chunk: Annotated[int | None, typer.Option(help="Feed the loop in chunks of N events.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Backtest the spread-convergence strategy on one route.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,7 +15,7 @@ def synth(
     scenario: Annotated[str, typer.Option(help="normal | always-win | always-lose | flat | flash-crash | outage")],
     out: Annotated[Path, typer.Option(help="Folder to write quotes.parquet and config.toml into.")],
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 7,
-    events: Annotated[Optional[int], typer.Option(help="Number of quote rows.")] = None,
+    events: Annotated[int | None, typer.Option(help="Number of quote rows.")] = None,
     depth: Annotated[int, typer.Option(help="Book levels per side (1 = L1 only).")] = 5,
 ) -> None:
     """Write deterministic synthetic two-venue quotes and a matching config."""

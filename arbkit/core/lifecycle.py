@@ -13,7 +13,16 @@ from arbkit.core.jit import njit
 from arbkit.core.ledger import write_leg, write_trade
 from arbkit.core.orders import limit_price, send_order
 from arbkit.core.types import (
-    ASK, BID, BUY, ENTERING, FLAT, OPEN, P_UNWIND, SELL, UNWINDING, X_ENTRY_LEGGED, X_NONE,
+    ASK,
+    BID,
+    BUY,
+    FLAT,
+    OPEN,
+    P_UNWIND,
+    SELL,
+    UNWINDING,
+    X_ENTRY_LEGGED,
+    X_NONE,
     X_STOP_LOSS,
 )
 

@@ -17,7 +17,12 @@ from arbkit.core.lifecycle import process_ack
 from arbkit.core.orders import match_arrived, match_order
 from arbkit.core.strategy import A_ENTRY, A_NONE, check_exit, on_market, send_exit, try_entry
 from arbkit.core.types import (
-    ASK, BID, EV_QUOTE, FLAT, OPEN, S_DONE, S_FULL, X_OPEN_AT_END,
+    EV_QUOTE,
+    FLAT,
+    OPEN,
+    S_DONE,
+    S_FULL,
+    X_OPEN_AT_END,
 )
 
 NEVER = 9_223_372_036_854_775_807

@@ -17,8 +17,20 @@ from arbkit.core.book import take
 from arbkit.core.jit import njit
 from arbkit.core.ledger import book_fill, write_order_log
 from arbkit.core.types import (
-    ASK, BID, BUY, KIND_SPOT, RJ_BALANCE, RJ_CROSSED, RJ_NO_BOOK, RJ_NONE, RJ_STALE, ST_CANCELLED,
-    ST_FILLED, ST_NEW, ST_PARTIAL, ST_REJECTED,
+    ASK,
+    BID,
+    BUY,
+    KIND_SPOT,
+    RJ_BALANCE,
+    RJ_CROSSED,
+    RJ_NO_BOOK,
+    RJ_NONE,
+    RJ_STALE,
+    ST_CANCELLED,
+    ST_FILLED,
+    ST_NEW,
+    ST_PARTIAL,
+    ST_REJECTED,
 )
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)

@@ -12,11 +12,33 @@ from arbkit.core.book import available, floor_lot, vwap
 from arbkit.core.jit import njit
 from arbkit.core.orders import limit_price, send_order
 from arbkit.core.types import (
-    ASK, BID, BUY, ENTERING, EXITING, FLAT, KIND_SPOT, OPEN, P_ENTRY, P_EXIT, SELL, SK_BALANCE,
-    SK_BUSY, SK_COOLDOWN, SK_CROSSED, SK_DEPTH, SK_MIN_NOTIONAL, SK_SANITY, SK_STALE, SK_TAKEN,
-    X_CONVERGE, X_NONE, X_REVERSAL, X_STOP_LOSS, X_TAKE_PROFIT, X_TIME,
+    ASK,
+    BID,
+    BUY,
+    ENTERING,
+    EXITING,
+    FLAT,
+    KIND_SPOT,
+    OPEN,
+    P_ENTRY,
+    P_EXIT,
+    SELL,
+    SK_BALANCE,
+    SK_BUSY,
+    SK_COOLDOWN,
+    SK_CROSSED,
+    SK_DEPTH,
+    SK_MIN_NOTIONAL,
+    SK_SANITY,
+    SK_STALE,
+    SK_TAKEN,
+    X_CONVERGE,
+    X_NONE,
+    X_REVERSAL,
+    X_STOP_LOSS,
+    X_TAKE_PROFIT,
+    X_TIME,
 )
-
 
 A_NONE = 0
 A_ENTRY = 1

@@ -69,7 +69,7 @@ def test_results_are_written_whole(good, tmp_path):
         (lambda f: f.drop("bid_px"), ["bid_px"]),
         (lambda f: f.with_columns(pl.when(pl.int_range(pl.len()) == 5).then(float("nan"))
                                   .otherwise(pl.col("ask_px")).alias("ask_px")), ["ask_px", "nan"]),
-        (lambda f: f.with_columns((pl.col("ts_recv_ns") // 1_000_000)), ["ts_recv_ns", "millisecond"]),
+        (lambda f: f.with_columns(pl.col("ts_recv_ns") // 1_000_000), ["ts_recv_ns", "millisecond"]),
         (lambda f: f.reverse(), ["ts_recv_ns", "backwards"]),
         (lambda f: f.head(0), ["empty"]),
     ],

@@ -385,7 +385,7 @@ def test_property_valid_passes_and_shuffled_source_goes_backwards(
     idx = [i for i, v in enumerate(df["venue"]) if v == venue]
     perm = data.draw(st.permutations(idx).filter(lambda p: list(p) != sorted(p)))
     order = list(range(df.height))
-    for src, dst in zip(idx, perm):
+    for src, dst in zip(idx, perm, strict=True):
         order[src] = dst  # the venue's rows swap places among themselves only
     shuffled = df[order]
     fails(shuffled, "ts_recv_ns", venue, "backwards")
