@@ -244,7 +244,7 @@ def _check(cfg: Config, source: str) -> None:
                 f"set run.reference_ccy = {leg.quote!r} if both legs share it"
             )
     s = cfg.strategy
-    for name in ("notional", "max_slippage_bps"):
+    for name in ("notional", "max_slippage_bps", "unwind_max_slippage_bps"):
         if getattr(s, name) <= 0:
             raise ConfigError(f"{source}: strategy.{name} = {getattr(s, name)}; must be > 0")
     for name in ("latency_allowance_bps", "cooldown_after_stop_s", "sanity_max_edge_bps"):

@@ -87,7 +87,7 @@ from arbkit.config import load_config_text
 from arbkit.data.events import EventArrays
 from arbkit.engine.backtest import run_arrays
 cfg = load_config_text({cfg!r})
-small = np.load({path!r}, mmap_mode="r")[:1000].copy()
+small = np.load({small!r})
 run_arrays(cfg, EventArrays(small, np.zeros((0, 4, 0)), [i.key for i in cfg.instruments], 1,
                             {{}}, {{}}, 0))  # warm: compiled code loaded
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -156,9 +156,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "events.npy")
+        small = str(Path(tmp) / "small.npy")
         np.save(path, arrays.events)
-        base, peak, nbytes, _ = map(int, _probe(MEM_PROBE.format(root=str(ROOT), cfg=CONFIG,
-                                                                  path=path), dict(os.environ)))
+        np.save(small, arrays.events[:1000])
+        code = MEM_PROBE.format(root=str(ROOT), cfg=CONFIG, path=path, small=small)
+        base, peak, nbytes, _ = map(int, _probe(code, dict(os.environ)))
     extra = peak - base
     print(f"memory: event array {nbytes / 2**20:.0f} MiB; loop process peak RSS above the warm "
           f"baseline {extra / 2**20:.0f} MiB = {extra / nbytes:.2f}x the event array")

@@ -1,7 +1,8 @@
 """arbkit command line: a thin layer over the library, one module per command group.
 
-Every ``ArbkitError`` becomes one line on stderr and exit code 1 (``--debug`` shows the
-traceback).
+Exit codes: 0 success; 1 an ``ArbkitError`` (bad data, bad config, infeasible strategy), printed
+as one ``error: ...`` line on stderr (``--debug`` or ``ARBKIT_DEBUG=1`` shows the traceback);
+2 a usage error (unknown option, missing argument); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -26,21 +27,14 @@ def main() -> None:
     if "--debug" in sys.argv:
         sys.argv.remove("--debug")
     try:
-        app(standalone_mode=False)
+        # standalone mode: click itself handles usage errors (exit 2) and Ctrl-C; anything
+        # else propagates to here
+        app()
     except ArbkitError as exc:
         if debug:
             raise
-        typer.echo(f"error: {exc}", err=True)
+        print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
-    except typer.Abort:
-        typer.echo("aborted", err=True)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            raise SystemExit(exc.exit_code) from None
-        if isinstance(exc, click.exceptions.Exit):
-            raise SystemExit(exc.exit_code) from None
-        raise

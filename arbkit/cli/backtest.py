@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -48,11 +49,17 @@ def backtest(
     if out is not None:
         write_results(res, out)
     if as_json:
-        payload = {r["metric"]: r["value"] for r in res.summary.to_dicts()}
+        payload: dict = {r["metric"]: _finite_or_none(r["value"]) for r in res.summary.to_dicts()}
+        payload["label"] = res.config.run.label
         payload["notes"] = res.meta.get("notes", [])
-        typer.echo(json.dumps(payload, default=str, indent=1))
+        typer.echo(json.dumps(payload, default=str, indent=1, allow_nan=False))
     else:
         print_summary(res)
+
+
+def _finite_or_none(v: float) -> float | None:
+    """Strict JSON has no NaN/inf: undefined metrics (e.g. Sharpe below 30 days) become null."""
+    return v if math.isfinite(v) else None
 
 
 def write_results(res, out: Path) -> None:

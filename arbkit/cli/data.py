@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="Generate, import and check market data.")
+app = typer.Typer(no_args_is_help=True, help="Market data: synthetic scenarios (the catalog, "
+                  "importers, download and recording come with the data work, issue #3).")
 
 
 @app.command("synth")

@@ -39,7 +39,8 @@ def _fmt(name: str, v: float) -> str:
 def print_summary(res) -> None:
     console = Console()
     vals = {r["metric"]: r["value"] for r in res.summary.to_dicts()}
-    title = f"arbkit backtest — {res.meta.get('source', '')}"
+    label = res.config.run.label
+    title = f"arbkit backtest — {label + ' — ' if label else ''}{res.meta.get('source', '')}"
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("metric")
     table.add_column("value", justify="right")

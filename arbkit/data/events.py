@@ -26,12 +26,15 @@ class EventArrays:
     inst_keys: list[str]
     n_levels: int
     use_exch: dict[str, bool]
-    clock_offset_ns: dict[str, int]
+    clock_offset_ns: dict[str, list[int]]  # per recording session, ns added to exchange time
     dropped_rows: int
 
 
+SESSION_GAP_NS = 600_000_000_000  # a 10-minute hole in one source starts a new recording session
+
+
 def exch_offset_ns(ts_recv: np.ndarray, ts_exch: np.ndarray) -> int:
-    """Clock correction for one source's exchange stamps.
+    """Clock correction for one recording session's exchange stamps.
 
     Feed latency ``recv - exch`` cannot be negative; when its 1st percentile is, the recorder's
     clock is behind the exchange (the 2024 Binance captures: ~1.3 s). Shift exchange time so that
@@ -41,6 +44,16 @@ def exch_offset_ns(ts_recv: np.ndarray, ts_exch: np.ndarray) -> int:
     lat = ts_recv - ts_exch
     p1 = int(np.percentile(lat, 1)) if lat.size else 0
     return p1 if p1 < 0 else 0
+
+
+def session_offsets_ns(ts_recv: np.ndarray, ts_exch: np.ndarray) -> np.ndarray:
+    """Per-row offsets: ``exch_offset_ns`` estimated separately for each recording session
+    (sessions split where the source is silent for more than ``SESSION_GAP_NS``)."""
+    out = np.zeros(ts_recv.shape[0], np.int64)
+    cuts = np.flatnonzero(np.diff(ts_recv) > SESSION_GAP_NS) + 1
+    for lo, hi in zip(np.r_[0, cuts], np.r_[cuts, ts_recv.shape[0]]):
+        out[lo:hi] = exch_offset_ns(ts_recv[lo:hi], ts_exch[lo:hi])
+    return out
 
 
 def build_events(frame: pl.DataFrame, inst_keys: list[str], *, timeline: str = "recv",
@@ -79,7 +92,7 @@ def build_events(frame: pl.DataFrame, inst_keys: list[str], *, timeline: str = "
 def _exch_times(ev: np.ndarray, used: pl.DataFrame, inst_keys: list[str], timeline: str):
     ev["ts_exch"] = ev["ts_recv"]
     use_exch: dict[str, bool] = {k: False for k in inst_keys}
-    offsets: dict[str, int] = {k: 0 for k in inst_keys}
+    offsets: dict[str, list[int]] = {k: [] for k in inst_keys}
     if timeline != "exch" or "ts_exch_ns" not in used.columns:
         return use_exch, offsets
     exch = used.get_column("ts_exch_ns")
@@ -89,10 +102,10 @@ def _exch_times(ev: np.ndarray, used: pl.DataFrame, inst_keys: list[str], timeli
         if col.null_count() > 0:
             continue  # this source has no exchange clock: it stays on the receive timeline
         raw = col.to_numpy()
-        off = exch_offset_ns(ev["ts_recv"][mask], raw)
+        off = session_offsets_ns(ev["ts_recv"][mask], raw)
         ev["ts_exch"][mask] = raw + off
         use_exch[key] = True
-        offsets[key] = off
+        offsets[key] = sorted({int(x) for x in off})
     return use_exch, offsets
 
 

@@ -31,7 +31,7 @@ counts are what the core kernel gave for seeds 1, 2, 3, 7, 11 and 42):
 - ``always-lose``: every 60 s the basis opens at ±12 bps for 3 s, jumps to ±37 bps for 5 s
   (25 bps past entry, stop 15), then returns to 0 within the 30 s stop cooldown: one
   stop-loss per episode (133 trades, -30 to -32 USDT each).
-- ``flat``: basis sd 0.4 bps, no jumps; thr 8.5: no trade, nearest miss ≈ -7 bps.
+- ``flat``: basis sd 0.4 bps, no jumps; thr 8.5: no trade; the best edge stays about 7 bps short of the threshold (nearest_miss_bps ≈ 7).
 - ``flash-crash``: ``normal`` plus B falling 10 % in 0.5 s at mid-span and recovering
   linearly over 60 s; B's spreads widen and sizes shrink up to 4x meanwhile (never crossed).
   Expect a stop-loss entered on the way down and a large win entered in the recovery once the

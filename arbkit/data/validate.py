@@ -111,7 +111,8 @@ class _Locator:
 
 def _suggest(missing: list[str], present: list[str]) -> list[tuple[str, str]]:
     """(present, canonical) rename hints: known aliases first, then close spellings."""
-    spare = [c for c in present if c not in schema.QUOTE_REQUIRED and c not in _TS_COLUMNS]
+    spare = [c for c in present if c not in schema.QUOTE_REQUIRED and c not in _TS_COLUMNS
+             and not schema.is_depth_column(c)]
     hints: dict[str, str] = {}
     for m in missing:
         aliases = schema.QUOTE_ALIASES.get(m, ())

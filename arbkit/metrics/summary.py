@@ -172,6 +172,9 @@ def build_result(runner: Any, meta: dict[str, Any]):
     frames = label_frames(state_frames(st), runner.arrays.inst_keys)
     m, notes = summarize(frames["trades"], frames["fills"], frames["equity"], frames["legs"],
                          st.route, st.skips, runner.cfg.run.capital, meta)
+    if meta.get("dropped_rows"):
+        notes.append(f"{meta['dropped_rows']} data rows belong to instruments not in the config "
+                     "and were ignored")
     if runner.problems:
         notes += [f"INFEASIBLE (run anyway): {p}" for p in runner.problems]
     meta["notes"] = notes

@@ -108,3 +108,15 @@ def test_unknown_scenario_and_missing_files(tmp_path):
                    "sideways", "always-win")
     one_line_error(arbkit("backtest", "--data", str(tmp_path / "nope.parquet"), "--config",
                           str(ROOT / "studies" / "binance_spot_usdm.toml")), "nope.parquet")
+
+
+def test_usage_errors_exit_2_without_a_traceback():
+    p = arbkit("backtest", "--bogus")
+    assert p.returncode == 2 and "Traceback" not in p.stderr and "--bogus" in p.stderr
+
+
+def test_json_is_strict(good):
+    data, cfg, _ = good
+    p = arbkit("backtest", "--data", str(data), "--config", str(cfg), "--json")
+    out = json.loads(p.stdout, parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
+    assert out["sharpe"] is None  # under 30 days: undefined, written as null
