@@ -278,7 +278,7 @@ def from_dict(raw: dict[str, Any], source: str = "<config>") -> Config:
         if sec not in raw:
             raise ConfigError(f"{source}: missing section [{sec}]")
     insts = raw["instruments"]
-    if not isinstance(insts, list) or len(insts) < 2:
+    if not isinstance(insts, (list, tuple)) or len(insts) < 2:
         raise ConfigError(f"{source}: [[instruments]] needs at least two entries")
     cfg = Config(
         run=_build(RunConfig, raw.get("run", {}), "run", source),

@@ -16,8 +16,13 @@ import math
 import polars as pl
 import pytest
 
+from arbkit.config import from_dict
+from arbkit.data.events import build_events
+from arbkit.engine.backtest import run_arrays
 from arbkit.errors import ConfigError
+from arbkit.metrics.summary import build_result
 from tests.streams import MS, S, config, run
+from tests.streams import frame as frame_rows
 
 pytestmark = pytest.mark.nojit  # also run with NUMBA_DISABLE_JIT=1 (second CI step)
 
@@ -219,3 +224,79 @@ def test_infeasible_stop_inside_round_trip_cost_is_reported_not_run():
         run(config(STRAT + "stop_loss_bps = 3.0\n"), OPEN_ROWS)
     res = run(config(STRAT + "stop_loss_bps = 3.0\nallow_infeasible = true\n"), OPEN_ROWS)
     assert any("INFEASIBLE" in n for n in res.meta["notes"])
+
+
+def test_exchange_timeline_matches_the_book_as_it_was_on_the_exchange_at_arrival():
+    # B's feed arrives 50 ms after the exchange stamps it. Decision at recv 2.000 s; the B order
+    # reaches the exchange at 2.010 (10 ms latency). On the exchange, B's bid moved to 100.07 at
+    # 2.005 (we receive it at 2.055) and to 100.02 at 2.015 (received 2.065). The order meets
+    # the 2.005 book: 100.07. On one (receive) timeline it would have met 100.10.
+    def frame_with_exch(rows):
+        f = frame_rows(rows)
+        return f.with_columns(pl.Series("ts_exch_ns", [r[4] for r in rows], dtype=pl.Int64))
+
+    rows = [
+        (1 * S, "A", 100.00, 100.01, 1 * S), (1 * S, "B", 100.00, 100.01, 1 * S - 50 * MS),
+        (2 * S, "B", 100.10, 100.11, 2 * S - 50 * MS),
+        (2 * S + 55 * MS, "B", 100.07, 100.08, 2 * S + 5 * MS),
+        (2 * S + 65 * MS, "B", 100.02, 100.03, 2 * S + 15 * MS),
+        (3 * S, "A", 100.00, 100.01, 3 * S),
+    ]
+    for timeline, expect in (("exch", 100.07), ("recv", 100.10)):
+        cfg = config(STRAT, lat_b=10.0)
+        cfg = from_dict({**cfg.to_dict(), "run": {**cfg.to_dict()["run"], "timeline": timeline}})
+        arrays = build_events(frame_with_exch(rows), [i.key for i in cfg.instruments],
+                              timeline=timeline)
+        res = build_result(run_arrays(cfg, arrays), {"events": 6})
+        sell_b = res.fills.filter((pl.col("inst") == 1) & (pl.col("purpose") == 0)).to_dicts()[0]
+        assert sell_b["px"] == expect, timeline
+
+
+def test_spot_leg_cannot_sell_inventory_it_does_not_hold():
+    # A is spot with no BTC. The gap is in the direction that sells A: e_BA = (100.10-100.01)
+    # / 100.055 * 1e4 = 9 bps >= 6, but there is nothing to sell.
+    res = run(config(STRAT), [(1 * S, "A", 100.00, 100.01), (1 * S, "B", 100.00, 100.01),
+                              (2 * S, "A", 100.10, 100.11), (3 * S, "A", 100.10, 100.11)])
+    assert res.trades.height == 0 and res.metric("skipped_balance") == 2
+
+
+def test_min_notional_blocks_a_too_small_order():
+    strat = "entry_bps = 2.0\nexit_bps = 0.0\nnotional = 50.0\n"  # 0.499 -> 0.499 x 100 < 100
+    cfg = config(strat)
+    cfg = from_dict({**cfg.to_dict(), "instruments": [
+        {**i, "min_notional": 100.0} for i in cfg.to_dict()["instruments"]]})
+    res = run(cfg, OPEN_ROWS + [(3 * S, "A", 100.00, 100.01)])
+    # skipped at 2 s and again at 3 s (the gap is still there)
+    assert res.trades.height == 0 and res.metric("skipped_min_notional") == 2
+
+
+def test_an_order_reaching_a_stale_book_is_rejected_and_the_other_leg_unwound():
+    # max quote age 100 ms; B orders take 500 ms and B does not quote again: at arrival B's
+    # book is 500 ms old, so the venue is treated as unavailable.
+    strat = STRAT + "max_quote_age_ms = 100.0\n"
+    rows = OPEN_ROWS + [(2 * S + 100 * k * MS, "A", 100.00, 100.01) for k in range(1, 8)]
+    res = run(config(strat, lat_b=500.0), rows + [(3 * S, "B", 100.00, 100.01)])
+    orders = res.orders.sort("oid").to_dicts()
+    assert orders[1]["status_text"] == "rejected" and orders[1]["reject_reason"] == "stale_book"
+    t = one_trade(res)
+    assert t["exit_reason_text"] == "entry_legged" and res.legs.height == 1
+
+
+def test_unwind_that_keeps_failing_reports_the_naked_residual():
+    # The B entry is cancelled (its bid collapses beyond the limit). A's bid empties (size 0)
+    # right after the A entry filled and does not refill: three unwinds find nothing, then the
+    # 5 unhedged BTC are reported as a naked residual.
+    rows = OPEN_ROWS + [
+        (2 * S + 5 * MS, "B", 99.90, 99.91),
+        (2 * S + 6 * MS, "A", 100.00, 100.01, 0.0, 5.0),
+        (3 * S, "B", 99.90, 99.91),
+    ]
+    res = run(config(STRAT, lat_b=10.0), rows)
+    legs = res.legs.to_dicts()
+    assert legs[0]["tries"] == 3 and legs[0]["residual_qty"] == 5.0
+    assert legs[0]["start_ts"] == 2 * S + 10 * MS
+    # the route then holds the naked leg OPEN; at 3 s an exit rule fires, the exit finds no bid
+    # either, and that is a second incident (still naked): nothing is hidden
+    assert all(leg["residual_qty"] == 5.0 for leg in legs)
+    statuses = res.orders.sort("oid").get_column("status_text").to_list()
+    assert statuses[:2] == ["filled", "cancelled"] and statuses[2:5] == ["cancelled"] * 3
