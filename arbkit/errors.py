@@ -19,6 +19,10 @@ class DataError(ArbkitError):
     """Input data is wrong (missing column, NaN price, time going backwards, empty file)."""
 
 
+class EngineError(ArbkitError):
+    """The kernel stopped making progress (a bug: please report it with the data and config)."""
+
+
 class StorageError(ArbkitError):
     """A results or study store could not be read or written."""
 

@@ -93,7 +93,7 @@ def main() -> None:
         reasons="\n".join(f"- **{k}**: {v}" for k, v in rs.items()),
         notes="\n".join(f"- **{k}**: " + ("; ".join(v) if v else "none") for k, v in notes.items()),
         normal_trades=trades_sample(normal), hypo_trades=trades_sample(hypo),
-        chunk="identical" if same else "DIFFERENT",
+        chunk="✅ identical" if same else "❌ DIFFERENT",
         real_opp=real.opportunities.filter(pl.col("count") > 0).to_dicts(),
     ))
 
@@ -118,9 +118,10 @@ at commit `{commit}` on {date}. Synthetic scenarios use seed 7 and their default
 | always-lose: net < 0, exits by stop-loss | ✅ | table below |
 | flat: no trade, nearest miss reported | ✅ | table below |
 | same-market round trips lose at least the fees | ✅ | `test_same_market_round_trips_always_lose_at_least_the_fees` |
-| chunked feed (997 events per call) = one call, bit for bit | ✅ {chunk} | this run; also chunks of 1/7/1000/65,536 in tests |
-| naive reference model = numba loop on random streams | ✅ | `tests/property/test_reference.py` |
-| accounting identities (equity, fills vs balances, per-trade decomposition) | ✅ | `tests/property/test_accounting.py` |
+| chunked feed (997 events per call) = one call, bit for bit | {chunk} | this run; also chunks of 1/7/1000/65,536 in tests and random chunkings (incl. one event at a time) in `test_accounting.py` |
+| naive reference model = numba loop on random streams (hypothesis, identical orders, fills, trades, legs, equity) | ✅ | `tests/property/test_reference.py` |
+| kernel bugs the comparison found, each fixed with a regression test: a time-stop exit that cannot fill re-fired forever at one instant (hang/OOM); a stale-early wake-up ran an order match / ack before its time; common lot was `max` not the LCM of the lots; legging cost logged cumulatively per incident; stale-book check mixed exchange and receive clocks; a tiny output buffer never grew (hang); equity rounded against the 1e12 default perp cash | ✅ | `test_reference.py::test_regression_*`, `test_accounting.py::test_equity_precision_*`, `test_feeding_in_chunks_*` (capacity 1) |
+| accounting identities (equity = capital + Σ net, fills vs balances, per-trade decomposition, fees ≥ 0, one-legged trades have an incident, fills within limit and never better than the arrival touch, whole lots) | ✅ | `tests/property/test_accounting.py` |
 | real-data route runs end to end; with real fees it does not trade and says why | ✅ | table below |
 | outage: nothing fills on the silent venue's stale book | ✅ | `test_outage_never_trades_on_the_silent_venues_stale_book` |
 | 10M-event speed target (≥ 40 M events/s) | ⚠️ | `docs/benchmarks.md` |

@@ -46,8 +46,9 @@ def apply_quote(inst, book_px, book_qty, book_taken, book_n, ev, depth, k) -> No
     book_qty[i, ASK, 0] = e["ask_qty"]
     row = e["depth_row"]
     if row < 0:
-        book_n[i, BID] = 1
-        book_n[i, ASK] = 1
+        if book_n[i, BID] != 1 or book_n[i, ASK] != 1:
+            book_n[i, BID] = 1
+            book_n[i, ASK] = 1
     else:
         _apply_depth(book_px, book_qty, book_n, i, depth, row)
     rec["crossed"] = 1 if bid >= ask else 0

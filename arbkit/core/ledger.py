@@ -41,8 +41,8 @@ def equity_now(glob, inst, book_px):
     gross = 0.0
     for i in range(inst.shape[0]):
         rec = inst[i]
-        dpos = rec["pos"] - rec["pos0"]
-        eq += rec["cash"] - rec["cash0"]
+        dpos = rec["pos"]
+        eq += rec["cash"]
         if dpos != 0.0:
             m = 0.5 * (book_px[i, BID, 0] + book_px[i, ASK, 0])
             eq += dpos * m
@@ -137,7 +137,7 @@ def write_leg(s, r, end_ts, residual) -> None:
     rec["end_ts"] = end_ts
     rec["excess_qty"] = rt["leg_qty"]
     rec["residual_qty"] = residual
-    rec["cost"] = rt["leg_cost"]
+    rec["cost"] = rt["leg_cost"] - rt["leg_cost0"]  # this incident's cost only
     rec["tries"] = rt["unwind_tries"]
     g["n_legs"] += 1
     rt["leg_open"] = 0

@@ -61,6 +61,7 @@ def _all_acked(s, r, now) -> None:
             rt["leg_open"] = 1
             rt["leg_start"] = now
             rt["leg_qty"] = abs(net)
+            rt["leg_cost0"] = rt["leg_cost"]
             rt["unwind_tries"] = 0
         if rt["unwind_tries"] < rt["unwind_retries"]:
             _send_unwind(s, r, net, now)
@@ -100,10 +101,14 @@ def _go_open(s, r, now) -> None:
         rt["entry_notional"] = rt["qty"] * rt["entry_buy_px"]
         rt["hold_deadline"] = rt["entry_ts"] + rt["hold_ns"]
     rt["state"] = OPEN
-    rt["hold_armed"] = rt["hold_on"]
+    # The timer fires once per round trip (at once if its deadline passed while an exit or
+    # unwind was in flight). After it fired, a time-stop exit that could not flatten must not
+    # re-fire at the same instant forever: the time rule is re-checked on every book update
+    # (strategy.exit_reason) instead, like every other exit rule.
+    rt["hold_armed"] = 1 if rt["hold_on"] == 1 and rt["hold_fired"] == 0 else 0
     _take_profit_terms(s, r)
     g = s.glob[0]
-    if rt["hold_on"] == 1 and rt["hold_deadline"] < g["next_wakeup"]:
+    if rt["hold_armed"] == 1 and rt["hold_deadline"] < g["next_wakeup"]:
         g["next_wakeup"] = rt["hold_deadline"]
 
 

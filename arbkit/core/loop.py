@@ -15,7 +15,15 @@ from arbkit.core.jit import njit
 from arbkit.core.ledger import has_room, write_equity, write_equity_arrays, write_trade
 from arbkit.core.lifecycle import process_ack
 from arbkit.core.orders import match_arrived, match_order
-from arbkit.core.strategy import A_ENTRY, A_NONE, check_exit, on_market, send_exit, try_entry
+from arbkit.core.strategy import (
+    A_ENTRY_AB,
+    A_EXIT,
+    A_NONE,
+    check_exit,
+    on_market,
+    send_exit,
+    try_entry,
+)
 from arbkit.core.types import (
     EV_QUOTE,
     FLAT,
@@ -46,6 +54,10 @@ def run_chunk(s, ev, depth, start):
     idx = s.inst_route_idx
     equity = s.equity
     glob = s.glob
+    any_exch = False  # with one timeline only, orders are matched by wake-ups alone
+    for i in range(inst.shape[0]):
+        if inst[i]["use_exch"] == 1:
+            any_exch = True
     n = ev.shape[0]
     # clock, wake-up and event count live in registers; synced with g around every slow path
     now = g["now"]
@@ -65,7 +77,7 @@ def run_chunk(s, ev, depth, start):
                 return S_FULL, k
         if e["kind"] == EV_QUOTE:
             i = e["inst"]
-            if inst[i]["n_pending"] > 0 and inst[i]["use_exch"] == 1:
+            if any_exch and inst[i]["n_pending"] > 0 and inst[i]["use_exch"] == 1:
                 if not has_room(s, ROOM * s.orders.shape[0]):
                     g["now"] = now
                     g["n_events"] = counted + k
@@ -76,13 +88,13 @@ def run_chunk(s, ev, depth, start):
             now = t
             for j in range(ptr[i], ptr[i + 1]):
                 r = idx[j]
-                action, arg, edge, inv = on_market(inst, route, book_px, skips, r, t)
+                action = on_market(inst, route, book_px, skips, r, t)
                 if action != A_NONE:
                     g["now"] = now
-                    if action == A_ENTRY:
-                        try_entry(s, r, arg, edge, inv, t)
+                    if action >= A_EXIT:
+                        send_exit(s, r, action - A_EXIT, t)
                     else:
-                        send_exit(s, r, arg, t)
+                        try_entry(s, r, 1 if action == A_ENTRY_AB else -1, t)
                     wake = g["next_wakeup"]
         elif t > now:
             now = t
@@ -119,8 +131,13 @@ def _samples_only(glob, inst, route, book_px, equity, limit) -> bool:
 
 @njit
 def _wakeups(s, limit) -> bool:
-    """Run every wake-up due strictly before ``limit``. False = out of buffer room."""
+    """Run every wake-up due strictly before ``limit``. False = out of buffer room.
+
+    ``next_wakeup`` is a lower bound (it is only ever lowered between wake-ups: a disarmed time
+    stop or an order matched early leaves it stale-early), so it is recomputed exactly before
+    anything runs: an item due at ``limit`` or later must wait for the event to be applied."""
     g = s.glob[0]
+    g["next_wakeup"] = next_wakeup(s)
     while g["next_wakeup"] < limit:
         if not has_room(s, ROOM):
             return False
@@ -214,6 +231,7 @@ def next_wakeup(s) -> int:
 def _time_stop(s, r, now) -> None:
     """The time stop fired on the kernel's clock: evaluate exits with the current books."""
     s.route[r]["hold_armed"] = 0
+    s.route[r]["hold_fired"] = 1
     check_exit(s, r, now)
 
 

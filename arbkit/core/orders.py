@@ -118,7 +118,9 @@ def match_order(s, slot) -> None:
     if inst["crossed"] == 1:
         _finish(s, o, ST_REJECTED, RJ_CROSSED)
         return
-    if inst["stale_ns"] > 0 and ts - inst["ts_recv"] > inst["stale_ns"]:
+    # the book's age on the clock the venue matches on (t_arrive is an exchange time then)
+    book_ts = inst["ts_exch"] if inst["use_exch"] == 1 else inst["ts_recv"]
+    if inst["stale_ns"] > 0 and ts - book_ts > inst["stale_ns"]:
         _finish(s, o, ST_REJECTED, RJ_STALE)
         return
     if not _balance_ok(inst, side, o["qty"], o["limit_px"]):
@@ -147,8 +149,8 @@ def _balance_ok(inst, side, qty, limit_px) -> bool:
     if inst["kind"] != KIND_SPOT:
         return True
     if side == BUY:
-        return inst["cash"] >= qty * limit_px * (1.0 + inst["fee_rate"])
-    return inst["pos"] >= qty - 1e-6 * inst["lot"]
+        return inst["cash0"] + inst["cash"] >= qty * limit_px * (1.0 + inst["fee_rate"])
+    return inst["pos0"] + inst["pos"] >= qty - 1e-6 * inst["lot"]
 
 
 @njit

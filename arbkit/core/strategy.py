@@ -40,17 +40,20 @@ from arbkit.core.types import (
     X_TIME,
 )
 
+# on_market's result, one int (a tuple return goes through memory on the per-event path):
+# 0 nothing; A_ENTRY_AB / A_ENTRY_BA an entry in direction +1 / -1; A_EXIT + reason an exit
 A_NONE = 0
-A_ENTRY = 1
-A_EXIT = 2
+A_ENTRY_AB = 1
+A_ENTRY_BA = 2
+A_EXIT = 8
 
 
 @njit
 def on_market(inst, route, book_px, skips, r, t):
     """Evaluate route ``r`` after a book update at receive time ``t`` (hot path).
 
-    Returns (action, direction or exit reason, edge, 1e4/mid_ref); the caller runs the rare
-    slow path (``try_entry`` / ``send_exit``) with the whole state.
+    Returns an action code; the caller runs the rare slow path (``try_entry`` /
+    ``send_exit``) with the whole state.
     """
     rt = route[r]
     a = rt["inst_a"]
@@ -80,20 +83,19 @@ def on_market(inst, route, book_px, skips, r, t):
                 rt["best_miss_ts"] = t
                 rt["best_miss_dir"] = d
             if best >= thr:
-                return A_ENTRY, d, best, inv
+                return A_ENTRY_AB if d == 1 else A_ENTRY_BA
         elif best_d * 4e4 >= thr * sum4:
-            inv = 4e4 / sum4
-            return A_ENTRY, 1 if d_ab >= d_ba else -1, best_d * inv, inv
-        return A_NONE, 0, 0.0, 0.0
+            return A_ENTRY_AB if d_ab >= d_ba else A_ENTRY_BA
+        return A_NONE
     if (bid_b - ask_a) * 4e4 >= thr * sum4 or (bid_a - ask_b) * 4e4 >= thr * sum4:
         skips[r, SK_BUSY] += 1
     if state == OPEN:
         if not _tradable(inst, rt, t):
-            return A_NONE, 0, 0.0, 0.0
+            return A_NONE
         reason = exit_reason(inst, route, book_px, r, t)
         if reason != X_NONE:
-            return A_EXIT, reason, 0.0, 0.0
-    return A_NONE, 0, 0.0, 0.0
+            return A_EXIT + reason
+    return A_NONE
 
 
 @njit
@@ -116,9 +118,17 @@ def _guards_block(s, r, edge, t) -> int:
 
 
 @njit
-def try_entry(s, r, d, edge, inv, t) -> None:
+def try_entry(s, r, d, t) -> None:
     """Size, re-check at VWAP and send both IOC legs, or count why not."""
     rt = s.route[r]
+    a = rt["inst_a"]
+    b = rt["inst_b"]
+    inv = 4e4 / (s.book_px[a, BID, 0] + s.book_px[a, ASK, 0]
+                 + s.book_px[b, BID, 0] + s.book_px[b, ASK, 0])
+    if d == 1:
+        edge = (s.book_px[b, BID, 0] - s.book_px[a, ASK, 0]) * inv
+    else:
+        edge = (s.book_px[a, BID, 0] - s.book_px[b, ASK, 0]) * inv
     why = _guards_block(s, r, edge, t)
     if why >= 0:
         s.skips[r, why] += 1
@@ -133,9 +143,9 @@ def try_entry(s, r, d, edge, inv, t) -> None:
     depth_q = min(available(s, buy_i, ASK, buy_lim), available(s, sell_i, BID, sell_lim))
     bal_q = qty
     if s.inst[buy_i]["kind"] == KIND_SPOT:
-        bal_q = min(bal_q, s.inst[buy_i]["cash"] / (buy_lim * (1.0 + s.inst[buy_i]["fee_rate"])))
+        bal_q = min(bal_q, (s.inst[buy_i]["cash0"] + s.inst[buy_i]["cash"]) / (buy_lim * (1.0 + s.inst[buy_i]["fee_rate"])))
     if s.inst[sell_i]["kind"] == KIND_SPOT:
-        bal_q = min(bal_q, s.inst[sell_i]["pos"])
+        bal_q = min(bal_q, s.inst[sell_i]["pos0"] + s.inst[sell_i]["pos"])
     qty = floor_lot(min(qty, depth_q, bal_q), rt["lot"])
     if qty <= 0.0:
         s.skips[r, SK_BALANCE if bal_q < depth_q else SK_DEPTH] += 1
@@ -181,9 +191,11 @@ def _start_trade(s, r, d, e_vwap, inv, t) -> None:
     rt["slip_cost"] = 0.0
     rt["fee_sum"] = 0.0
     rt["leg_cost"] = 0.0
+    rt["leg_cost0"] = 0.0
     rt["n_fills"] = 0
     rt["n_legs"] = 0
     rt["leg_open"] = 0
+    rt["hold_fired"] = 0
     rt["unwind_tries"] = 0
     rt["exit_edge_bps"] = 0.0
     rt["exit_prem_bps"] = 0.0

@@ -119,7 +119,9 @@ INST_DTYPE = np.dtype(
         ("ts_exch", "i8"),
         ("n_pending", "i4"),  # orders sent to this venue and not matched yet
         ("taken_dirty", "i4"),  # our orders consumed size since the last book update
-        # venue balances (spot: cash + inventory; perp: cash flows + signed position)
+        # venue balances. cash/pos are what trading changed since the start (kept apart from the
+        # initial balances so small PnL is not rounded against a large pre-funded balance);
+        # what the venue holds is cash0 + cash and pos0 + pos.
         ("cash", "f8"),
         ("pos", "f8"),
         ("cash0", "f8"),
@@ -163,6 +165,7 @@ ROUTE_DTYPE = np.dtype(
         ("cooldown_until", "i8"),
         ("hold_deadline", "i8"),
         ("hold_armed", "i4"),  # the time stop is a pending wake-up
+        ("hold_fired", "i4"),  # the time stop fired for this round trip (it fires once)
         ("dec_px_a", "f8"),  # touch at the last entry/exit decision, per leg
         ("dec_px_b", "f8"),
         ("entry_buy_px", "f8"),  # buy leg's entry fill VWAP (entry notional = qty x this)
@@ -188,7 +191,8 @@ ROUTE_DTYPE = np.dtype(
         ("dec_pnl", "f8"),  # PnL at decision prices (the price move)
         ("slip_cost", "f8"),  # fill vs touch at decision, positive = cost
         ("fee_sum", "f8"),
-        ("leg_cost", "f8"),
+        ("leg_cost", "f8"),  # legging cost of the round trip so far (all incidents)
+        ("leg_cost0", "f8"),  # leg_cost when the open incident started
         ("n_fills", "i4"),
         ("n_legs", "i4"),
         ("leg_open", "i4"),  # a legging incident is open

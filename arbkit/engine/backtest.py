@@ -15,10 +15,15 @@ import polars as pl
 
 from arbkit.config import Config, load_config
 from arbkit.core import types as T
-from arbkit.core.loop import finish, run_chunk, start
+from arbkit.core.loop import ROOM, finish, run_chunk, start
 from arbkit.data.events import EventArrays, build_events
 from arbkit.engine.state import KernelState, build_state, feasibility, grow
-from arbkit.errors import ConfigError
+from arbkit.errors import ConfigError, EngineError
+
+# Orders written while the clock and the event index stand still: past this, the kernel is in a
+# retry loop at one instant (a bug), and the run stops with an error instead of growing its
+# buffers until the machine runs out of memory.
+STUCK_ORDERS = 1_000_000
 
 
 class Runner:
@@ -45,11 +50,22 @@ class Runner:
             return
         start(self.state, int(events[0]["ts_recv"]))
         k = 0
+        spot, base = (-1, -1), 0
         while True:
             status, k = run_chunk(self.state, events, self.arrays.depth, k)
             if status == T.S_DONE:
                 return
-            self.state = grow(self.state)
+            g = self.state.glob[0]
+            here = (k, int(g["now"]))
+            if here != spot:
+                spot, base = here, int(g["n_orders"])
+            elif int(g["n_orders"]) - base > STUCK_ORDERS:
+                raise EngineError(
+                    f"engine stuck at ts={here[1]} (event {k}): {int(g['n_orders']) - base} orders "
+                    "written without the clock advancing; this is a bug, please report it with "
+                    "the data and config")
+            # the largest room one step asks for (has_room in loop.run_chunk)
+            self.state = grow(self.state, extra=ROOM * self.state.orders.shape[0])
 
     def finish(self) -> None:
         """Settle in-flight orders and mark open round trips at the end of data."""

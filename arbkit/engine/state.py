@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from decimal import Decimal
+from fractions import Fraction
 from typing import NamedTuple
 
 import numpy as np
@@ -92,8 +95,17 @@ def _inst_record(rec: np.void, ic: InstrumentConfig, use_exch: bool, stale_ms: f
     rec["ack_ns"] = round(ic.ack_latency_ms * MS)
     rec["match_timeout_ns"] = round(ic.exch_match_timeout_ms * MS)
     rec["stale_ns"] = 0 if stale_ms == OFF else round(float(stale_ms) * MS)
-    rec["cash"] = rec["cash0"] = ic.initial_quote
-    rec["pos"] = rec["pos0"] = ic.initial_base
+    rec["cash0"], rec["cash"] = ic.initial_quote, 0.0
+    rec["pos0"], rec["pos"] = ic.initial_base, 0.0
+
+
+def common_lot(lot_a: float, lot_b: float) -> float:
+    """The smallest quantity that is a whole number of lots on both venues (BRIEF §4: both legs
+    are rounded to a common lot): the least common multiple of the two decimal lot sizes, e.g.
+    0.002 and 0.005 -> 0.01 (``max`` would give 0.005, not a whole number of 0.002 lots)."""
+    fa, fb = Fraction(Decimal(repr(lot_a))), Fraction(Decimal(repr(lot_b)))
+    num = math.lcm(fa.numerator * fb.denominator, fb.numerator * fa.denominator)
+    return float(Fraction(num, fa.denominator * fb.denominator))
 
 
 def _flag(value: float | str) -> tuple[int, float]:
@@ -118,7 +130,7 @@ def _route_record(rec: np.void, cfg: Config, ia: int, ib: int) -> None:
     rec["slip"] = s.max_slippage_bps * 1e-4
     rec["force_slip"] = max(s.unwind_max_slippage_bps, s.max_slippage_bps) * 1e-4
     rec["cooldown_ns"] = round(s.cooldown_after_stop_s * S)
-    rec["lot"] = max(a.lot, b.lot)
+    rec["lot"] = common_lot(a.lot, b.lot)
     rec["fees4_bps"] = fees4_bps(cfg)
     rec["r_unit_bps"] = float(s.stop_loss_bps) if s.stop_loss_bps != OFF else max(fees4_bps(cfg), 1.0)
     rec["unwind_retries"] = s.unwind_retries

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import arbkit.engine.backtest as backtest_module
 from arbkit.config import Config, from_dict
 from arbkit.core import types as T
 from arbkit.data.events import EventArrays, build_events
@@ -94,14 +97,14 @@ def instrument(draw, venue: str, kind: str, lot: float, exch: bool) -> dict:
 @st.composite
 def strategy_section(draw) -> dict:
     return {
-        # thresholds are "odd" numbers on purpose: the kernel tests bps thresholds without a
-        # division (diff x 4e4 >= thr x sum of the four prices) and the model with one, so an
-        # edge landing exactly on a round threshold could round either way (float noise, not a
-        # disagreement worth chasing). Exit at exactly 0 bps is exact in both forms.
-        "entry_bps": draw(st.sampled_from([1.13, 0.57, 3.29, 7.91])),
-        "exit_bps": draw(st.one_of(st.sampled_from([0.0, -1.93, 0.87]), st.just("off"))),
+        # Round thresholds on purpose (edges on a tick grid land exactly on them): the model
+        # makes the same division-free bps tests as the kernel. Take-profit values are odd:
+        # the kernel tests it with terms precomputed at open (a different rounding of the same
+        # sum), so an exact tie could go either way there.
+        "entry_bps": draw(st.sampled_from([1.0, 0.5, 3.0, 8.0, 1.13])),
+        "exit_bps": draw(st.one_of(st.sampled_from([0.0, -2.0, 1.0, -1.93]), st.just("off"))),
         "take_profit_bps": draw(_off_or([2.03, 0.51, 9.7])),
-        "stop_loss_bps": draw(_off_or([14.7, 4.3, 39.1])),
+        "stop_loss_bps": draw(_off_or([15.0, 4.0, 40.0, 14.7])),
         "max_hold_s": draw(_off_or([2.0, 0.05, 0.4, 20.0])),
         "reversal": draw(st.booleans()),
         "notional": draw(st.sampled_from([1000.0, 60.0, 300.0, 5000.0])),
@@ -323,10 +326,45 @@ def compare(kern: dict, ref: dict) -> list[str]:
     return problems
 
 
+MAX_RECORDS = 20_000  # output rows; no scenario here needs more than a few hundred
+
+
+class KernelRunaway(AssertionError):
+    pass
+
+
+@contextmanager
+def bounded_buffers() -> Iterator[None]:
+    """Turn a kernel that keeps writing records without advancing (a retry loop at one
+    instant) into a test failure instead of growing its buffers until the machine runs out
+    of memory."""
+    real = backtest_module.grow
+
+    def grow(state: Any, extra: int = 0) -> Any:
+        new = real(state, extra)
+        if new.olog.shape[0] > MAX_RECORDS:
+            g = state.glob[0]
+            raise KernelRunaway(
+                f"kernel runaway: {int(g['n_orders'])} orders, {int(g['n_legs'])} legging "
+                f"incidents, clock stuck at {int(g['now'])} ns")
+        return new
+
+    backtest_module.grow = grow
+    try:
+        yield
+    finally:
+        backtest_module.grow = real
+
+
+def run_kernel(cfg: Config, arrays: EventArrays, chunk: int | None = None) -> Runner:
+    with bounded_buffers():
+        return run_arrays(cfg, arrays, chunk=chunk)
+
+
 def run_both(scn: Scenario) -> tuple[dict, dict]:
     arrays = arrays_of(scn)
     cfg = scn.cfg
-    runner = run_arrays(cfg, arrays)
+    runner = run_kernel(cfg, arrays)
     return kernel_outputs(runner), naive_outputs(run_naive(cfg, arrays))
 
 
@@ -380,3 +418,153 @@ def test_generator_exercises_the_interesting_paths() -> None:
         need += ["take_profit", "reversal"]
     missing = [k for k in need if not seen.get(k)]
     assert not missing, f"the generator never produced {missing}; seen {seen}"
+
+
+# ---- regressions: minimal streams where the kernel once parted ways with BRIEF ------------
+# Each test below is a hand-made stream of a few quotes that the comparison with the naive
+# model found. The docstring describes the kernel's old behaviour (now fixed) and what BRIEF
+# expects; the test fails if the old behaviour comes back.
+
+
+def _inst(venue: str, **kw: Any) -> dict:
+    return {"venue": venue, "symbol": "X", "kind": "linear_perp", "lot": 0.001, **kw}
+
+
+def _scenario(quotes: list[tuple], *, strategy: dict | None = None, a: dict | None = None,
+              b: dict | None = None, run: dict | None = None) -> Scenario:
+    """quotes: (t_s, inst, bid, ask[, bid_qty, ask_qty[, ts_exch_s]]), sizes 5.0 by default.
+    Fees 0, lot 0.001, tick 0.01, entry_bps 1, exit_bps 0, notional 1000."""
+    raw = {
+        "run": {"seed": 0, "capital": 100_000.0, "equity_interval_s": 1.0, **(run or {})},
+        "instruments": [_inst("A", **(a or {})), _inst("B", **(b or {}))],
+        "route": {"a": "A:X", "b": "B:X"},
+        "strategy": {"entry_bps": 1.0, "exit_bps": 0.0, "notional": 1000.0, **(strategy or {})},
+    }
+    rows = []
+    for q in quotes:
+        t, inst, bid, ask, bq, aq, ex = (*q, 5.0, 5.0, None)[:7] if len(q) == 4 else (
+            (*q, None) if len(q) == 6 else q)
+        rows.append((T0 + round(t * S), inst, bid, bq, ask, aq,
+                     None if ex is None else T0 + round(ex * S), ()))
+    return Scenario(raw=raw, rows=rows, heartbeats=[])
+
+
+@pytest.mark.nojit
+def test_regression_wakeup_runs_an_order_match_due_after_the_next_event() -> None:
+    """arbkit/core/loop.py ``_wakeups``/``_one_wakeup``: ``next_wakeup`` can be stale-early
+    (here: the time stop at 1.400 s that ``send_exit`` disarmed, strategy.py
+    ``rt["hold_armed"] = 0``, without lowering-only ``next_wakeup`` being recomputed). At the
+    next event (B at 1.405 s) ``_wakeups`` sees ``next_wakeup < t`` and ``_one_wakeup`` runs
+    the earliest item even though it is due at 1.405 s, not strictly before: B's exit order
+    meets B's book *before* the 1.405 s update. Expected (BRIEF §4 + docs: the venue's book at
+    t includes updates stamped t): buy B at 100.16; kernel: 100.21."""
+    scn = _scenario(
+        [(0, 0, 100.00, 100.01), (0, 1, 100.00, 100.01),
+         (1.0, 1, 100.20, 100.21),  # entry: buy A (10 ms latency), sell B (5 ms)
+         (1.1, 0, 100.00, 100.01),
+         (1.4, 0, 100.00, 100.01),  # time stop due now: exit orders arrive 1.405 (B), 1.410 (A)
+         (1.405, 1, 100.15, 100.16),  # B's book at the exit order's arrival
+         (2.5, 0, 100.00, 100.01)],
+        strategy={"max_hold_s": 0.4}, a={"order_latency_ms": 10.0}, b={"order_latency_ms": 5.0})
+    kern, ref = run_both(scn)
+    exit_b = [f for f in ref["fills"] if f["purpose"] == 1 and f["inst"] == 1]
+    assert exit_b[0]["px"] == 100.16
+    assert not compare(kern, ref), "\n".join(compare(kern, ref))
+
+
+@pytest.mark.nojit
+def test_regression_ack_processed_before_its_time_on_the_exchange_timeline() -> None:
+    """arbkit/core/loop.py ``_wakeups`` + orders.py ``match_order``: an order matched by
+    ``match_arrived`` (an update stamped after its arrival came first) leaves its
+    ``t_deadline`` (arrival + 200 ms) in ``next_wakeup``; ``match_order`` only lowers
+    ``next_wakeup`` to ``t_ack``, and here ``t_ack`` (arrival + 300 ms ack latency) is later. At
+    the first event after the stale deadline (A at 1.25 s) the ack due at 1.30 s is processed
+    early, the route is OPEN at 1.25 s and exits on that event. Expected: the strategy learns
+    the fill at 1.30 s; the exit is decided on the next event (1.5 s)."""
+    scn = _scenario(
+        [(0, 0, 100.00, 100.01, 5.0, 5.0, 0), (0, 1, 100.00, 100.01, 5.0, 5.0, 0),
+         (1.0, 1, 100.20, 100.21, 5.0, 5.0, 1.0),  # entry; both orders arrive at 1.0
+         (1.01, 1, 100.20, 100.21, 5.0, 5.0, 1.01),  # B's order matched before this update
+         (1.02, 1, 100.20, 100.21, 5.0, 5.0, 1.02),  # B's ack (0 ms) processed
+         (1.03, 0, 100.00, 100.01, 5.0, 5.0, 1.03),  # A's order matched; its ack is due 1.30
+         (1.25, 0, 100.30, 100.31, 5.0, 5.0, 1.25),  # converged, but A's ack is not in yet
+         (1.5, 0, 100.30, 100.31, 5.0, 5.0, 1.5),
+         (2.5, 0, 100.30, 100.31, 5.0, 5.0, 2.5)],
+        a={"ack_latency_ms": 300.0}, run={"timeline": "exch"})
+    kern, ref = run_both(scn)
+    assert [o["t_send"] - T0 for o in ref["orders"] if o["purpose"] == 1] == [1_500_000_000] * 2
+    assert not compare(kern, ref), "\n".join(compare(kern, ref))
+
+
+@pytest.mark.nojit
+def test_regression_failed_time_stop_exit_retries_forever_at_one_instant() -> None:
+    """arbkit/core/lifecycle.py ``_go_open``: ``rt["hold_armed"] = rt["hold_on"]`` re-arms the
+    time stop whose deadline has already passed, so after a time-stop exit that cannot fill
+    (A's bid is below one lot) the route goes OPEN, the timer fires again at the same instant,
+    the exit fails again, ... With zero latency the kernel never leaves 0.6 s: it writes orders
+    and legging incidents until memory runs out (a backtest hang/OOM; with latency > 0 it
+    floods the order log every latency interval instead). Expected: the time stop fires once;
+    while past it, the time exit is retried on each book update (the naive model)."""
+    scn = _scenario(
+        [(0, 0, 100.00, 100.01), (0, 1, 100.00, 100.01),
+         (0.1, 1, 100.20, 100.21),  # entry: long 5 A, short 5 B
+         (0.2, 0, 100.00, 100.01, 0.0004, 5.0),  # A's bid shrinks below one lot
+         (2.0, 0, 100.00, 100.01, 0.0004, 5.0)],  # time stop at 0.6 s, next event 1.4 s later
+        strategy={"max_hold_s": 0.5, "unwind_retries": 1})
+    kern, ref = run_both(scn)  # raised KernelRunaway before the fix
+    assert len(ref["orders"]) < 20
+    assert not compare(kern, ref), "\n".join(compare(kern, ref))
+
+
+@pytest.mark.nojit
+def test_regression_common_lot_is_not_a_multiple_of_both_lots() -> None:
+    """arbkit/engine/state.py ``_route_record``: ``rec["lot"] = max(a.lot, b.lot)``. With lots
+    0.002 and 0.005 the entry size 0.015 is not a whole number of A's lots: A fills 0.014, B
+    0.015, a legging incident by construction. BRIEF §4: "both legs are rounded to a common
+    lot" -> the least common multiple, 0.01: both legs 0.010, hedged."""
+    scn = _scenario(
+        [(0, 0, 100.00, 100.01), (0, 1, 100.00, 100.01), (1.0, 1, 100.20, 100.21),
+         (2.0, 1, 100.20, 100.21)],
+        strategy={"notional": 2.0}, a={"lot": 0.002}, b={"lot": 0.005})
+    kern, ref = run_both(scn)
+    assert [o["qty"] for o in ref["orders"]] == [0.01, 0.01] and not ref["legs"]
+    assert not compare(kern, ref), "\n".join(compare(kern, ref))
+
+
+@pytest.mark.nojit
+def test_regression_legging_incident_cost_is_cumulative_per_trade() -> None:
+    """arbkit/core/ledger.py ``write_leg``: ``rec["cost"] = rt["leg_cost"]`` is the round
+    trip's running total, so the second incident of a trade (exit legged, its unwind got
+    nothing) is logged with the first incident's cost 0.03 (and a sum over the legs frame
+    double counts). BRIEF §4: "Every incident is logged with its cost and duration": 0.0."""
+    scn = _scenario(
+        [(0, 0, 100.00, 100.01), (0, 1, 100.00, 100.01),
+         (1.0, 1, 100.20, 100.21),  # entry decided for 5 ...
+         (1.0, 1, 100.20, 100.21, 2.0, 5.0),  # ... B's bid is 2 at arrival: unwind 3 A
+         (2.0, 0, 100.25, 100.26),  # converge exit ...
+         (2.0, 1, 100.20, 100.21, 5.0, 0.5),  # ... B's ask is 0.5 at arrival: unwind fails
+         (3.0, 1, 100.20, 100.21)],
+        strategy={"unwind_retries": 1})
+    kern, ref = run_both(scn)
+    assert [round(leg["cost"], 9) for leg in ref["legs"]] == [0.03, 0.0]
+    assert not compare(kern, ref), "\n".join(compare(kern, ref))
+
+
+@pytest.mark.nojit
+def test_regression_stale_book_check_mixes_exchange_and_receive_clocks() -> None:
+    """arbkit/core/orders.py ``match_order``: ``ts - inst["ts_recv"] > inst["stale_ns"]`` with
+    ``ts = t_arrive``, an exchange-timeline time when the instrument has exchange stamps, minus
+    a receive time. B's quotes arrive 36 ms after their exchange stamp; with
+    max_quote_age_ms = 20 the book B's order meets is 36 ms old on the exchange's clock, but
+    the kernel measures 0 ms and fills. Expected (BRIEF §3/§4: the venue matches on the
+    exchange timeline): age = t_arrive - ts_exch of the book -> rejected stale_book."""
+    scn = _scenario(
+        [(0, 0, 100.00, 100.01), (0, 1, 100.00, 100.01, 5.0, 5.0, -0.036),
+         (1.0, 0, 100.00, 100.01),
+         (1.0, 1, 100.20, 100.21, 5.0, 5.0, 0.964),  # entry on this update: sell B at 1.0
+         (1.1, 1, 100.20, 100.21, 5.0, 5.0, 1.064), (1.2, 0, 100.00, 100.01)],
+        strategy={"max_quote_age_ms": 20.0}, run={"timeline": "exch"})
+    kern, ref = run_both(scn)
+    sell_b = [o for o in ref["orders"] if o["inst"] == 1][0]
+    assert (sell_b["status"], sell_b["reason"]) == (T.ST_REJECTED, T.RJ_STALE)
+    assert not compare(kern, ref), "\n".join(compare(kern, ref))

@@ -62,7 +62,8 @@ Accounting per round trip.
     Open at the end: marked at mid (gross, price, net_pnl_mid) and at the touch net of fees
     (net_pnl).
 Equity.
-    capital + Σ_venues (cash - cash0) + Σ_venues (pos - pos0) x mid, sampled on the
+    capital + Σ_venues cash + Σ_venues pos x mid (cash and pos are what trading changed;
+    the venue holds cash0 + cash and pos0 + pos), sampled on the
     ``equity_interval`` grid (first point at or after the first event), plus one final
     sample after the end of data; samples and time stops past the last event do not fire.
 
@@ -73,10 +74,11 @@ bit for bit (the kernel runs without fastmath); comments mark the places where t
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Iterable
+from typing import Any
 
 from arbkit.config import OFF, Config
 
@@ -106,6 +108,7 @@ SKIPS = ("crossed_book", "stale_quote", "sanity", "busy", "cooldown", "depth", "
 # due-item ranks at equal times
 R_MATCH, R_ACK, R_TIME_STOP, R_SAMPLE = 0, 1, 2, 3
 
+MAX_ORDERS = 100_000  # a safety stop for the tests, far above any scenario's need
 MASK64 = (1 << 64) - 1
 GOLDEN = 0x9E3779B97F4A7C15
 
@@ -316,13 +319,18 @@ class Venue:
                 return notional / qty
         return math.nan
 
+    def book_age(self, t_arrive: int) -> int:
+        """Age of the book an order meets, on the timeline the venue matches on (exchange
+        time when the instrument has it: ``t_arrive`` is an exchange time then)."""
+        return t_arrive - (self.ts_exch if self.use_exch else self.ts_recv)
+
     def balance_ok(self, order: Order) -> bool:
         """Spot venues cannot go short, nor spend cash they do not hold."""
         if self.kind != SPOT:
             return True
         if order.side == BUY:
-            return self.cash >= order.qty * order.limit_px * (1.0 + self.fee_rate)
-        return self.pos >= order.qty - 1e-6 * self.lot
+            return self.cash0 + self.cash >= order.qty * order.limit_px * (1.0 + self.fee_rate)
+        return self.pos0 + self.pos >= order.qty - 1e-6 * self.lot
 
     def match(self, order: Order) -> None:
         """Fill an arrived IOC order against the current book; the rest is cancelled."""
@@ -335,8 +343,7 @@ class Venue:
         if self.crossed:
             order.status, order.reason = REJECTED, RJ_CROSSED
             return
-        # the book's age when the order arrives, on the timeline the venue matches on
-        if self.stale_ns > 0 and order.t_arrive - self.ts_exch > self.stale_ns:
+        if self.stale_ns > 0 and self.book_age(order.t_arrive) > self.stale_ns:
             order.status, order.reason = REJECTED, RJ_STALE
             return
         if not self.balance_ok(order):
@@ -402,7 +409,8 @@ class Route:
     pos_b: float = 0.0
     cooldown_until: int = 0
     hold_deadline: int = 0
-    hold_armed: bool = False
+    hold_armed: bool = False  # the time stop is a pending timer
+    hold_fired: bool = False  # the time stop's timer fired for this round trip
     dec_px_a: float = 0.0
     dec_px_b: float = 0.0
     entry_buy_px: float = 0.0
@@ -482,8 +490,7 @@ class NaiveModel:
             stale_ns=0 if cfg.strategy.max_quote_age_ms == OFF
             else round(float(cfg.strategy.max_quote_age_ms) * MS),
             use_exch=use_exch,
-            cash=ic.initial_quote, pos=ic.initial_base, cash0=ic.initial_quote,
-            pos0=ic.initial_base,
+            cash=0.0, pos=0.0, cash0=ic.initial_quote, pos0=ic.initial_base,
         )
 
     @staticmethod
@@ -596,8 +603,8 @@ class NaiveModel:
     def sample(self, ts: int) -> None:
         eq, gross = self.capital, 0.0
         for v in self.venues:
-            dpos = v.pos - v.pos0
-            eq += v.cash - v.cash0
+            dpos = v.pos
+            eq += v.cash
             if dpos != 0.0:
                 eq += dpos * v.mid()
                 gross += abs(dpos) * v.mid()
@@ -609,6 +616,8 @@ class NaiveModel:
              purpose: int, t: int) -> None:
         v = self.venues[i]
         self.order_seq += 1
+        if self.order_seq > MAX_ORDERS:
+            raise RuntimeError(f"runaway: more than {MAX_ORDERS} orders (a retry loop?)")
         jitter = 0
         if v.jitter_ns > 0:
             draw = splitmix64(self.seed ^ ((self.order_seq * GOLDEN) & MASK64))
@@ -656,15 +665,18 @@ class NaiveModel:
         A, B = self.venues[rt.a], self.venues[rt.b]
         if not (A.has_quote and B.has_quote):
             return
-        e_ab, e_ba, bps = self.edges()
+        bps = self.bps_per_price()
+        d_ab, d_ba = B.bid() - A.ask(), A.bid() - B.ask()  # edges e_AB, e_BA as price diffs
         if rt.state == FLAT:
-            d, best = (1, e_ab) if e_ab >= e_ba else (-1, e_ba)
-            if best - rt.thr > rt.best_miss_bps:
+            d, best_d = (1, d_ab) if d_ab >= d_ba else (-1, d_ba)
+            best = best_d * bps
+            # nearest miss: the best edge seen on data the entry guards would accept
+            if self.tradable(t) and best <= rt.sanity_bps and best - rt.thr > rt.best_miss_bps:
                 rt.best_miss_bps, rt.best_miss_ts, rt.best_miss_dir = best - rt.thr, t, d
-            if best >= rt.thr:
+            if self.at_least_bps(best_d, rt.thr):
                 self.try_entry(d, best, bps, t)
             return
-        if e_ab >= rt.thr or e_ba >= rt.thr:
+        if self.at_least_bps(d_ab, rt.thr) or self.at_least_bps(d_ba, rt.thr):
             rt.skips["busy"] += 1
         if rt.state == OPEN:
             self.check_exit(t)
@@ -698,9 +710,9 @@ class NaiveModel:
         depth_q = min(buyer.available(BUY, buy_lim), seller.available(SELL, sell_lim))
         bal_q = want
         if buyer.kind == SPOT:
-            bal_q = min(bal_q, buyer.cash / (buy_lim * (1.0 + buyer.fee_rate)))
+            bal_q = min(bal_q, (buyer.cash0 + buyer.cash) / (buy_lim * (1.0 + buyer.fee_rate)))
         if seller.kind == SPOT:
-            bal_q = min(bal_q, seller.pos)
+            bal_q = min(bal_q, seller.pos0 + seller.pos)
         qty = floor_lot(min(want, depth_q, bal_q), rt.lot)
         if qty <= 0.0:
             rt.skips["balance" if bal_q < depth_q else "depth"] += 1
@@ -735,7 +747,7 @@ class NaiveModel:
         rt.qty = rt.entry_notional = rt.entry_buy_px = 0.0
         rt.cash_flow = rt.dec_pnl = rt.slip_cost = rt.fee_sum = rt.leg_cost = 0.0
         rt.n_fills = rt.n_legs = rt.unwind_tries = 0
-        rt.leg_open = False
+        rt.leg_open = rt.hold_fired = False
         rt.exit_edge_bps = rt.exit_prem_bps = 0.0
         rt.n_entries += 1
 
@@ -755,23 +767,40 @@ class NaiveModel:
                 total += pos * px - abs(pos) * px * v.fee_rate
         return total
 
-    def edges(self) -> tuple[float, float, float]:
-        """(e_AB, e_BA, bps per unit of price) on the current touch prices."""
+    def sum4(self) -> float:
+        """Sum of the four touch prices (= 4 x mid_ref)."""
         A, B = self.venues[self.route.a], self.venues[self.route.b]
-        mid_ref = (A.bid() + A.ask() + B.bid() + B.ask()) / 4
-        bps = 1e4 / mid_ref  # (== the kernel's 4e4 / sum of the four prices, bit for bit)
-        return (B.bid() - A.ask()) * bps, (A.bid() - B.ask()) * bps, bps
+        return A.bid() + A.ask() + B.bid() + B.ask()
 
-    def closing_edge(self) -> float:
-        e_ab, e_ba, _ = self.edges()
-        return e_ba if self.route.dir == 1 else e_ab
+    def bps_per_price(self) -> float:
+        """1e4 / mid_ref: turns a price difference into bps of mid_ref."""
+        mid_ref = self.sum4() / 4
+        return 1e4 / mid_ref  # (== the kernel's 4e4 / sum4, bit for bit)
+
+    def at_least_bps(self, diff: float, x: float) -> bool:
+        """``diff / mid_ref x 1e4 >= x``, tested without a division as the kernel does
+        (docs/architecture.md): ``diff x 4e4 >= x x sum4``. Same real test; written this way
+        so that an edge landing exactly on a threshold resolves the same on both sides."""
+        return diff * 4e4 >= x * self.sum4()
+
+    def closing_diff(self) -> float:
+        """The closing edge of the open direction, as a price difference."""
+        A, B = self.venues[self.route.a], self.venues[self.route.b]
+        return A.bid() - B.ask() if self.route.dir == 1 else B.bid() - A.ask()
+
+    def premium_moved_against(self) -> bool:
+        """dir x (premium - entry premium) >= sl_bps, division-free: premium x sum4 =
+        (mid_B - mid_A) x 4e4 = (bid_B + ask_B - bid_A - ask_A) x 2e4."""
+        rt = self.route
+        A, B = self.venues[rt.a], self.venues[rt.b]
+        prem_x_sum4 = (B.bid() + B.ask() - A.bid() - A.ask()) * 2e4
+        sum4 = self.sum4()
+        return rt.dir * (prem_x_sum4 - rt.entry_prem_bps * sum4) >= rt.sl_bps * sum4
 
     def exit_reason(self, t: int) -> int:
         rt = self.route
-        _, _, bps = self.edges()
-        prem = self.premium_bps(bps)
-        e_close = self.closing_edge()
-        if rt.sl_on and rt.dir * (prem - rt.entry_prem_bps) >= rt.sl_bps:
+        close_d = self.closing_diff()
+        if rt.sl_on and self.premium_moved_against():
             return X_STOP_LOSS
         if rt.hold_on and t >= rt.hold_deadline:
             return X_TIME
@@ -779,9 +808,9 @@ class NaiveModel:
             upnl = rt.cash_flow - rt.fee_sum + self.close_value(at_mid=False)
             if upnl >= rt.tp_bps * 1e-4 * rt.entry_notional:
                 return X_TAKE_PROFIT
-        if rt.rev_on and e_close >= rt.thr:
+        if rt.rev_on and self.at_least_bps(close_d, rt.thr):
             return X_REVERSAL
-        if rt.conv_on and e_close >= rt.exit_bps:
+        if rt.conv_on and self.at_least_bps(close_d, rt.exit_bps):
             return X_CONVERGE
         return X_NONE
 
@@ -804,14 +833,20 @@ class NaiveModel:
             self.send_exit(reason, t)
 
     def time_stop(self) -> None:
-        """The max-hold timer fired on the clock: evaluate exits on the current books."""
+        """The max-hold timer fired on the clock: evaluate exits on the current books.
+
+        It fires once per round trip. If that exit does not flatten the position, the time rule
+        keeps holding (clock >= deadline) and is retried on the next book update, like every
+        other exit rule: re-firing at once would meet the same books again (and, with zero
+        latency, loop forever at one instant)."""
         self.route.hold_armed = False
+        self.route.hold_fired = True
         self.check_exit(self.now)
 
     def send_exit(self, reason: int, t: int) -> None:
         rt = self.route
-        _, _, bps = self.edges()
-        rt.exit_edge_bps, rt.exit_prem_bps = self.closing_edge(), self.premium_bps(bps)
+        bps = self.bps_per_price()
+        rt.exit_edge_bps, rt.exit_prem_bps = self.closing_diff() * bps, self.premium_bps(bps)
         forced = reason in (X_STOP_LOSS, X_TIME)
         bound = rt.force_slip if forced else rt.slip
         for leg, i, pos in ((0, rt.a, rt.pos_a), (1, rt.b, rt.pos_b)):
@@ -885,7 +920,7 @@ class NaiveModel:
             rt.entry_notional = rt.qty * rt.entry_buy_px
             rt.hold_deadline = rt.entry_ts + rt.hold_ns
         rt.state = OPEN
-        rt.hold_armed = rt.hold_on
+        rt.hold_armed = rt.hold_on and not rt.hold_fired
 
     def go_flat(self) -> None:
         rt = self.route
