@@ -16,7 +16,9 @@ EVENT_DTYPE = np.dtype(
     [
         ("ts_recv", "i8"),  # when the strategy sees it (sort key)
         ("ts_exch", "i8"),  # exchange time, offset-corrected; == ts_recv on one timeline
-        ("inst", "i4"),
+        # unsigned on purpose: numba adds a negative-index wrap-around to every array access
+        # with a signed index; the instrument index is used for ~10 accesses per event
+        ("inst", "u4"),
         ("kind", "i4"),
         ("bid_px", "f8"),
         ("bid_qty", "f8"),

@@ -155,7 +155,8 @@ def build_state(cfg: Config, inst_keys: list[str], depth: int, use_exch: dict[st
     ptr = np.zeros(n_inst + 1, np.int64)
     idx_lists = [[r for r, leg in ((0, ia), (0, ib)) if leg == i] for i in range(n_inst)]
     ptr[1:] = np.cumsum([len(x) for x in idx_lists])
-    idx = np.array([r for x in idx_lists for r in x], np.int64)
+    # unsigned route indices: no negative-index wrap-around on the per-event path (types.py)
+    idx = np.array([r for x in idx_lists for r in x], np.uint32)
     glob = np.zeros(1, T.GLOB_DTYPE)
     glob[0]["seed"] = np.uint64(cfg.run.seed)
     glob[0]["capital"] = cfg.run.capital
