@@ -27,7 +27,7 @@ def _default_inputs() -> tuple[Path, Path]:
 
 
 def backtest(
-    data: Annotated[Path | None, typer.Option(help="Parquet file or folder of quotes.")] = None,
+    data: Annotated[Path | None, typer.Option(help="Parquet file or folder of quotes, or a catalog root (reads only the configured instruments).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config.")] = None,
     out: Annotated[Path | None, typer.Option(help="Write result Parquet files to this folder.")] = None,
     chunk: Annotated[int | None, typer.Option(help="Feed the loop in chunks of N events.")] = None,

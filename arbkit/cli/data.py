@@ -1,4 +1,4 @@
-"""``arbkit data ...``: synthetic scenarios (and, later, catalog/download/record)."""
+"""``arbkit data ...``: the catalog (add, ls, info, validate) and synthetic scenarios."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="Market data: synthetic scenarios (the catalog, "
-                  "importers, download and recording come with the data work, issue #3).")
+app = typer.Typer(no_args_is_help=True, help="Market data: the Parquet catalog (add, ls, info, "
+                  "validate) and synthetic scenarios. ccxt download and recording: not yet.")
 
 
 @app.command("synth")
@@ -24,3 +24,99 @@ def synth(
 
     path = write_scenario(scenario, out, seed=seed, n_events=events, depth=depth)
     typer.echo(f"wrote {path}/quotes.parquet and {path}/config.toml")
+
+
+Root = Annotated[Path | None, typer.Option(help="Catalog root (default: $ARBKIT_DATA_ROOT or ./data).")]
+Start = Annotated[str | None, typer.Option(help="First UTC day, YYYY-MM-DD (inclusive).")]
+End = Annotated[str | None, typer.Option(help="Last UTC day, YYYY-MM-DD (inclusive).")]
+SelectionArg = Annotated[str | None, typer.Argument(
+    help="kind[/venue[/symbol]] with * and ? wildcards, e.g. quotes/binance-spot/BTC*.")]
+
+
+@app.command("add")
+def add(
+    path: Annotated[Path, typer.Argument(help="Quotes Parquet file or folder to import.")],
+    root: Root = None,
+) -> None:
+    """Validate quotes and merge them into the catalog (one file per instrument and UTC day)."""
+    from arbkit.data.catalog import Catalog
+
+    cat = Catalog(root)
+    parts = cat.add_quotes(path)
+    typer.echo(f"{cat.root}: wrote {len(parts)} instrument-day file(s) from {path}")
+
+
+@app.command("ls")
+def ls(selection: SelectionArg = None, root: Root = None, start: Start = None,
+       end: End = None) -> None:
+    """List the catalog: instruments, days, rows and size (read from Parquet footers)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from arbkit.data.catalog import Catalog, Selection
+
+    cat = Catalog(root)
+    df = cat.ls(Selection.parse(selection, start, end))
+    if df.height == 0:
+        typer.echo(f"{cat.root}: catalog is empty (add quotes with `arbkit data add FILE`)")
+        return
+    table = Table(title=f"catalog {cat.root}")
+    for c in ("kind", "venue", "symbol", "days", "first day", "last day", "rows", "MB"):
+        table.add_column(c, justify="right" if c in ("days", "rows", "MB") else "left",
+                         overflow="fold")
+    for r in df.to_dicts():
+        table.add_row(r["kind"], r["venue"], r["symbol"], str(r["days"]), str(r["first_day"]),
+                      str(r["last_day"]), f"{r['rows']:,}", f"{r['bytes'] / 2**20:.2f}")
+    Console().print(table)
+
+
+@app.command("info")
+def info(selection: SelectionArg = None, root: Root = None, start: Start = None,
+         end: End = None,
+         gap_s: Annotated[float, typer.Option(help="A silence longer than this is a gap.")] = 60.0,
+         ) -> None:
+    """Rows, span, gaps (stale: others kept quoting; quiet: all silent), crossed rows."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from arbkit.data.catalog import Catalog, Selection, fmt_ts
+
+    cat = Catalog(root)
+    sel = Selection.parse(selection, start, end)
+    infos = cat.info(sel, gap_s=gap_s)
+    console = Console()
+    for i in infos:
+        table = Table(title=f"{cat.root}: {sel.kind}/{i.venue}/{i.symbol}", show_header=False)
+        table.add_column("field")
+        table.add_column("value", justify="right")
+        for k, v in (("days", i.days), ("rows", f"{i.rows:,}"), ("first (UTC)", fmt_ts(i.first_ns)),
+                     ("last (UTC)", fmt_ts(i.last_ns)), ("book levels", i.depth_levels),
+                     ("median interval ms", f"{i.median_interval_ms:.1f}"),
+                     (f"gaps > {gap_s:g} s", i.gaps),
+                     ("  stale (others kept quoting)", i.stale_gaps),
+                     ("  quiet (all silent)", i.quiet_gaps),
+                     ("longest gap s", f"{i.longest_gap_s:,.1f}"),
+                     ("crossed rows (untradable)", i.crossed_rows)):
+            table.add_row(k, str(v))
+        console.print(table)
+
+
+@app.command("validate")
+def validate(selection: SelectionArg = None, root: Root = None, start: Start = None,
+             end: End = None) -> None:
+    """Validate every selected instrument-day file; exit 1 if any fails."""
+    from arbkit.data.catalog import Catalog, Selection
+    from arbkit.errors import DataError
+
+    cat = Catalog(root)
+    results = cat.validate(Selection.parse(selection, start, end))
+    if not results:
+        raise DataError(f"catalog {cat.root}: nothing selected by "
+                        f"{Selection.parse(selection, start, end)} (see `arbkit data ls`)")
+    bad = [(p, err) for p, err in results if err]
+    for p, err in results:
+        typer.echo(f"{'ok  ' if err is None else 'FAIL'} {p.kind}/{p.venue}/{p.symbol}/{p.day}"
+                   + ("" if err is None else f": {err}"))
+    typer.echo(f"{len(results) - len(bad)} ok, {len(bad)} failed")
+    if bad:
+        raise typer.Exit(1)

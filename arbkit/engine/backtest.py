@@ -134,6 +134,12 @@ def backtest(data: Any, config: Any, *, chunk: int | None = None) -> BacktestRes
         report = validate_quotes(data, "<frame>")
         frame = report.frame
         source = "<frame>"
+    elif is_catalog(data):
+        # a catalog root: read only the configured instruments' files
+        from arbkit.data.catalog import Catalog, selection_of
+
+        frame, report = Catalog(data).read(selection_of([i.key for i in cfg.instruments]))
+        source = str(data)
     else:
         frame, report = read_quotes(data)
         source = str(data)
@@ -149,6 +155,14 @@ def backtest(data: Any, config: Any, *, chunk: int | None = None) -> BacktestRes
         "infeasible": runner.problems, "dropped_rows": arrays.dropped_rows,
     }
     return build_result(runner, meta)
+
+
+def is_catalog(path: Any) -> bool:
+    """True for a catalog root (a folder with ``quotes/venue=*`` inside), see data/catalog.py."""
+    from pathlib import Path
+
+    p = Path(path)
+    return p.is_dir() and any((p / "quotes").glob("venue=*"))
 
 
 def state_frames(state: KernelState) -> dict[str, pl.DataFrame]:

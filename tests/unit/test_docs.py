@@ -102,6 +102,10 @@ def test_every_option_of_every_command_is_in_the_cli_reference(gen) -> None:
         section = _sections(text)
         body = next(b for h, b in section.items() if h.endswith(f" {ctx.command_path}"))
         for p in cmd.params:
+            if getattr(p, "param_type_name", "option") == "argument":
+                assert f"`{p.name.upper()}` (argument)" in body, (
+                    f"{ctx.command_path}: argument {p.name} not documented")
+                continue
             for opt in p.opts:
                 assert f"`{opt}`" in body, f"{ctx.command_path}: option {opt} not documented"
 
