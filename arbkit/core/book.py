@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from arbkit.core.jit import njit
+from arbkit.core.jit import njit, njit_inline
 from arbkit.core.types import ASK, BID
 
 
@@ -23,7 +23,7 @@ def floor_lot(qty: float, lot: float) -> float:
     return math.floor(qty / lot + 1e-9) * lot
 
 
-@njit
+@njit_inline
 def apply_quote(inst, book_px, book_qty, book_taken, book_n, ev, depth, k) -> None:
     """Replace instrument ``ev[k].inst``'s book with the event's levels.
 

@@ -9,7 +9,7 @@ stop-loss > time > take-profit > reversal > converge.
 from __future__ import annotations
 
 from arbkit.core.book import available, floor_lot, vwap
-from arbkit.core.jit import njit
+from arbkit.core.jit import njit, njit_inline
 from arbkit.core.orders import limit_price, send_order
 from arbkit.core.types import (
     ASK,
@@ -48,7 +48,7 @@ A_ENTRY_BA = 2
 A_EXIT = 8
 
 
-@njit
+@njit_inline
 def on_market(inst, route, book_px, skips, r, t):
     """Evaluate route ``r`` after a book update at receive time ``t`` (hot path).
 
@@ -202,7 +202,7 @@ def _start_trade(s, r, d, e_vwap, inv, t) -> None:
     rt["n_entries"] += 1
 
 
-@njit
+@njit_inline
 def exit_reason(inst, route, book_px, r, t) -> int:
     """Which exit rule holds now (precedence: stop > time > take-profit > reversal > converge).
 
@@ -244,7 +244,7 @@ def _clean(inst, rt, t, edge) -> bool:
     return _tradable(inst, rt, t) and edge <= rt["sanity_bps"]
 
 
-@njit
+@njit_inline
 def _tradable(inst, rt, t) -> bool:
     """Both books uncrossed and (with a quote-age limit) fresh: exits wait otherwise, since an
     order would meet a crossed or stale book (the venue may be down)."""
