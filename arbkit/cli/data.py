@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="Market data: the Parquet catalog (add, ls, info, "
-                  "validate) and synthetic scenarios. ccxt download and recording: not yet.")
+app = typer.Typer(no_args_is_help=True, help="Market data: the Parquet catalog (import, add, ls, "
+                  "info, validate), ccxt download and recording, synthetic scenarios.")
 
 
 @app.command("synth")
@@ -46,6 +46,47 @@ def add(
     typer.echo(f"{cat.root}: wrote {len(parts)} instrument-day file(s) from {path}")
 
 
+@app.command("import")
+def import_(
+    fmt: Annotated[str, typer.Argument(metavar="FORMAT", help="Source format; `arbkit data formats` lists them.")],
+    paths: Annotated[list[Path] | None, typer.Argument(help="Input files (some formats default to the shared data).")] = None,
+    root: Root = None,
+    venue: Annotated[str | None, typer.Option(help="Venue id to store under.")] = None,
+    symbol: Annotated[str | None, typer.Option(help="Symbol (exchange's own, e.g. BTCUSDT).")] = None,
+    interval: Annotated[str | None, typer.Option(help="Bar interval, e.g. 1m, 5m, 1h.")] = None,
+    levels: Annotated[int, typer.Option(help="Book levels to keep when depth is rebuilt.")] = 5,
+    markets: Annotated[str, typer.Option(help="hftbacktest markets, comma-separated.")] = "spot,usdm",
+    session: Annotated[str | None, typer.Option(help="hftbacktest capture session (A, B, C).")] = None,
+    base: Annotated[str | None, typer.Option(help="FX base currency (fred-fx).")] = None,
+    quote: Annotated[str | None, typer.Option(help="FX quote currency (fred-fx).")] = None,
+    mapping: Annotated[Path | None, typer.Option("--map", help="Column mapping TOML (csv).")] = None,
+) -> None:
+    """Import third-party data into the catalog (validated; all or nothing per table)."""
+    from arbkit.data.catalog import Catalog
+    from arbkit.data.importers.registry import ImportOptions, run_import
+
+    opts = ImportOptions(venue=venue, symbol=symbol, interval=interval, levels=levels,
+                         markets=markets, session=session, base=base, quote=quote,
+                         mapping=mapping)
+    frames = run_import(fmt, list(paths or []), opts)
+    cat = Catalog(root)
+    label = f"{fmt} {' '.join(map(str, paths or [])) or '(default)'}"
+    # every table is planned (merged, validated) before the first file is written
+    plans = [(kind, frame, cat.plan(kind, frame, name=label)) for kind, frame in frames]
+    for kind, frame, plan in plans:
+        parts = cat.write(plan)
+        typer.echo(f"{cat.root}: {kind}: {frame.height:,} rows -> {len(parts)} file(s)")
+
+
+@app.command("formats")
+def formats() -> None:
+    """List the import formats."""
+    from arbkit.data.importers.registry import FORMATS
+
+    for name, (text, _) in FORMATS.items():
+        typer.echo(f"{name:24s} {text}")
+
+
 @app.command("ls")
 def ls(selection: SelectionArg = None, root: Root = None, start: Start = None,
        end: End = None) -> None:
@@ -56,7 +97,7 @@ def ls(selection: SelectionArg = None, root: Root = None, start: Start = None,
     from arbkit.data.catalog import Catalog, Selection
 
     cat = Catalog(root)
-    df = cat.ls(Selection.parse(selection, start, end))
+    df = cat.ls(Selection.parse(selection or "*", start, end))
     if df.height == 0:
         typer.echo(f"{cat.root}: catalog is empty (add quotes with `arbkit data add FILE`)")
         return
@@ -66,7 +107,7 @@ def ls(selection: SelectionArg = None, root: Root = None, start: Start = None,
                          overflow="fold")
     for r in df.to_dicts():
         table.add_row(r["kind"], r["venue"], r["symbol"], str(r["days"]), str(r["first_day"]),
-                      str(r["last_day"]), f"{r['rows']:,}", f"{r['bytes'] / 2**20:.2f}")
+                      str(r["last_day"]), ('damaged' if r['rows'] is None else f"{r['rows']:,}"), f"{r['bytes'] / 2**20:.2f}")
     Console().print(table)
 
 
@@ -75,7 +116,7 @@ def info(selection: SelectionArg = None, root: Root = None, start: Start = None,
          end: End = None,
          gap_s: Annotated[float, typer.Option(help="A silence longer than this is a gap.")] = 60.0,
          ) -> None:
-    """Rows, span, gaps (stale: others kept quoting; quiet: all silent), crossed rows."""
+    """Rows, span, gaps (stale: others kept quoting; quiet: all silent), crossed rows, clocks."""
     from rich.console import Console
     from rich.table import Table
 
@@ -96,7 +137,10 @@ def info(selection: SelectionArg = None, root: Root = None, start: Start = None,
                      ("  stale (others kept quoting)", i.stale_gaps),
                      ("  quiet (all silent)", i.quiet_gaps),
                      ("longest gap s", f"{i.longest_gap_s:,.1f}"),
-                     ("crossed rows (untradable)", i.crossed_rows)):
+                     ("crossed rows (untradable)", i.crossed_rows),
+                     ("recv - exch median ms", "n/a" if i.recv_minus_exch_ms_p50 != i.recv_minus_exch_ms_p50
+                      else f"{i.recv_minus_exch_ms_p50:,.1f}"),
+                     ("clock offset per session ms", ", ".join(f"{x:,.1f}" for x in i.clock_offsets_ms) or "n/a")):
             table.add_row(k, str(v))
         console.print(table)
 
@@ -109,7 +153,7 @@ def validate(selection: SelectionArg = None, root: Root = None, start: Start = N
     from arbkit.errors import DataError
 
     cat = Catalog(root)
-    results = cat.validate(Selection.parse(selection, start, end))
+    results = cat.validate(Selection.parse(selection or "*", start, end))
     if not results:
         raise DataError(f"catalog {cat.root}: nothing selected by "
                         f"{Selection.parse(selection, start, end)} (see `arbkit data ls`)")

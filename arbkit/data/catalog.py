@@ -2,7 +2,11 @@
 
 ::
 
-    <root>/quotes/venue=<venue>/symbol=<symbol>/date=<YYYY-MM-DD>/<venue>_<symbol>_<date>.parquet
+    <root>/<kind>/venue=<venue>/symbol=<symbol>/date=<YYYY-MM-DD>/<venue>_<symbol>_<date>.parquet
+
+Kinds: quotes, trades, bars, quote_bars (one file per UTC day), fx and funding (sparse series:
+one file per UTC month, ``date=<YYYY-MM>``). A row's day is the UTC date of its kind's time
+column (``ts_recv_ns``; ``ts_close_ns`` for bars; ``ts_ns`` for fx and funding).
 
 The root is ``data/`` unless given (or ``ARBKIT_DATA_ROOT`` is set). Every file holds one
 instrument-day in the canonical schema (:mod:`arbkit.data.schema`), sorted by receive time,
@@ -19,21 +23,23 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
 from arbkit.data import schema
-from arbkit.data.load import read_quotes
+from arbkit.data.load import parquet_files, read_file, read_quotes
+from arbkit.data.tables import KINDS, TableReport, time_column, validate_any
 from arbkit.data.validate import validate_quotes
 from arbkit.errors import DataError
 
-KINDS = ("quotes",)  # ohlcv, trades, fx and funding follow with their importers
 DEFAULT_GAP_S = 60.0
+MONTHLY = ("fx", "funding")  # sparse series: one file per month, not per day
 NS = 1_000_000_000
 
 
@@ -54,12 +60,20 @@ class Partition:
     kind: str
     venue: str
     symbol: str
-    day: date
+    day: date  # first day of the file's period
     path: Path
 
     @property
     def key(self) -> str:
         return f"{self.venue}:{self.symbol}"
+
+    @property
+    def last_day(self) -> date:
+        """Last day the file can hold (the day itself, or the month's last day)."""
+        if self.kind not in MONTHLY:
+            return self.day
+        nxt = date(self.day.year + self.day.month // 12, self.day.month % 12 + 1, 1)
+        return date.fromordinal(nxt.toordinal() - 1)
 
 
 @dataclass(frozen=True)
@@ -77,13 +91,14 @@ class Selection:
 
     @classmethod
     def parse(cls, text: str | None, start: str | None = None, end: str | None = None) -> Selection:
-        """``"quotes/binance-spot/BTC*"`` -> Selection; an empty text selects all quotes."""
+        """``"quotes/binance-spot/BTC*"`` -> Selection; an empty text selects all quotes;
+        ``*`` as the kind selects every kind (listings only)."""
         parts = [p for p in (text or "quotes").strip("/").split("/") if p]
         if len(parts) > 3:
             raise DataError(f"selection {text!r}: expected kind[/venue[/symbol]], e.g. "
                             "quotes/binance-spot/BTCUSDT (wildcards * and ? allowed)")
         kind = parts[0]
-        if kind not in KINDS:
+        if kind not in KINDS and kind != "*":
             raise DataError(f"selection {text!r}: unknown kind {kind!r}; known kinds: "
                             f"{', '.join(KINDS)}")
         venue = parts[1] if len(parts) > 1 else "*"
@@ -91,9 +106,9 @@ class Selection:
         return cls(kind, venue, symbol, _day(start, "start"), _day(end, "end"))
 
     def matches(self, p: Partition) -> bool:
-        return (p.kind == self.kind and fnmatch.fnmatchcase(p.venue, self.venue)
+        return (fnmatch.fnmatchcase(p.kind, self.kind) and fnmatch.fnmatchcase(p.venue, self.venue)
                 and fnmatch.fnmatchcase(p.symbol, self.symbol)
-                and (self.start is None or p.day >= self.start)
+                and (self.start is None or p.last_day >= self.start)
                 and (self.end is None or p.day <= self.end))
 
     def __str__(self) -> str:
@@ -128,6 +143,8 @@ class InstrumentInfo:
     stale_gaps: int  # of those, silences while another instrument of the selection kept quoting
     quiet_gaps: int  # silences every instrument of the selection shared (session gaps)
     median_interval_ms: float
+    recv_minus_exch_ms_p50: float = float("nan")  # feed latency + clock offset (quotes)
+    clock_offsets_ms: list[float] = field(default_factory=list)  # per recording session
 
 
 class Catalog:
@@ -140,14 +157,16 @@ class Catalog:
     def partitions(self, selection: Selection | None = None) -> list[Partition]:
         """Partitions on disk (optionally only the selected ones), in key/day order."""
         out = []
-        for kind in KINDS:
+        kinds = KINDS if selection is None or selection.kind == "*" else (selection.kind,)
+        for kind in kinds:
             base = self.root / kind
             if not base.is_dir():
                 continue
             for f in base.glob("venue=*/symbol=*/date=*/*.parquet"):
                 v, s, d = (f.parts[-4], f.parts[-3], f.parts[-2])
                 try:
-                    day = date.fromisoformat(d.removeprefix("date="))
+                    text = d.removeprefix("date=")
+                    day = date.fromisoformat(text + "-01" if kind in MONTHLY else text)
                 except ValueError:
                     raise DataError(f"{f}: folder {d!r} is not date=YYYY-MM-DD; move or "
                                     "remove the file") from None
@@ -161,9 +180,12 @@ class Catalog:
         """One row per instrument: days, first/last day, rows and bytes (from footers)."""
         rows = []
         for p in self.partitions(selection):
-            meta = pq.read_metadata(p.path)
+            try:
+                n = num_rows(p.path)
+            except DataError:
+                n = None  # damaged: `arbkit data validate` names it
             rows.append({"kind": p.kind, "venue": p.venue, "symbol": p.symbol, "day": p.day,
-                         "rows": meta.num_rows, "bytes": p.path.stat().st_size})
+                         "rows": n, "bytes": p.path.stat().st_size})
         if not rows:
             return pl.DataFrame(schema={"kind": pl.String, "venue": pl.String,
                                         "symbol": pl.String, "days": pl.UInt32,
@@ -195,52 +217,81 @@ class Catalog:
         return pl.concat([pl.scan_parquet(f) for f in self.files(selection)],
                          how="diagonal_relaxed")
 
+    def read_table(self, selection: Selection | Sequence[Selection]) -> TableReport:
+        """Any kind's selected rows, validated as one table (streams in time order)."""
+        sels = [selection] if isinstance(selection, Selection) else list(selection)
+        kinds = {s.kind for s in sels}
+        if len(kinds) != 1:
+            raise DataError(f"catalog {self.root}: one kind per read, got {sorted(kinds)}")
+        kind = kinds.pop()
+        files = self.files(sels)
+        frame = self.scan(sels).collect()
+        label = ", ".join(map(str, sels))
+        return validate_any(kind, frame, f"{self.root} {label}",
+                            parts=[(f.name, num_rows(f)) for f in files])
+
     def read(self, selection: Selection | Sequence[Selection]):
         """The selected quotes, validated, with the report (see ``load.read_quotes``)."""
         files = self.files(selection)
         frame = self.scan(selection).collect()
         label = selection if isinstance(selection, Selection) else ", ".join(map(str, selection))
         report = validate_quotes(frame, f"{self.root} {label}",
-                                 parts=[(f.name, pq.read_metadata(f).num_rows) for f in files])
+                                 parts=[(f.name, num_rows(f)) for f in files])
         return report.frame, report
 
     # ---- writing -----------------------------------------------------------------------
     def add_quotes(self, source: str | Path | pl.DataFrame, *, name: str | None = None) -> list[Partition]:
-        """Validate quotes and merge them into the catalog by instrument and UTC day.
-
-        Rows already in a partition are kept; identical rows are stored once. Every touched
-        partition is merged and validated before the first file is written.
-        """
+        """Validate quotes and merge them into the catalog by instrument and UTC day."""
         if isinstance(source, pl.DataFrame):
             frame = validate_quotes(source, name or "<frame>").frame
         else:
             frame, _ = read_quotes(source)
+        return self.add("quotes", frame, name=name)
+
+    def add(self, kind: str, source: str | Path | pl.DataFrame, *,
+            name: str | None = None) -> list[Partition]:
+        """Validate a table of ``kind`` and merge it into the catalog by stream and UTC day.
+
+        Rows already in a partition are kept; identical rows are stored once. A new row that
+        shares a time with a different stored row is refused (its order would be ambiguous),
+        and so is a stream whose stored columns differ (one stream holds one source). Every
+        touched partition is merged and validated before the first file is written, then each
+        is written to a temporary file and renamed: all or nothing.
+        """
+        return self.write(self.plan(kind, source, name=name))
+
+    def plan(self, kind: str, source: str | Path | pl.DataFrame, *,
+             name: str | None = None) -> list[tuple[Partition, pl.DataFrame]]:
+        """The partitions :meth:`add` would write, merged and validated; nothing written."""
+        if kind not in KINDS:
+            raise DataError(f"catalog add: kind {kind!r} is unknown; known kinds: "
+                            f"{', '.join(KINDS)}")
+        if isinstance(source, pl.DataFrame):
+            frame = validate_any(kind, source, name or "<frame>").frame
+        else:
+            files = parquet_files(source)
+            frame = validate_any(kind, pl.concat([read_file(f) for f in files],
+                                                 how="diagonal_relaxed"), str(source)).frame
+        ts_col = time_column(kind)
         frame = frame.drop("crossed", strict=False)
-        keyed = frame.with_columns(
-            pl.from_epoch("ts_recv_ns", time_unit="ns").dt.date().alias("_day"))
+        day = pl.from_epoch(ts_col, time_unit="ns").dt.date()
+        keyed = frame.with_columns((day.dt.truncate("1mo") if kind in MONTHLY else day).alias("_day"))
         plans: list[tuple[Partition, pl.DataFrame]] = []
-        for (venue, symbol, day), part in keyed.group_by("venue", "symbol", "_day",
-                                                         maintain_order=True):
-            target = self._path("quotes", venue, symbol, day)
-            new = part.drop("_day")
-            if target.exists():
-                old = pl.read_parquet(target)
-                fresh = new.join(old, on=old.columns, how="anti", nulls_equal=True) \
-                    if set(old.columns) == set(new.columns) else new
-                clash = fresh.join(old.select("ts_recv_ns"), on="ts_recv_ns", how="semi")
-                if clash.height:
-                    ts = clash.get_column("ts_recv_ns")[0]
-                    raise DataError(
-                        f"{target}: {clash.height} new row(s) share a receive time with "
-                        f"different stored rows (first ts_recv_ns={ts}); their order would be "
-                        "ambiguous. Remove that file to replace the day, or import only new times")
-                new = pl.concat([old, new], how="diagonal_relaxed")
-            new = new.unique(maintain_order=True).sort("ts_recv_ns", maintain_order=True)
-            checked = validate_quotes(new, str(target)).frame.drop("crossed")
-            checked = checked.select(
-                [c for c in schema.quote_column_order(schema.depth_levels(checked.columns))
-                 if c in checked.columns])
-            plans.append((Partition("quotes", venue, symbol, day, target), checked))
+        for (venue, symbol, d), part in keyed.group_by("venue", "symbol", "_day",
+                                                       maintain_order=True):
+            target = self._path(kind, venue, symbol, d)
+            merged = self._merge(target, part.drop("_day"), ts_col)
+            checked = validate_any(kind, merged, str(target)).frame.drop("crossed", strict=False)
+            if kind == "quotes":
+                checked = checked.select(
+                    [c for c in schema.quote_column_order(schema.depth_levels(checked.columns))
+                     if c in checked.columns])
+            plans.append((Partition(kind, venue, symbol, d, target), checked))
+        return plans
+
+    @staticmethod
+    def write(plans: list[tuple[Partition, pl.DataFrame]]) -> list[Partition]:
+        """Write planned partitions: each to a temporary file, then renamed into place."""
         for p, df in plans:
             p.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = p.path.with_suffix(".parquet.tmp")
@@ -248,41 +299,75 @@ class Catalog:
             os.replace(tmp, p.path)
         return [p for p, _ in plans]
 
+    @staticmethod
+    def _merge(target: Path, new: pl.DataFrame, ts_col: str) -> pl.DataFrame:
+        """New rows merged with a partition already on disk (identical rows kept once)."""
+        if target.exists():
+            old = pl.read_parquet(target)
+            if set(old.columns) != set(new.columns):
+                extra = sorted(set(old.columns) ^ set(new.columns))[:4]
+                raise DataError(
+                    f"{target}: the stored rows and the new ones have different columns "
+                    f"({extra} in one only): one stream holds one source. Import under another "
+                    "--venue, or remove that file to replace the day")
+            fresh = new.join(old, on=old.columns, how="anti", nulls_equal=True)
+            clash = fresh.join(old.select(ts_col), on=ts_col, how="semi")
+            if clash.height:
+                ts = clash.get_column(ts_col)[0]
+                raise DataError(
+                    f"{target}: {clash.height} new row(s) share a time with different stored "
+                    f"rows (first {ts_col}={ts}); their order would be ambiguous. Remove that "
+                    "file to replace the day, or import only new times")
+            new = pl.concat([old, new], how="diagonal_relaxed")
+        return new.unique(maintain_order=True).sort(ts_col, maintain_order=True)
+
     def _path(self, kind: str, venue: str, symbol: str, day: date) -> Path:
         v, s = _enc(venue), _enc(symbol)
-        return (self.root / kind / f"venue={v}" / f"symbol={s}" / f"date={day.isoformat()}"
-                / f"{v}_{s}_{day.isoformat()}.parquet")
+        d = day.isoformat()[:7] if kind in MONTHLY else day.isoformat()
+        return self.root / kind / f"venue={v}" / f"symbol={s}" / f"date={d}" / f"{v}_{s}_{d}.parquet"
 
     # ---- checking ----------------------------------------------------------------------
     def info(self, selection: Selection, gap_s: float = DEFAULT_GAP_S) -> list[InstrumentInfo]:
-        """Rows, span, gaps (stale vs quiet), crossed rows per selected instrument."""
-        frame, _ = self.read(selection)
+        """Rows, span, gaps (stale vs quiet), crossed rows, clock offsets per selected stream."""
+        from arbkit.data.events import session_offsets_ns
+
+        if selection.kind == "*":
+            raise DataError(f"info: pick one kind, e.g. quotes/...; known kinds: {', '.join(KINDS)}")
+        frame = self.read_table(selection).frame
+        ts_col = time_column(selection.kind)
         gap_ns = round(gap_s * NS)
-        ts_all = frame.get_column("ts_recv_ns").sort()
-        levels = schema.depth_levels(frame.columns)
+        ts_all = frame.get_column(ts_col).sort()
+        levels = schema.depth_levels(frame.columns) if selection.kind == "quotes" else 0
         out = []
         for (venue, symbol), g in frame.group_by("venue", "symbol", maintain_order=True):
-            ts = g.get_column("ts_recv_ns")
+            ts = g.get_column(ts_col)
             d = ts.diff().drop_nulls()
-            big = g.select(pl.col("ts_recv_ns").shift(1).alias("a"), pl.col("ts_recv_ns").alias("b")
+            big = g.select(pl.col(ts_col).shift(1).alias("a"), pl.col(ts_col).alias("b")
                            ).filter((pl.col("b") - pl.col("a")) > gap_ns)
             stale = 0
             for a, b in big.iter_rows():
-                # stale: the other instruments kept quoting through at least half of this
-                # silence (a feed problem); quiet: they were silent too (a session gap)
+                # stale: the other streams kept going through at least half of this silence
+                # (a feed problem); quiet: they were silent too (a session gap)
                 lo = ts_all.search_sorted(a, side="right")
                 hi = ts_all.search_sorted(b, side="left")
                 if hi - lo >= 2 and ts_all[hi - 1] - ts_all[lo] >= (b - a) // 2:
                     stale += 1
             n_gaps = big.height
-            days = g.select(pl.from_epoch("ts_recv_ns", time_unit="ns").dt.date().n_unique()).item()
+            days = g.select(pl.from_epoch(ts_col, time_unit="ns").dt.date().n_unique()).item()
+            offsets: list[float] = []
+            lag = float("nan")
+            if "ts_exch_ns" in g.columns and g["ts_exch_ns"].null_count() == 0:
+                recv, exch = g["ts_recv_ns"].to_numpy(), g["ts_exch_ns"].to_numpy()
+                offsets = sorted({int(x) / 1e6 for x in session_offsets_ns(recv, exch)})
+                lag = float(np.median(recv - exch)) / 1e6
             out.append(InstrumentInfo(
                 venue=venue, symbol=symbol, days=days, rows=g.height,
                 first_ns=int(ts.min()), last_ns=int(ts.max()),
-                crossed_rows=int(g.get_column("crossed").sum()), depth_levels=levels,
+                crossed_rows=_flagged(selection.kind, g), depth_levels=levels,
                 gaps=n_gaps, longest_gap_s=(float(d.max()) / NS) if d.len() else 0.0,
                 stale_gaps=stale, quiet_gaps=n_gaps - stale,
-                median_interval_ms=(float(d.median()) / 1e6) if d.len() else float("nan")))
+                median_interval_ms=(float(d.median()) / 1e6) if d.len() else float("nan"),
+                recv_minus_exch_ms_p50=lag, clock_offsets_ms=offsets))
         return out
 
     def validate(self, selection: Selection) -> list[tuple[Partition, str | None]]:
@@ -290,11 +375,28 @@ class Catalog:
         out = []
         for p in self.partitions(selection):
             try:
-                read_quotes(p.path)
+                validate_any(p.kind, read_file(p.path), str(p.path))
                 out.append((p, None))
             except DataError as exc:
                 out.append((p, str(exc)))
         return out
+
+
+def num_rows(path: Path) -> int:
+    """Row count from the Parquet footer; a clear error for a damaged file."""
+    try:
+        return pq.read_metadata(path).num_rows
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path}: not a valid Parquet file (truncated?); run "
+                        f"`arbkit data validate` and re-import that day [{exc}]") from None
+
+
+def _flagged(kind: str, g: pl.DataFrame) -> int:
+    if "crossed" in g.columns:
+        return int(g.get_column("crossed").sum())
+    if kind == "quote_bars":
+        return int((g["bid_close"] >= g["ask_close"]).sum())
+    return 0
 
 
 def fmt_ts(ns: int) -> str:

@@ -58,7 +58,8 @@ def parquet_files(path: str | Path) -> list[Path]:
     return files
 
 
-def _read_one(file: Path) -> pl.DataFrame:
+def read_file(file: Path) -> pl.DataFrame:
+    """One Parquet file as it is (no validation); a clear error if it is empty or damaged."""
     if file.stat().st_size == 0:
         raise DataError(f"{file}: file is empty (0 bytes); re-export it")
     try:
@@ -101,7 +102,7 @@ def read_quotes(path: str | Path) -> tuple[pl.DataFrame, ValidationReport]:
     2
     """
     files = parquet_files(path)
-    frames = [conform_quotes(_read_one(f), str(f)) for f in files]
+    frames = [conform_quotes(read_file(f), str(f)) for f in files]
     if len(frames) == 1:
         df, warnings = frames[0]
         parts: list[tuple[str, int]] = []

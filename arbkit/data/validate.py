@@ -349,15 +349,16 @@ def _instrument_id() -> pl.Expr:
     return (v * 2**32 + s).alias("__iid")
 
 
-def _check_order(df: pl.DataFrame, iid: pl.Series, source: str, where: _Locator) -> pl.Series:
+def _check_order(df: pl.DataFrame, iid: pl.Series, source: str, where: _Locator,
+                 ts_col: str = "ts_recv_ns") -> pl.Series:
     """Raise if time goes backwards within an instrument; return a tie mask (dup candidates)."""
-    ts = df.get_column("ts_recv_ns")
+    ts = df.get_column(ts_col)
     if ts.is_sorted():  # fast path: globally sorted means sorted within every instrument
         tie = (ts == ts.shift(1)) | (ts == ts.shift(-1))
         return tie.fill_null(False)
     d = pl.DataFrame([ts, iid]).select(
-        prev=pl.col("ts_recv_ns").diff().over("__iid"),
-        nxt=pl.col("ts_recv_ns").diff(-1).over("__iid"),
+        prev=pl.col(ts_col).diff().over("__iid"),
+        nxt=pl.col(ts_col).diff(-1).over("__iid"),
     )
     back = (d["prev"] < 0).fill_null(False)
     if back.any():
@@ -367,12 +368,13 @@ def _check_order(df: pl.DataFrame, iid: pl.Series, source: str, where: _Locator)
             f"time goes backwards within this (venue, symbol) stream: its previous row had "
             f"{t - step} (a step of {step} ns)"
         )
-        fix = "sort each stream by ts_recv_ns (stable) or fix the recorder"
-        raise _fail(source, "ts_recv_ns", t, problem, fix, where(i))
+        fix = f"sort each stream by {ts_col} (stable) or fix the recorder"
+        raise _fail(source, ts_col, t, problem, fix, where(i))
     return ((d["prev"] == 0) | (d["nxt"] == 0)).fill_null(False)
 
 
-def _check_duplicates(df: pl.DataFrame, tie: pl.Series, source: str, where: _Locator) -> None:
+def _check_duplicates(df: pl.DataFrame, tie: pl.Series, source: str, where: _Locator,
+                      ts_col: str = "ts_recv_ns") -> None:
     if not tie.any():
         return
     sub = df.with_row_index("__row").filter(tie)
@@ -381,7 +383,7 @@ def _check_duplicates(df: pl.DataFrame, tie: pl.Series, source: str, where: _Loc
         i = int(sub["__row"].filter(repeat)[0])
         fix = "drop them (df.unique(maintain_order=True)) or fix the export that wrote them"
         problem = "identical duplicate of an earlier row"
-        raise _fail(source, "ts_recv_ns", int(df[i, "ts_recv_ns"]), problem, fix, where(i))
+        raise _fail(source, ts_col, int(df[i, ts_col]), problem, fix, where(i))
 
 
 def _run_row_checks(df: pl.DataFrame, n_levels: int, source: str, where: _Locator) -> None:

@@ -107,8 +107,8 @@ def test_info_tells_a_stale_feed_from_a_quiet_market(tmp_path: Path) -> None:
 
 
 def test_selection_errors_are_one_clear_line(sample_catalog: Catalog) -> None:
-    with pytest.raises(DataError, match="unknown kind 'bars'"):
-        Selection.parse("bars/x")
+    with pytest.raises(DataError, match="unknown kind 'candles'"):
+        Selection.parse("candles/x")
     with pytest.raises(DataError, match="not a date; use YYYY-MM-DD"):
         Selection.parse("quotes", start="08/08/2024")
     with pytest.raises(DataError, match="no data for quotes/kraken/.*holds quotes/binance_spot"):
@@ -134,6 +134,6 @@ def test_cli_add_ls_info_validate(tmp_path: Path) -> None:
     assert r.exit_code == 1, r.output
     assert "FAIL quotes/binance_spot/BTCUSDT/2023-04-05" in r.output
     assert "3 ok, 1 failed" in r.output
-    r = runner.invoke(app, ["data", "info", "bars", "--root", root])
+    r = runner.invoke(app, ["data", "info", "candles", "--root", root])
     # the DataError reaches arbkit.cli.app.main, which prints it as one line and exits 1
-    assert isinstance(r.exception, DataError) and "unknown kind 'bars'" in str(r.exception)
+    assert isinstance(r.exception, DataError) and "unknown kind 'candles'" in str(r.exception)

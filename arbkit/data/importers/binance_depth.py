@@ -18,7 +18,6 @@ The output is one canonical quotes row per applied diff message, top ``n_levels`
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from arbkit.data import schema
+from arbkit.data.book_build import BookSide as _Side
 from arbkit.data.importers.hftbacktest import _MARKETS, SESSIONS
 from arbkit.errors import DataError
 
@@ -86,39 +86,6 @@ class DepthRebuild:
 
     frame: pl.DataFrame
     stats: DepthStats
-
-
-# --------------------------------------------------------------------------- book
-
-
-class _Side:
-    """One side of the book: price -> qty plus the prices kept sorted ascending."""
-
-    def __init__(self, is_bid: bool) -> None:
-        self.is_bid = is_bid
-        self.qty: dict[float, float] = {}
-        self.prices: list[float] = []
-
-    def reset(self, prices: np.ndarray, qtys: np.ndarray) -> None:
-        self.qty = {float(p): float(q) for p, q in zip(prices, qtys) if q > 0}
-        self.prices = sorted(self.qty)
-
-    def set(self, price: float, qty: float) -> None:
-        if qty == 0.0:
-            if self.qty.pop(price, None) is not None:
-                del self.prices[bisect_left(self.prices, price)]
-        else:
-            if price not in self.qty:
-                insort(self.prices, price)
-            self.qty[price] = qty
-
-    def top(self, n: int, out: list[float]) -> bool:
-        """Append (px, qty) of the best ``n`` levels (NaN pads); False if the side is empty."""
-        px = self.prices[: -n - 1 : -1] if self.is_bid else self.prices[:n]
-        for p in px:
-            out += (p, self.qty[p])
-        out += [np.nan] * (2 * (n - len(px)))
-        return bool(px)
 
 
 # --------------------------------------------------------------------------- replay

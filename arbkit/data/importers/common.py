@@ -1,0 +1,68 @@
+"""Helpers shared by the importers: time units, bar intervals, the shared data folder."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import polars as pl
+
+from arbkit.errors import DataError
+
+# <repo>/../shared/data/real, so defaults work from any working directory (CI has it too).
+SHARED_REAL = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "real"
+
+NS_PER = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+TS_UNITS = (*NS_PER, "iso")
+_INTERVAL = re.compile(r"^(\d+)(s|m|h|d)$")
+_INTERVAL_NS = {"s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000,
+                "d": 86_400_000_000_000}
+
+
+def interval_ns(text: str) -> int:
+    """``"1m"`` -> 60e9. Units: s, m, h, d."""
+    m = _INTERVAL.match(str(text).strip())
+    if not m or int(m.group(1)) <= 0:
+        raise DataError(f"bar interval {text!r}: use a count and a unit, e.g. 1m, 5m, 1h, 1d")
+    return int(m.group(1)) * _INTERVAL_NS[m.group(2)]
+
+
+def to_ns(expr: pl.Expr, unit: str, *, name: str) -> pl.Expr:
+    """An expression turning a timestamp column of ``unit`` into Int64 ns since the epoch.
+
+    ``iso``: text such as ``2025-05-25 23:30:00`` or ``2023-03-01T00:00:00+00:00``; text
+    without an offset is taken as UTC (sources that write local time must be fixed first).
+    Datetime columns are converted whatever ``unit`` says.
+    """
+    if unit not in TS_UNITS:
+        raise DataError(f"{name}: time unit {unit!r} is unknown; use one of {TS_UNITS}")
+    if unit == "iso":
+        return (expr.str.to_datetime(time_unit="ns", time_zone="UTC", strict=True)
+                .dt.epoch("ns").alias(name))
+    return (expr.cast(pl.Int64) * NS_PER[unit]).alias(name)
+
+
+def datetime_to_ns(frame: pl.DataFrame, column: str, name: str) -> pl.Series:
+    """A Datetime (or int ns) column as Int64 ns, naive datetimes taken as UTC."""
+    s = frame.get_column(column)
+    if isinstance(s.dtype, pl.Datetime):
+        return s.dt.epoch("ns").rename(name)
+    if s.dtype == pl.String:
+        return frame.select(to_ns(pl.col(column), "iso", name=name)).to_series()
+    return s.cast(pl.Int64).rename(name)
+
+
+def guess_unit(values: pl.Series) -> str:
+    """Epoch unit from the magnitude of a positive integer timestamp (this century)."""
+    v = int(values.drop_nulls().abs().max() or 0)  # type: ignore[arg-type]
+    for unit, limit in (("s", 10**11), ("ms", 10**14), ("us", 10**17)):
+        if v < limit:
+            return unit
+    return "ns"
+
+
+def need_file(path: str | Path, what: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{what}: path={str(p)!r} does not exist; check the path")
+    return p
