@@ -121,6 +121,15 @@ class RunConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BarsConfig:
+    """Bar mode: how bars become quotes (see ``arbkit.data.barmode``; coarser than book data)."""
+
+    half_spread_bps: float | str = OFF
+    participation: float = 0.1
+    quote_size: float | str = OFF
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """A whole backtest configuration."""
 
@@ -128,6 +137,7 @@ class Config:
     instruments: tuple[InstrumentConfig, ...]
     route: RouteConfig
     strategy: StrategyConfig
+    bars: BarsConfig = field(default_factory=BarsConfig)
 
     def instrument(self, key: str) -> InstrumentConfig:
         for inst in self.instruments:
@@ -264,11 +274,18 @@ def _check(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: run.timeline = {cfg.run.timeline!r}; use 'recv' or 'exch'")
     if cfg.run.capital <= 0 or cfg.run.equity_interval_s <= 0:
         raise ConfigError(f"{source}: run.capital and run.equity_interval_s must be > 0")
+    b = cfg.bars
+    for name in ("half_spread_bps", "quote_size"):
+        v = getattr(b, name)
+        if v != OFF and v <= 0:
+            raise ConfigError(f'{source}: bars.{name} = {v}; must be > 0, or "off"')
+    if not 0 < b.participation <= 1:
+        raise ConfigError(f"{source}: bars.participation = {b.participation}; must be in (0, 1]")
 
 
 def from_dict(raw: dict[str, Any], source: str = "<config>") -> Config:
     """Build and validate a Config from a plain dict (as parsed from TOML)."""
-    allowed = {"run", "instruments", "route", "strategy"}
+    allowed = {"run", "instruments", "route", "strategy", "bars"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ConfigError(
@@ -287,6 +304,7 @@ def from_dict(raw: dict[str, Any], source: str = "<config>") -> Config:
         ),
         route=_build(RouteConfig, raw["route"], "route", source),
         strategy=_build(StrategyConfig, raw["strategy"], "strategy", source),
+        bars=_build(BarsConfig, raw.get("bars", {}), "bars", source),
     )
     _check(cfg, source)
     return cfg
@@ -317,6 +335,7 @@ def dump_config(cfg: Config) -> str:
         out += ["", "[[instruments]]"] + [f"{k} = {_toml(v)}" for k, v in inst.items()]
     out += ["", "[route]"] + [f"{k} = {_toml(v)}" for k, v in d["route"].items()]
     out += ["", "[strategy]"] + [f"{k} = {_toml(v)}" for k, v in d["strategy"].items()]
+    out += ["", "[bars]"] + [f"{k} = {_toml(v)}" for k, v in d["bars"].items()]
     return "\n".join(out) + "\n"
 
 

@@ -295,7 +295,9 @@ class Catalog:
         for p, df in plans:
             p.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = p.path.with_suffix(".parquet.tmp")
-            df.write_parquet(tmp, compression="zstd", statistics=True)
+            # LZ4: ~1.7x the size of zstd, ~3x faster to read (benchmarks/bench_data.py);
+            # the catalog is read far more often than it is written
+            df.write_parquet(tmp, compression="lz4", statistics=True)
             os.replace(tmp, p.path)
         return [p for p, _ in plans]
 

@@ -43,16 +43,28 @@ class Runner:
             cfg, arrays.inst_keys, arrays.n_levels, arrays.use_exch, capacity
         )
         self.finished = False
+        self.first_ts: int | None = None  # span of everything fed (for time-in-market)
+        self.last_ts: int | None = None
+        self.n_fed = 0
 
-    def feed(self, events: np.ndarray) -> None:
-        """Process a chunk (any size, including one event) of the time-sorted event array."""
+    def feed(self, events: np.ndarray, depth: np.ndarray | None = None) -> None:
+        """Process a chunk (any size, including one event) of the time-sorted event array.
+
+        ``depth`` is the chunk's depth array (``events["depth_row"]`` indexes it); by default
+        the one of the arrays the runner was built with.
+        """
         if events.shape[0] == 0:
             return
+        if self.first_ts is None:
+            self.first_ts = int(events[0]["ts_recv"])
+        self.last_ts = int(events[-1]["ts_recv"])
+        self.n_fed += int(events.shape[0])
+        depth = self.arrays.depth if depth is None else depth
         start(self.state, int(events[0]["ts_recv"]))
         k = 0
         spot, base = (-1, -1), 0
         while True:
-            status, k = run_chunk(self.state, events, self.arrays.depth, k)
+            status, k = run_chunk(self.state, events, depth, k)
             if status == T.S_DONE:
                 return
             g = self.state.glob[0]
@@ -108,61 +120,104 @@ def run_arrays(cfg: Config, arrays: EventArrays, *, chunk: int | None = None) ->
     return runner
 
 
-def backtest(data: Any, config: Any, *, chunk: int | None = None) -> BacktestResult:
+def backtest(data: Any, config: Any, *, chunk: int | None = None, stream: bool = False,
+             start_day: str | None = None, end_day: str | None = None) -> BacktestResult:
     """Run a backtest.
 
     Parameters
     ----------
-    data : path to a Parquet file or folder, or a canonical quotes ``polars.DataFrame``.
+    data : a Parquet file or folder, a catalog root, or a ``polars.DataFrame``, holding quotes,
+        quote bars or OHLCV trade bars (bars drive the loop at their close: bar mode, see
+        ``arbkit.data.barmode`` and the config's ``[bars]`` section).
     config : path to a TOML file, or a ``Config``.
     chunk : feed the loop in chunks of this many events (results are identical).
+    stream : catalog only: read and run one UTC day at a time, so memory is bounded by the
+        largest day (results are identical to the in-memory run).
+    start_day, end_day : catalog only: first and last UTC day to read (``YYYY-MM-DD``,
+        inclusive).
 
     Examples
     --------
     >>> import arbkit
-    >>> res = arbkit.backtest("data/samples/synth-normal", "data/samples/synth-normal/config.toml")  # doctest: +SKIP
+    >>> res = arbkit.backtest("data/samples/binance_btcusdt_spot_usdm.parquet",
+    ...                       "studies/binance_spot_usdm.toml")  # doctest: +SKIP
     >>> res.summary  # doctest: +SKIP
     """
-    from arbkit.data.load import read_quotes
-    from arbkit.metrics.summary import build_result
+    from arbkit.data.source import is_catalog, load_quotes
+    from arbkit.errors import ConfigError
 
     cfg = config if isinstance(config, Config) else load_config(config)
+    catalog = not isinstance(data, pl.DataFrame) and is_catalog(data)
+    if (stream or start_day or end_day) and not catalog:
+        raise ConfigError("stream / start_day / end_day need a catalog root as data (see "
+                          "`arbkit data import`); a file or frame is read whole")
     t0 = time.perf_counter()
-    if isinstance(data, pl.DataFrame):
-        from arbkit.data.validate import validate_quotes
-
-        report = validate_quotes(data, "<frame>")
-        frame = report.frame
-        source = "<frame>"
-    elif is_catalog(data):
-        # a catalog root: read only the configured instruments' files
-        from arbkit.data.catalog import Catalog, selection_of
-
-        frame, report = Catalog(data).read(selection_of([i.key for i in cfg.instruments]))
-        source = str(data)
-    else:
-        frame, report = read_quotes(data)
-        source = str(data)
+    if catalog:
+        return _backtest_catalog(data, cfg, chunk=chunk, stream=stream, start_day=start_day,
+                                 end_day=end_day)
+    loaded = load_quotes(data, cfg)
     keys = [i.key for i in cfg.instruments]
-    arrays = build_events(frame, keys, timeline=cfg.run.timeline, source=source)
+    arrays = build_events(loaded.frame, keys, timeline=cfg.run.timeline, source=loaded.source)
     t1 = time.perf_counter()
     runner = run_arrays(cfg, arrays, chunk=chunk)
-    t2 = time.perf_counter()
-    meta = {
-        "source": source, "events": int(arrays.events.shape[0]), "load_s": t1 - t0,
-        "run_s": t2 - t1, "crossed_rows": int(getattr(report, "crossed_rows", 0)),
-        "clock_offset_ns": arrays.clock_offset_ns, "use_exch": arrays.use_exch,
-        "infeasible": runner.problems, "dropped_rows": arrays.dropped_rows,
+    meta = _meta(loaded.source, runner, arrays, t1 - t0, time.perf_counter() - t1,
+                 loaded.crossed_rows, loaded.kinds, loaded.notes)
+    return _result(runner, meta)
+
+
+def _backtest_catalog(root: Any, cfg: Config, *, chunk: int | None, stream: bool,
+                      start_day: str | None, end_day: str | None) -> BacktestResult:
+    from arbkit.data.stream import CatalogEvents, day_range
+
+    t0 = time.perf_counter()
+    ce = CatalogEvents(root, cfg, **dict(zip(("start", "end"), day_range(start_day, end_day))))
+    load_s = 0.0
+    crossed = 0
+    offsets: dict[str, set[int]] = {k: set() for k in ce.keys}
+    if stream:
+        runner: Runner | None = None
+        for arrays in ce.chunks():
+            runner = runner or Runner(cfg, arrays)
+            crossed += _crossed(arrays.events)
+            for k, v in arrays.clock_offset_ns.items():
+                offsets[k].update(v)
+            for lo in range(0, arrays.events.shape[0], chunk or max(1, arrays.events.shape[0])):
+                runner.feed(arrays.events[lo:lo + (chunk or arrays.events.shape[0])],
+                            arrays.depth)
+        assert runner is not None
+        runner.finish()
+        run_s = time.perf_counter() - t0
+    else:
+        arrays = ce.whole()
+        crossed = _crossed(arrays.events)
+        offsets = {k: set(v) for k, v in arrays.clock_offset_ns.items()}
+        load_s = time.perf_counter() - t0
+        runner = run_arrays(cfg, arrays, chunk=chunk)
+        run_s = time.perf_counter() - t0 - load_s
+    meta = _meta(str(root), runner, runner.arrays, load_s, run_s, crossed, ce.kinds, ce.notes)
+    meta["clock_offset_ns"] = {k: sorted(v) for k, v in offsets.items()}
+    meta["streamed_days"] = len(ce.days) if stream else 0
+    return _result(runner, meta)
+
+
+def _crossed(ev: np.ndarray) -> int:
+    return int((ev["bid_px"] >= ev["ask_px"]).sum())
+
+
+def _meta(source: str, runner: Runner, arrays: EventArrays, load_s: float, run_s: float,
+          crossed: int, kinds: dict[str, str], notes: list[str]) -> dict[str, Any]:
+    return {
+        "source": source, "events": runner.n_fed, "load_s": load_s, "run_s": run_s,
+        "crossed_rows": crossed, "clock_offset_ns": arrays.clock_offset_ns,
+        "use_exch": arrays.use_exch, "infeasible": runner.problems,
+        "dropped_rows": arrays.dropped_rows, "data_kinds": kinds, "data_notes": notes,
     }
+
+
+def _result(runner: Runner, meta: dict[str, Any]) -> BacktestResult:
+    from arbkit.metrics.summary import build_result
+
     return build_result(runner, meta)
-
-
-def is_catalog(path: Any) -> bool:
-    """True for a catalog root (a folder with ``quotes/venue=*`` inside), see data/catalog.py."""
-    from pathlib import Path
-
-    p = Path(path)
-    return p.is_dir() and any((p / "quotes").glob("venue=*"))
 
 
 def state_frames(state: KernelState) -> dict[str, pl.DataFrame]:

@@ -166,12 +166,12 @@ def build_result(runner: Any, meta: dict[str, Any]):
     from arbkit.engine.backtest import BacktestResult, state_frames
 
     st = runner.state
-    ev = runner.arrays.events
     meta = dict(meta)
-    meta["span_ns"] = int(ev["ts_recv"][-1] - ev["ts_recv"][0]) if ev.shape[0] else 0
+    meta["span_ns"] = (runner.last_ts - runner.first_ts) if runner.first_ts is not None else 0
     frames = label_frames(state_frames(st), runner.arrays.inst_keys)
     m, notes = summarize(frames["trades"], frames["fills"], frames["equity"], frames["legs"],
                          st.route, st.skips, runner.cfg.run.capital, meta)
+    notes = [n for n in meta.get("data_notes", []) if n.startswith("bar mode")] + notes
     if meta.get("dropped_rows"):
         notes.append(f"{meta['dropped_rows']} data rows belong to instruments not in the config "
                      "and were ignored")

@@ -1,0 +1,172 @@
+"""Catalog → event arrays, whole or one UTC day at a time (data bigger than memory).
+
+Only the configured instruments' files of the selected days are opened, and only the columns
+the loop needs are read. Each file is one instrument-day, already validated and time-sorted
+when it was written, so building a day is: read the files (LZ4 Parquet), a cheap numba
+re-check of each stream, one k-way merge (``core.merge``). Day by day, the buffers are reused
+and the engine carries its state across days, so the trades are bit-identical to the
+all-in-memory run (``tests/unit/test_stream.py``) with memory bounded by the largest day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from arbkit.config import Config
+from arbkit.data import schema
+from arbkit.data.catalog import Catalog, Partition, Selection
+from arbkit.data.events import EventArrays, EventBuilder, Stream
+from arbkit.errors import DataError
+
+_BASE_COLUMNS = ["ts_recv_ns", "ts_exch_ns", "bid_px", "bid_qty", "ask_px", "ask_qty"]
+
+
+class CatalogEvents:
+    """The events of a config's instruments in a catalog, for an optional day range.
+
+    Per instrument the source kind is the first the catalog holds of quotes, quote bars and
+    trade bars (bars become quotes at their close, :mod:`arbkit.data.barmode`).
+
+    Examples
+    --------
+    >>> ce = CatalogEvents("data", cfg)  # doctest: +SKIP
+    >>> for arrays in ce.chunks():       # one UTC day at a time  # doctest: +SKIP
+    ...     runner.feed(arrays.events, arrays.depth)
+    """
+
+    def __init__(self, root: str | Path, cfg: Config, *, start: date | None = None,
+                 end: date | None = None) -> None:
+        self.cat = Catalog(root)
+        self.cfg = cfg
+        self.keys = [i.key for i in cfg.instruments]
+        self.kinds: dict[str, str] = {}
+        self.parts: dict[str, list[Partition]] = {}
+        for inst in cfg.instruments:
+            for kind in ("quotes", "quote_bars", "bars"):
+                found = self.cat.partitions(Selection(kind, inst.venue, inst.symbol, start, end))
+                if found:
+                    break
+            else:
+                self.cat.files(Selection("quotes", inst.venue, inst.symbol, start, end))  # raises
+            self.kinds[inst.key], self.parts[inst.key] = kind, found
+        self.days = sorted({p.day for ps in self.parts.values() for p in ps})
+        self.n_levels = max([_levels(p.path) for k in self.keys for p in self.parts[k]
+                             if self.kinds[k] == "quotes"] or [1])
+        self.use_exch = {k: cfg.run.timeline == "exch" and self.kinds[k] == "quotes"
+                         and all(_exch_complete(p.path) for p in self.parts[k])
+                         for k in self.keys}
+        self.notes: list[str] = []
+        self.rows = sum(_rows(p.path) for ps in self.parts.values() for p in ps)
+
+    def day_streams(self, day: date) -> list[Stream]:
+        """One stream per instrument with rows on ``day`` (checked, in time order)."""
+        out = []
+        for i, key in enumerate(self.keys):
+            for p in self.parts[key]:
+                if p.day == day:
+                    out.append(self._stream(i, key, p))
+        return out
+
+    def _stream(self, i: int, key: str, p: Partition) -> Stream:
+        kind = self.kinds[key]
+        if kind == "quotes":
+            cols = _BASE_COLUMNS + schema.depth_columns(_levels(p.path))
+            names = set(pq.read_schema(p.path).names)
+            frame = pl.read_parquet(p.path, columns=[c for c in cols if c in names])
+        else:
+            from arbkit.data.source import _from_bars
+
+            notes: list[str] = []
+            frame = _from_bars(kind, pl.read_parquet(p.path), self.cfg, str(p.path), notes)
+            self.notes += notes
+        s = Stream.of_frame(i, frame, str(p.path))
+        s.check()
+        return s
+
+    def chunks(self) -> Iterator[EventArrays]:
+        """Event arrays one UTC day at a time; each is a view valid until the next."""
+        builder = EventBuilder(reuse=True)
+        for day in self.days:
+            yield builder.build(self.day_streams(day), self.keys, n_levels=self.n_levels,
+                                use_exch=self.use_exch)
+
+    def whole(self) -> EventArrays:
+        """All selected days in one event array."""
+        streams = []
+        for day in self.days:
+            streams += self.day_streams(day)
+        return EventBuilder().build(_concat_by_inst(streams), self.keys,
+                                    n_levels=self.n_levels, use_exch=self.use_exch)
+
+
+def _concat_by_inst(streams: list[Stream]) -> list[Stream]:
+    """Join each instrument's day streams into one (days are in order)."""
+    import numpy as np
+
+    by: dict[int, list[Stream]] = {}
+    for s in streams:
+        by.setdefault(s.inst, []).append(s)
+    out = []
+    for inst, ss in sorted(by.items()):
+        if len(ss) == 1:
+            out.append(ss[0])
+            continue
+        exch = None if any(s.ts_exch is None for s in ss) else np.concatenate([s.ts_exch for s in ss])
+        depth = None
+        if any(s.depth is not None for s in ss):
+            w = max(s.depth.shape[2] for s in ss if s.depth is not None)
+            parts = []
+            for s in ss:
+                d = np.full((s.ts_recv.shape[0], 4, w), np.nan)
+                d[:, 1::2, :] = 0.0
+                if s.depth is not None:
+                    d[:, :, : s.depth.shape[2]] = s.depth
+                parts.append(d)
+            depth = np.concatenate(parts)
+        out.append(Stream(inst, np.concatenate([s.ts_recv for s in ss]), exch,
+                          tuple(np.concatenate([s.prices[j] for s in ss]) for j in range(4)),  # type: ignore[arg-type]
+                          depth, ss[0].source))
+    return out
+
+
+def _levels(path: Path) -> int:
+    return schema.depth_levels(pq.read_schema(path).names)
+
+
+def _rows(path: Path) -> int:
+    return pq.read_metadata(path).num_rows
+
+
+def _exch_complete(path: Path) -> bool:
+    """True when the file has exchange stamps on every row (from the footer statistics)."""
+    meta = pq.read_metadata(path)
+    names = meta.schema.names
+    if "ts_exch_ns" not in names:
+        return False
+    j = names.index("ts_exch_ns")
+    for g in range(meta.num_row_groups):
+        st = meta.row_group(g).column(j).statistics
+        if st is None or not st.has_null_count:
+            return pl.read_parquet(path, columns=["ts_exch_ns"])["ts_exch_ns"].null_count() == 0
+        if st.null_count > 0:
+            return False
+    return True
+
+
+def day_range(start: str | None, end: str | None) -> tuple[date | None, date | None]:
+    """Parse ``--start``/``--end`` (``YYYY-MM-DD``, inclusive, UTC)."""
+    out = []
+    for name, text in (("start", start), ("end", end)):
+        if text is None:
+            out.append(None)
+            continue
+        try:
+            out.append(date.fromisoformat(text))
+        except ValueError:
+            raise DataError(f"--{name} {text!r}: not a date; use YYYY-MM-DD (UTC)") from None
+    return out[0], out[1]
