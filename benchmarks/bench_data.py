@@ -78,7 +78,7 @@ def write_catalog(cat: Path, rows: int, seed: int = 7) -> float:
         df = generate_l1_events_fast(min(step, rows - lo), seed=seed + lo)
         import polars as pl
 
-        shift = offset - int(df["ts_recv_ns"][0]) + int(1_704_067_200_000_000_000)
+        shift = offset - int(df["ts_recv_ns"][0]) + 1_704_067_200_000_000_000
         df = df.with_columns(pl.col("ts_recv_ns") + shift, pl.col("ts_exch_ns") + shift)
         offset = int(df["ts_recv_ns"][-1]) - 1_704_067_200_000_000_000 + 1_000_000_000
         c.add_quotes(df)
