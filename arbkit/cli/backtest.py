@@ -32,10 +32,14 @@ def backtest(
     out: Annotated[Path | None, typer.Option(help="Write result Parquet files to this folder.")] = None,
     chunk: Annotated[int | None, typer.Option(help="Feed the loop in chunks of N events.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    stream: Annotated[bool, typer.Option(help="Catalog only: read and run one UTC day at a time (bounded memory, identical results).")] = False,
+    start: Annotated[str | None, typer.Option(help="Catalog only: first UTC day, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option(help="Catalog only: last UTC day, YYYY-MM-DD (inclusive).")] = None,
 ) -> None:
     """Backtest the spread-convergence strategy on one route.
 
-    With no arguments: runs the default study on generated data.
+    With no arguments: runs the default study on generated data. --data takes quotes, quote
+    bars or OHLCV bars (bar mode), as a Parquet file, a folder, or a catalog root.
     """
     import arbkit
 
@@ -45,7 +49,7 @@ def backtest(
         from arbkit.errors import ConfigError
 
         raise ConfigError("pass both --data and --config (or neither, for the default study)")
-    res = arbkit.backtest(data, config, chunk=chunk)
+    res = arbkit.backtest(data, config, chunk=chunk, stream=stream, start_day=start, end_day=end)
     if out is not None:
         write_results(res, out)
     if as_json:

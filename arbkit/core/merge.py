@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from arbkit.core.jit import njit
+from arbkit.core.jit import njit, njit_inline
 
 # check_stream codes
 CHK_OK = 0
@@ -37,7 +37,7 @@ def check_stream(ts, bid_px, bid_qty, ask_px, ask_qty):
     return CHK_OK, -1
 
 
-@njit
+@njit_inline
 def _less(ts, key_a, key_b, pos_a, pos_b) -> bool:
     ta = ts[pos_a]
     tb = ts[pos_b]
@@ -93,20 +93,31 @@ def merge_fill(ev, ts_recv, ts_exch, inst, bid_px, bid_qty, ask_px, ask_qty, pos
     k = pos.shape[0]
     n = 0
     if k == 2:
+        # branch-free selection: which stream is next is a coin flip for the branch predictor
         a, b = pos[0], pos[1]
         ea, eb = ends[0], ends[1]
-        first_a = keys[0] < keys[1]
-        while a < ea or b < eb:
-            if b >= eb or (a < ea and (ts_recv[a] < ts_recv[b]
-                                       or (ts_recv[a] == ts_recv[b] and first_a))):
-                j = a
-                a += 1
-            else:
-                j = b
-                b += 1
+        a_first = 1 if keys[0] < keys[1] else 0
+        while a < ea and b < eb:
+            ta = ts_recv[a]
+            tb = ts_recv[b]
+            take_a = (ta < tb) | ((ta == tb) & (a_first == 1))
+            j = a if take_a else b
             _write(ev, n, j, ts_recv, ts_exch, inst, bid_px, bid_qty, ask_px, ask_qty, kind)
             order[n] = j
             n += 1
+            step = 1 if take_a else 0
+            a += step
+            b += 1 - step
+        while a < ea:
+            _write(ev, n, a, ts_recv, ts_exch, inst, bid_px, bid_qty, ask_px, ask_qty, kind)
+            order[n] = a
+            n += 1
+            a += 1
+        while b < eb:
+            _write(ev, n, b, ts_recv, ts_exch, inst, bid_px, bid_qty, ask_px, ask_qty, kind)
+            order[n] = b
+            n += 1
+            b += 1
         return
     size = 0
     for s in range(k):
@@ -127,7 +138,7 @@ def merge_fill(ev, ts_recv, ts_exch, inst, bid_px, bid_qty, ask_px, ask_qty, pos
         _sift_down(heap, size, ts_recv, keys, pos)
 
 
-@njit
+@njit_inline
 def _write(ev, n, j, ts_recv, ts_exch, inst, bid_px, bid_qty, ask_px, ask_qty, kind) -> None:
     e = ev[n]
     e["ts_recv"] = ts_recv[j]

@@ -165,11 +165,14 @@ class EventBuilder:
         return self._bufs
 
     def build(self, streams: list[Stream], inst_keys: list[str], *, n_levels: int,
-              use_exch: dict[str, bool], dropped: int = 0) -> EventArrays:
+              use_exch: dict[str, bool], dropped: int = 0, ev_out: np.ndarray | None = None,
+              depth_out: np.ndarray | None = None, row_base: int = 0) -> EventArrays:
         """Merge instrument streams into one event array in the loop's order.
 
         ``use_exch[key]`` says whether an instrument runs on the exchange timeline (it must
-        then have exchange stamps); its stamps get the per-session clock offset.
+        then have exchange stamps); its stamps get the per-session clock offset. With
+        ``ev_out`` (and ``depth_out``, rows from ``row_base``) the events are written there
+        instead of a buffer: how :meth:`CatalogEvents.whole` fills one array day by day.
         """
         streams = [s for s in streams if s.ts_recv.shape[0]]
         lens = np.array([s.ts_recv.shape[0] for s in streams], np.int64)
@@ -190,14 +193,18 @@ class EventBuilder:
                 offsets[key] = sorted({int(x) for x in off})
             else:
                 b["ts_exch"][lo:hi] = s.ts_recv
-        ev, order = b["ev"][:n], b["order"][:n]
+        ev = b["ev"][:n] if ev_out is None else ev_out[:n]
+        order = b["order"][:n]
         merge_fill(ev, b["ts_recv"], b["ts_exch"], b["inst"], *(b[c] for c in _PRICES),
                    starts.copy(), ends, np.array([s.inst for s in streams], np.int64),
                    np.empty(len(streams), np.int64), order, T.EV_QUOTE)
         depth = np.zeros((0, 4, 0))
         if n_levels > 1:
             depth = _merged_depth(streams, starts, ends, order, n, n_levels)
-            ev["depth_row"] = np.arange(n, dtype=np.int64)
+            if depth_out is not None:
+                depth_out[row_base:row_base + n] = depth
+                depth = depth_out
+            ev["depth_row"] = np.arange(row_base, row_base + n, dtype=np.int64)
         return EventArrays(ev, depth, list(inst_keys), n_levels,
                            {k: bool(use_exch.get(k)) for k in inst_keys}, offsets, dropped)
 

@@ -14,10 +14,12 @@ from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
 from arbkit.config import Config
+from arbkit.core import types as T
 from arbkit.data import schema
 from arbkit.data.catalog import Catalog, Partition, Selection
 from arbkit.data.events import EventArrays, EventBuilder, Stream
@@ -96,42 +98,23 @@ class CatalogEvents:
                                 use_exch=self.use_exch)
 
     def whole(self) -> EventArrays:
-        """All selected days in one event array."""
-        streams = []
+        """All selected days in one event array (filled day by day, no concatenation)."""
+        cap = self.rows  # an upper bound: bar conversion only drops rows
+        ev = np.empty(cap, T.EVENT_DTYPE)
+        depth = np.empty((cap, 4, self.n_levels - 1)) if self.n_levels > 1 else None
+        builder = EventBuilder(reuse=True)
+        n = 0
+        offsets: dict[str, set[int]] = {k: set() for k in self.keys}
         for day in self.days:
-            streams += self.day_streams(day)
-        return EventBuilder().build(_concat_by_inst(streams), self.keys,
-                                    n_levels=self.n_levels, use_exch=self.use_exch)
-
-
-def _concat_by_inst(streams: list[Stream]) -> list[Stream]:
-    """Join each instrument's day streams into one (days are in order)."""
-    import numpy as np
-
-    by: dict[int, list[Stream]] = {}
-    for s in streams:
-        by.setdefault(s.inst, []).append(s)
-    out = []
-    for inst, ss in sorted(by.items()):
-        if len(ss) == 1:
-            out.append(ss[0])
-            continue
-        exch = None if any(s.ts_exch is None for s in ss) else np.concatenate([s.ts_exch for s in ss])
-        depth = None
-        if any(s.depth is not None for s in ss):
-            w = max(s.depth.shape[2] for s in ss if s.depth is not None)
-            parts = []
-            for s in ss:
-                d = np.full((s.ts_recv.shape[0], 4, w), np.nan)
-                d[:, 1::2, :] = 0.0
-                if s.depth is not None:
-                    d[:, :, : s.depth.shape[2]] = s.depth
-                parts.append(d)
-            depth = np.concatenate(parts)
-        out.append(Stream(inst, np.concatenate([s.ts_recv for s in ss]), exch,
-                          tuple(np.concatenate([s.prices[j] for s in ss]) for j in range(4)),  # type: ignore[arg-type]
-                          depth, ss[0].source))
-    return out
+            arr = builder.build(self.day_streams(day), self.keys, n_levels=self.n_levels,
+                                use_exch=self.use_exch, ev_out=ev[n:], depth_out=depth,
+                                row_base=n)
+            n += arr.events.shape[0]
+            for k, v in arr.clock_offset_ns.items():
+                offsets[k].update(v)
+        return EventArrays(ev[:n], depth[:n] if depth is not None else np.zeros((0, 4, 0)),
+                           list(self.keys), self.n_levels, dict(self.use_exch),
+                           {k: sorted(v) for k, v in offsets.items()}, 0)
 
 
 def _levels(path: Path) -> int:

@@ -103,7 +103,7 @@ class _Locator:
         if self._starts:
             k = bisect.bisect_right(self._starts, i) - 1
             where += f" (file {self._names[k]} row {i - self._starts[k]})"
-        return f"{where} ({venue}/{symbol})"
+        return f"{where} ({'null' if venue is None else venue}/{'null' if symbol is None else symbol})"
 
 
 # --------------------------------------------------------------------------- columns, dtypes
