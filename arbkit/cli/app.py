@@ -14,12 +14,14 @@ import typer
 
 from arbkit.cli import backtest as backtest_cmd
 from arbkit.cli import data as data_cmd
+from arbkit.cli import emulator as emulator_cmd
 from arbkit.errors import ArbkitError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Backtest-first research framework for cross-venue crypto arbitrage.")
 app.command("backtest")(backtest_cmd.backtest)
 app.add_typer(data_cmd.app, name="data")
+app.add_typer(emulator_cmd.app, name="emulator")
 
 
 def main() -> None:

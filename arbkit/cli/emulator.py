@@ -1,0 +1,83 @@
+"""``arbkit emulator serve``: a local Binance exchange on 127.0.0.1 replaying the catalog."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="Local exchange emulator (Binance REST + websocket "
+                  "on 127.0.0.1) replaying catalog data, with fault injection.")
+
+
+def _pairs(specs: list[str], what: str) -> dict[str, tuple[str, str]]:
+    """``BTCUSDT=binance_spot:BTCUSDT`` -> {symbol: (venue, catalog symbol)}."""
+    from arbkit.errors import ConfigError
+
+    out = {}
+    for spec in specs:
+        sym, _, src = spec.partition("=")
+        venue, _, csym = src.partition(":")
+        if not (sym and venue and csym):
+            raise ConfigError(f"--{what} {spec!r}: use SYMBOL=venue:symbol, e.g. "
+                              "BTCUSDT=binance_spot:BTCUSDT")
+        out[sym.upper()] = (venue, csym)
+    return out
+
+
+@app.command("serve")
+def serve(
+    quotes: Annotated[list[str], typer.Option(help="SYMBOL=venue:symbol of catalog quotes (repeatable).")],
+    bars: Annotated[list[str] | None, typer.Option(help="SYMBOL=venue:symbol of catalog bars.")] = None,
+    trades: Annotated[list[str] | None, typer.Option(help="SYMBOL=venue:symbol of catalog trades.")] = None,
+    root: Annotated[Path | None, typer.Option(help="Catalog root (default: $ARBKIT_DATA_ROOT or ./data).")] = None,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 = any free port).")] = 8765,
+    speed: Annotated[float, typer.Option(help="Replay speed: data seconds per wall second.")] = 1.0,
+    start: Annotated[str | None, typer.Option(help="Data time to start at, YYYY-MM-DD[THH:MM:SS] UTC (default: the first row).")] = None,
+    duration_s: Annotated[float, typer.Option(help="Stop after this many wall seconds (0 = until Ctrl-C).")] = 0.0,
+    http_429_every: Annotated[int | None, typer.Option(help="Fault: answer every Nth REST request with 429.")] = None,
+    drop_ws_after: Annotated[int | None, typer.Option(help="Fault: drop each websocket after N data messages.")] = None,
+    latency_ms: Annotated[float, typer.Option(help="Fault: added REST latency.")] = 0.0,
+) -> None:
+    """Serve catalog data as Binance spot (REST /api/v3, websocket /ws) on 127.0.0.1."""
+    from arbkit.data.catalog import Catalog
+    from arbkit.data.download import parse_day
+    from arbkit.venues.emulator import EmulatorConfig, FaultConfig, MarketFeed, run_emulator
+
+    q, b, t = _pairs(quotes, "quotes"), _pairs(bars or [], "bars"), _pairs(trades or [], "trades")
+    feeds = []
+    for sym, src in q.items():
+        base, quote = _split_symbol(sym)
+        feeds.append(MarketFeed(symbol=sym, base=base, quote=quote, quotes=src, bars=b.get(sym),
+                                trades=t.get(sym)))
+    faults = FaultConfig(http_429_every=http_429_every, drop_ws_after_messages=drop_ws_after,
+                         drop_ws_repeat=drop_ws_after is not None, latency_ms=latency_ms)
+    cfg = EmulatorConfig(markets=feeds, speed=speed, port=port, faults=faults,
+                         catalog_root=Catalog(root).root,
+                         start_ns=None if start is None else parse_day(start, "start") * 1_000_000)
+    with run_emulator(cfg) as emu:
+        typer.echo(f"emulator: {emu.http_url} (REST), {emu.ws_url}/ws (websocket); markets "
+                   f"{', '.join(q)}; speed {speed:g}x; Ctrl-C to stop")
+        typer.echo(f"  ccxt: arbkit data download|record --venue binance --url {emu.http_url}")
+        t_end = time.monotonic() + duration_s if duration_s > 0 else float("inf")
+        try:
+            while time.monotonic() < t_end:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            pass
+        st = emu.stats()
+        typer.echo(f"served {st.rest_total} REST requests ({st.http_429_sent} answered 429), "
+                   f"{st.ws_connections} websocket connections, {st.ws_messages_sent} messages, "
+                   f"{st.ws_drops} drops")
+
+
+def _split_symbol(sym: str) -> tuple[str, str]:
+    from arbkit.errors import ConfigError
+
+    for quote in ("USDT", "USDC", "BUSD", "FDUSD", "USD", "BTC", "ETH", "EUR"):
+        if sym.endswith(quote) and len(sym) > len(quote):
+            return sym[: -len(quote)], quote
+    raise ConfigError(f"--quotes {sym}=...: cannot tell base and quote apart; use a symbol "
+                      "ending in USDT, USDC, BUSD, FDUSD, USD, BTC, ETH or EUR")
