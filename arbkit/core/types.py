@@ -129,8 +129,7 @@ INST_DTYPE = np.dtype(
         ("cash0", "f8"),
         ("pos0", "f8"),
         ("fees", "f8"),
-    ],
-    align=True,  # C layout: no f8 field straddles a cache line, whatever the base address
+    ]
 )
 
 ROUTE_DTYPE = np.dtype(
@@ -206,8 +205,7 @@ ROUTE_DTYPE = np.dtype(
         ("best_miss_bps", "f8"),  # max over FLAT events of (edge - entry threshold)
         ("best_miss_ts", "i8"),
         ("best_miss_dir", "i4"),
-    ],
-    align=True,  # C layout: no f8 field straddles a cache line, whatever the base address
+    ]
 )
 
 ORDER_DTYPE = np.dtype(
@@ -233,8 +231,7 @@ ORDER_DTYPE = np.dtype(
         ("fee", "f8"),
         ("status", "i4"),
         ("reason", "i4"),
-    ],
-    align=True,  # C layout: no f8 field straddles a cache line, whatever the base address
+    ]
 )
 
 GLOB_DTYPE = np.dtype(
@@ -256,8 +253,7 @@ GLOB_DTYPE = np.dtype(
         ("n_events", "i8"),
         ("n_slow_wakeups", "i8"),  # wake-up items handled by the general (slow) path
         ("started", "i4"),
-    ],
-    align=True,  # C layout: no f8 field straddles a cache line, whatever the base address
+    ]
 )
 
 FILL_DTYPE = np.dtype(
