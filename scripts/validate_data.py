@@ -195,9 +195,11 @@ KEYS = ["events", "trades", "win_rate", "net_pnl", "price_pnl", "slippage", "fee
 
 
 def bars_section(cat: Catalog) -> str:
-    runs = {"Binance.US vs Kraken BTC/USDC (trade bars)": USDC,
-            "Bybit spot vs perp BTCUSDT (quote bars)": BYBIT}
-    res = {name: arbkit.backtest(cat.root, load_config_text(text)) for name, text in runs.items()}
+    runs = {"Binance.US vs Kraken BTC/USDC, 2023-03-01..21 (trade bars)": (USDC, "2023-03-01",
+                                                                          "2023-03-21"),
+            "Bybit spot vs perp BTCUSDT, 2022-12-13 (quote bars)": (BYBIT, None, None)}
+    res = {name: arbkit.backtest(cat.root, load_config_text(text), start_day=a, end_day=b)
+           for name, (text, a, b) in runs.items()}
     head = "| metric | " + " | ".join(res) + " |\n|---|" + "---:|" * len(res)
     lines = [head] + [f"| {k} | " + " | ".join(fmt(r.metric(k)) for r in res.values()) + " |"
                       for k in KEYS]
@@ -288,10 +290,11 @@ def emulator_section() -> str:
     lines = [f"- `{k}`: {st.messages:,} messages, {st.rows:,} rows, {st.reconnects} errors "
              f"retried, longest gap {st.longest_gap_s:.2f} s" for k, st in stats.items()]
     rec = (f"Recording the real rebuilt Binance spot L2 book (session C) replayed at 10x for 6 s, "
-           f"the websocket dropped after 400 messages: {drops} drops, {conns} connections opened "
-           f"(so {conns - 2} reconnects after drops, two URLs... see below), "
-           f"{book.height:,} book rows recorded, of which {foreign} had a best bid/ask the "
-           "emulator never replayed.\n\n" + "\n".join(lines))
+           f"each websocket dropped after 400 messages: the emulator dropped {drops} "
+           f"connection(s); the recorder saw {conns} websocket connections opened in all (ccxt "
+           "opens one per stream group at the start, bbo and book here; every one beyond those "
+           f"is a reconnect after a drop); {book.height:,} book rows recorded, of which "
+           f"{foreign} had a best bid/ask the emulator never replayed.\n\n" + "\n".join(lines))
     return dl + "\n\n" + rec
 
 

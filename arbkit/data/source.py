@@ -46,55 +46,40 @@ def _bars_config(cfg: Config) -> dict[str, Any]:
             "quote_size": None if b.quote_size == OFF else float(b.quote_size)}
 
 
-def _from_bars(kind: str, frame: pl.DataFrame, cfg: Config, source: str,
-               notes: list[str]) -> pl.DataFrame:
-    """Validated bars of ``kind`` -> unvalidated quotes, with a note on what was assumed."""
+def bars_to_quotes(kind: str, frame: pl.DataFrame, cfg: Config, source: str) -> tuple[pl.DataFrame, int]:
+    """Validated bars of ``kind`` -> unvalidated quotes, and the zero-volume bars dropped."""
     opts = _bars_config(cfg)
     rep = validate_table(kind, frame, source)
     if kind == "quote_bars":
-        notes.append(f"bar mode: {source} holds quote bars; each bar is one quote at its "
-                     "close (coarser than book data)")
-        return quote_bars_to_quotes(rep.frame, quote_size=opts["quote_size"])
+        return quote_bars_to_quotes(rep.frame, quote_size=opts["quote_size"]), 0
     bq = trade_bars_to_quotes(rep.frame, half_spread_bps=opts["half_spread_bps"],
                               participation=opts["participation"])
-    notes.append(f"bar mode: {source} holds OHLCV trade bars; each traded bar is one quote at "
-                 f"its close with an ASSUMED half spread of {opts['half_spread_bps']} bps and "
-                 f"{opts['participation']:.0%} of its volume at the touch; "
-                 f"{bq.dropped_zero_volume} zero-volume bars dropped (no price discovery)")
-    return bq.frame
+    return bq.frame, bq.dropped_zero_volume
 
 
-def _from_catalog(root: Path, cfg: Config, notes: list[str]) -> tuple[pl.DataFrame, dict]:
-    from arbkit.data.catalog import Catalog, Selection
-
-    cat = Catalog(root)
-    frames, kinds = [], {}
-    for inst in cfg.instruments:
-        for kind in ("quotes", "quote_bars", "bars"):
-            sel = Selection(kind, inst.venue, inst.symbol)
-            if cat.partitions(sel):
-                break
-        else:
-            cat.files(Selection("quotes", inst.venue, inst.symbol))  # raises: names what exists
-        kinds[inst.key] = kind
-        if kind == "quotes":
-            frames.append(cat.read(sel)[0].drop("crossed"))
-        else:
-            raw = cat.scan(sel).collect()
-            frames.append(_from_bars(kind, raw, cfg, f"{root} {sel}", notes))
-    return pl.concat(frames, how="diagonal_relaxed"), kinds
+def bar_note(cfg: Config, what: str, kind: str, dropped: int) -> str:
+    """The note a result carries for data that came from bars (one per instrument)."""
+    if kind == "quote_bars":
+        return (f"bar mode: {what} from quote bars; each bar is one quote at its close "
+                "(coarser than book data)")
+    opts = _bars_config(cfg)
+    return (f"bar mode: {what} from OHLCV trade bars; each traded bar is one quote at its close "
+            f"with an ASSUMED half spread of {opts['half_spread_bps']} bps and "
+            f"{opts['participation']:.0%} of its volume at the touch; {dropped:,} zero-volume "
+            "bars dropped (no price discovery)")
 
 
 def load_quotes(data: Any, cfg: Config) -> LoadedQuotes:
-    """Resolve ``data`` (frame, file, folder or catalog root) to validated quotes."""
+    """Resolve ``data`` (a frame, or a file or folder) to validated quotes (a catalog root is
+    read by :class:`arbkit.data.stream.CatalogEvents`, which skips the polars round trip)."""
     notes: list[str] = []
     if isinstance(data, pl.DataFrame):
         source, kind = "<frame>", detect_kind(data.columns)
-        frame = data if kind == "quotes" else _from_bars(kind, data, cfg, source, notes)
+        frame = data
+        if kind != "quotes":
+            frame, dropped = bars_to_quotes(kind, data, cfg, source)
+            notes.append(bar_note(cfg, source, kind, dropped))
         kinds = {i.key: kind for i in cfg.instruments}
-    elif is_catalog(data):
-        source = str(data)
-        frame, kinds = _from_catalog(Path(data), cfg, notes)
     else:
         source = str(data)
         files = parquet_files(data)
@@ -104,7 +89,8 @@ def load_quotes(data: Any, cfg: Config) -> LoadedQuotes:
             frame, rep = read_quotes(data)
             return LoadedQuotes(rep.frame, source, rep.crossed_rows, kinds, rep.warnings)
         raw = pl.concat([read_file(f) for f in files], how="diagonal_relaxed")
-        frame = _from_bars(kind, raw, cfg, source, notes)
+        frame, dropped = bars_to_quotes(kind, raw, cfg, source)
+        notes.append(bar_note(cfg, source, kind, dropped))
     rep = validate_quotes(frame, source)
     return LoadedQuotes(rep.frame, source, rep.crossed_rows, kinds, notes + rep.warnings)
 

@@ -62,8 +62,16 @@ class CatalogEvents:
         self.use_exch = {k: cfg.run.timeline == "exch" and self.kinds[k] == "quotes"
                          and all(_exch_complete(p.path) for p in self.parts[k])
                          for k in self.keys}
-        self.notes: list[str] = []
+        self._dropped = {k: 0 for k in self.keys}  # zero-volume bars, counted as days are read
         self.rows = sum(_rows(p.path) for ps in self.parts.values() for p in ps)
+
+    @property
+    def notes(self) -> list[str]:
+        """One note per instrument that came from bars (valid after the days were read)."""
+        from arbkit.data.source import bar_note
+
+        return [bar_note(self.cfg, key, kind, self._dropped[key])
+                for key, kind in self.kinds.items() if kind != "quotes"]
 
     def day_streams(self, day: date) -> list[Stream]:
         """One stream per instrument with rows on ``day`` (checked, in time order)."""
@@ -81,11 +89,10 @@ class CatalogEvents:
             names = set(pq.read_schema(p.path).names)
             frame = pl.read_parquet(p.path, columns=[c for c in cols if c in names])
         else:
-            from arbkit.data.source import _from_bars
+            from arbkit.data.source import bars_to_quotes
 
-            notes: list[str] = []
-            frame = _from_bars(kind, pl.read_parquet(p.path), self.cfg, str(p.path), notes)
-            self.notes += notes
+            frame, dropped = bars_to_quotes(kind, pl.read_parquet(p.path), self.cfg, str(p.path))
+            self._dropped[key] += dropped
         s = Stream.of_frame(i, frame, str(p.path))
         s.check()
         return s
