@@ -12,7 +12,7 @@ catalog's day-by-day reader (:mod:`arbkit.data.stream`), so both give identical 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
@@ -56,6 +56,8 @@ class Stream:
     prices: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # bid_px, bid_qty, ask_px, ask_qty
     depth: np.ndarray | None  # (n, 4, levels-1) or None for L1
     source: str = "<data>"
+    exch_ready: bool = False  # ts_exch already clock-corrected (see ``corrected``)
+    offsets: tuple[int, ...] = ()  # the session offsets applied, when exch_ready
 
     @classmethod
     def of_frame(cls, inst: int, frame: pl.DataFrame, source: str) -> Stream:
@@ -67,6 +69,27 @@ class Stream:
         return cls(inst, frame["ts_recv_ns"].to_numpy(), exch,
                    tuple(frame[c].to_numpy() for c in _PRICES),  # type: ignore[arg-type]
                    _depth_array(frame, n_levels) if n_levels > 1 else None, source)
+
+    def corrected(self, use_exch: bool) -> Stream:
+        """This stream with its exchange times final: clock-corrected per session when it runs
+        on the exchange timeline, else the receive times. Done once per day before the day is
+        cut into windows, so every window sees the offsets the whole day would."""
+        if use_exch and self.ts_exch is not None:
+            off = session_offsets_ns(self.ts_recv, self.ts_exch)
+            return replace(self, ts_exch=self.ts_exch + off, exch_ready=True,
+                           offsets=tuple(sorted({int(x) for x in off})))
+        return replace(self, ts_exch=self.ts_recv, exch_ready=True, offsets=())
+
+    def window(self, t_lo: int | None, t_hi: int | None) -> Stream:
+        """The rows with ``t_lo <= ts_recv < t_hi`` (views, no copy)."""
+        lo = 0 if t_lo is None else int(np.searchsorted(self.ts_recv, t_lo, side="left"))
+        hi = (self.ts_recv.shape[0] if t_hi is None
+              else int(np.searchsorted(self.ts_recv, t_hi, side="left")))
+        return replace(
+            self, ts_recv=self.ts_recv[lo:hi],
+            ts_exch=None if self.ts_exch is None else self.ts_exch[lo:hi],
+            prices=tuple(p[lo:hi] for p in self.prices),  # type: ignore[arg-type]
+            depth=None if self.depth is None else self.depth[lo:hi])
 
     def check(self) -> None:
         """Cheap re-check of a stream read from the catalog (validated when written)."""
@@ -187,7 +210,10 @@ class EventBuilder:
             b["inst"][lo:hi] = s.inst
             for name, col in zip(_PRICES, s.prices):
                 b[name][lo:hi] = col
-            if use_exch.get(key) and s.ts_exch is not None:
+            if s.exch_ready:
+                b["ts_exch"][lo:hi] = s.ts_exch
+                offsets[key] = list(s.offsets)
+            elif use_exch.get(key) and s.ts_exch is not None:
                 off = session_offsets_ns(s.ts_recv, s.ts_exch)
                 np.add(s.ts_exch, off, out=b["ts_exch"][lo:hi])
                 offsets[key] = sorted({int(x) for x in off})

@@ -25,6 +25,7 @@ from arbkit.data.catalog import Catalog, Partition, Selection
 from arbkit.data.events import EventArrays, EventBuilder, Stream
 from arbkit.errors import DataError
 
+DEFAULT_CHUNK_ROWS = 1 << 19  # events per window when streaming a big day
 _BASE_COLUMNS = ["ts_recv_ns", "ts_exch_ns", "bid_px", "bid_qty", "ask_px", "ask_qty"]
 
 
@@ -85,7 +86,10 @@ class CatalogEvents:
     def _stream(self, i: int, key: str, p: Partition) -> Stream:
         kind = self.kinds[key]
         if kind == "quotes":
-            cols = _BASE_COLUMNS + schema.depth_columns(_levels(p.path))
+            # exchange time only when this instrument runs on the exchange timeline
+            base = _BASE_COLUMNS if self.use_exch[key] else [c for c in _BASE_COLUMNS
+                                                              if c != "ts_exch_ns"]
+            cols = base + schema.depth_columns(_levels(p.path))
             names = set(pq.read_schema(p.path).names)
             frame = pl.read_parquet(p.path, columns=[c for c in cols if c in names])
         else:
@@ -97,12 +101,28 @@ class CatalogEvents:
         s.check()
         return s
 
-    def chunks(self) -> Iterator[EventArrays]:
-        """Event arrays one UTC day at a time; each is a view valid until the next."""
+    def chunks(self, max_rows: int | None = DEFAULT_CHUNK_ROWS) -> Iterator[EventArrays]:
+        """Event arrays one UTC day at a time, a day cut into time windows of about
+        ``max_rows`` events when it is bigger; each is a view valid until the next.
+
+        Memory: the day's columns as read, plus buffers for one window. A window ends at a
+        receive time shared by no event of the next one, and clock offsets are estimated on
+        the whole day first, so the windows add up to exactly the day.
+        """
         builder = EventBuilder(reuse=True)
         for day in self.days:
-            yield builder.build(self.day_streams(day), self.keys, n_levels=self.n_levels,
-                                use_exch=self.use_exch)
+            streams = self.day_streams(day)
+            n = sum(s.ts_recv.shape[0] for s in streams)
+            if max_rows is None or n <= max_rows:
+                yield builder.build(streams, self.keys, n_levels=self.n_levels,
+                                    use_exch=self.use_exch)
+                continue
+            streams = [s.corrected(self.use_exch[self.keys[s.inst]]) for s in streams]
+            cuts = _cut_times(streams, -(-n // max_rows))
+            for lo, hi in zip([None, *cuts], [*cuts, None]):
+                part = [s.window(lo, hi) for s in streams]
+                yield builder.build(part, self.keys, n_levels=self.n_levels,
+                                    use_exch=self.use_exch)
 
     def whole(self) -> EventArrays:
         """All selected days in one event array (filled day by day, no concatenation)."""
@@ -122,6 +142,14 @@ class CatalogEvents:
         return EventArrays(ev[:n], depth[:n] if depth is not None else np.zeros((0, 4, 0)),
                            list(self.keys), self.n_levels, dict(self.use_exch),
                            {k: sorted(v) for k, v in offsets.items()}, 0)
+
+
+def _cut_times(streams: list[Stream], k: int) -> list[int]:
+    """``k - 1`` increasing receive times splitting a day into windows of similar size."""
+    ts = np.sort(np.concatenate([s.ts_recv[:: max(1, s.ts_recv.shape[0] // 4096)]
+                                 for s in streams]))
+    picks = [int(ts[len(ts) * j // k]) for j in range(1, k)]
+    return sorted(set(picks))
 
 
 def _levels(path: Path) -> int:

@@ -121,7 +121,8 @@ def run_arrays(cfg: Config, arrays: EventArrays, *, chunk: int | None = None) ->
 
 
 def backtest(data: Any, config: Any, *, chunk: int | None = None, stream: bool = False,
-             start_day: str | None = None, end_day: str | None = None) -> BacktestResult:
+             start_day: str | None = None, end_day: str | None = None,
+             stream_rows: int | None = 1 << 19) -> BacktestResult:
     """Run a backtest.
 
     Parameters
@@ -131,8 +132,9 @@ def backtest(data: Any, config: Any, *, chunk: int | None = None, stream: bool =
         ``arbkit.data.barmode`` and the config's ``[bars]`` section).
     config : path to a TOML file, or a ``Config``.
     chunk : feed the loop in chunks of this many events (results are identical).
-    stream : catalog only: read and run one UTC day at a time, so memory is bounded by the
-        largest day (results are identical to the in-memory run).
+    stream : catalog only: read and run one UTC day at a time, a day cut into time windows
+        of about ``stream_rows`` events, so memory is bounded by the largest day's columns
+        plus one window (results are identical to the in-memory run).
     start_day, end_day : catalog only: first and last UTC day to read (``YYYY-MM-DD``,
         inclusive).
 
@@ -154,7 +156,7 @@ def backtest(data: Any, config: Any, *, chunk: int | None = None, stream: bool =
     t0 = time.perf_counter()
     if catalog:
         return _backtest_catalog(data, cfg, chunk=chunk, stream=stream, start_day=start_day,
-                                 end_day=end_day)
+                                 end_day=end_day, stream_rows=stream_rows)
     loaded = load_quotes(data, cfg)
     keys = [i.key for i in cfg.instruments]
     arrays = build_events(loaded.frame, keys, timeline=cfg.run.timeline, source=loaded.source)
@@ -166,7 +168,8 @@ def backtest(data: Any, config: Any, *, chunk: int | None = None, stream: bool =
 
 
 def _backtest_catalog(root: Any, cfg: Config, *, chunk: int | None, stream: bool,
-                      start_day: str | None, end_day: str | None) -> BacktestResult:
+                      start_day: str | None, end_day: str | None,
+                      stream_rows: int | None) -> BacktestResult:
     from arbkit.data.stream import CatalogEvents, day_range
 
     t0 = time.perf_counter()
@@ -176,7 +179,7 @@ def _backtest_catalog(root: Any, cfg: Config, *, chunk: int | None, stream: bool
     offsets: dict[str, set[int]] = {k: set() for k in ce.keys}
     if stream:
         runner: Runner | None = None
-        for arrays in ce.chunks():
+        for arrays in ce.chunks(max_rows=stream_rows):
             runner = runner or Runner(cfg, arrays)
             crossed += _crossed(arrays.events)
             for k, v in arrays.clock_offset_ns.items():

@@ -41,12 +41,13 @@ def _same(a, b) -> None:
 
 
 @pytest.mark.parametrize("timeline", ["recv", "exch"])
-def test_day_by_day_equals_in_memory_equals_the_file(three_days, timeline) -> None:
+@pytest.mark.parametrize("stream_rows", [1 << 20, 3001])  # whole days; days cut in ~7 windows
+def test_day_by_day_equals_in_memory_equals_the_file(three_days, timeline, stream_rows) -> None:
     file, cat, text = three_days
     cfg = load_config_text(text.replace('timeline = "recv"', f'timeline = "{timeline}"'))
     from_file = arbkit.backtest(file, cfg)
     whole = arbkit.backtest(cat, cfg)
-    streamed = arbkit.backtest(cat, cfg, stream=True)
+    streamed = arbkit.backtest(cat, cfg, stream=True, stream_rows=stream_rows)
     assert streamed.meta["streamed_days"] == 3
     assert from_file.metric("trades") >= 5  # a comparison of empty results proves nothing
     _same(from_file, whole)
@@ -59,6 +60,14 @@ def test_streamed_with_small_chunks_is_identical_too(three_days) -> None:
     file, cat, text = three_days
     cfg = load_config_text(text)
     _same(arbkit.backtest(file, cfg), arbkit.backtest(cat, cfg, stream=True, chunk=997))
+
+
+def test_windows_end_between_distinct_receive_times(three_days) -> None:
+    _, cat, text = three_days
+    ce = CatalogEvents(cat, load_config_text(text))
+    parts = [(a.events["ts_recv"][0], a.events["ts_recv"][-1]) for a in ce.chunks(max_rows=2000)]
+    assert len(parts) > 3 * 3
+    assert all(prev_last < first for (_, prev_last), (first, _) in zip(parts, parts[1:]))
 
 
 def test_only_the_selected_days_are_read(three_days) -> None:
