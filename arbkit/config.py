@@ -80,10 +80,20 @@ class InstrumentConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class RouteConfig:
-    """Two instruments on the same base asset. Direction +1 buys ``a`` and sells ``b``."""
+    """Two instruments on the same base asset. Direction +1 buys ``a`` and sells ``b``.
+
+    ``strategy`` holds this route's overrides of ``[strategy]`` (``[routes.strategy]`` under
+    its ``[[routes]]`` entry); ``name`` labels it in results (default ``a~b``).
+    """
 
     a: str
     b: str
+    name: str = ""
+    strategy: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.a}~{self.b}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,9 +145,21 @@ class Config:
 
     run: RunConfig = field(default_factory=RunConfig)
     instruments: tuple[InstrumentConfig, ...]
-    route: RouteConfig
+    routes: tuple[RouteConfig, ...]
     strategy: StrategyConfig
     bars: BarsConfig = field(default_factory=BarsConfig)
+
+    @property
+    def route(self) -> RouteConfig:
+        """The first route (the only one in a single-route config)."""
+        return self.routes[0]
+
+    def route_strategy(self, r: int) -> StrategyConfig:
+        """Route ``r``'s strategy: ``[strategy]`` with the route's overrides applied."""
+        over = self.routes[r].strategy
+        if not over:
+            return self.strategy
+        return dataclasses.replace(self.strategy, **over)
 
     def instrument(self, key: str) -> InstrumentConfig:
         for inst in self.instruments:
@@ -240,20 +262,40 @@ def _check(cfg: Config, source: str) -> None:
                 raise ConfigError(f"{w}: {name} = {getattr(inst, name)}; must be > 0")
         if inst.quote not in CURRENCIES:
             raise ConfigError(f"{w}: quote = {inst.quote!r}; use one of {CURRENCIES}")
-    a, b = cfg.instrument(cfg.route.a), cfg.instrument(cfg.route.b)
+    labels: set[str] = set()
+    for r, route in enumerate(cfg.routes):
+        _check_route(cfg, r, route, source)
+        if route.label in labels:
+            raise ConfigError(f"{source}: routes[{r}] {route.label!r} appears twice; give each "
+                              "route its own legs or name")
+        labels.add(route.label)
+        _check_strategy(cfg.route_strategy(r), f"{source}: routes[{r}] ({route.label})"
+                        if route.strategy else source)
+    _check_run(cfg, source)
+
+
+def _check_route(cfg: Config, r: int, route: RouteConfig, source: str) -> None:
+    w = f"{source}: routes[{r}]"
+    a, b = cfg.instrument(route.a), cfg.instrument(route.b)
     if a.key == b.key:
-        raise ConfigError(f"{source}: route.a and route.b are both {a.key!r}; pick two markets")
+        raise ConfigError(f"{w}: a and b are both {a.key!r}; pick two markets")
     if a.base != b.base:
-        raise ConfigError(f"{source}: route legs trade {a.base} and {b.base}; use the same base")
+        raise ConfigError(f"{w}: legs trade {a.base} and {b.base}; use the same base")
     ref = cfg.run.reference_ccy
     for leg in (a, b):
         if leg.quote != ref:
             raise ConfigError(
-                f"{source}: {leg.key} is quoted in {leg.quote} but reference_ccy = {ref}; "
+                f"{w}: {leg.key} is quoted in {leg.quote} but reference_ccy = {ref}; "
                 "cross-currency routes need a recorded FX series (not supported yet); "
                 f"set run.reference_ccy = {leg.quote!r} if both legs share it"
             )
-    s = cfg.strategy
+    unknown = sorted(set(route.strategy) - {f.name for f in fields(StrategyConfig)})
+    if unknown:
+        raise ConfigError(f"{w}: unknown key routes.strategy.{unknown[0]}; allowed keys are "
+                          "those of [strategy]")
+
+
+def _check_strategy(s: StrategyConfig, source: str) -> None:
     for name in ("notional", "max_slippage_bps", "unwind_max_slippage_bps"):
         if getattr(s, name) <= 0:
             raise ConfigError(f"{source}: strategy.{name} = {getattr(s, name)}; must be > 0")
@@ -270,6 +312,9 @@ def _check(cfg: Config, source: str) -> None:
         )
     if s.unwind_retries < 1:
         raise ConfigError(f"{source}: strategy.unwind_retries = {s.unwind_retries}; must be >= 1")
+
+
+def _check_run(cfg: Config, source: str) -> None:
     if cfg.run.timeline not in ("recv", "exch"):
         raise ConfigError(f"{source}: run.timeline = {cfg.run.timeline!r}; use 'recv' or 'exch'")
     if cfg.run.capital <= 0 or cfg.run.equity_interval_s <= 0:
@@ -285,15 +330,18 @@ def _check(cfg: Config, source: str) -> None:
 
 def from_dict(raw: dict[str, Any], source: str = "<config>") -> Config:
     """Build and validate a Config from a plain dict (as parsed from TOML)."""
-    allowed = {"run", "instruments", "route", "strategy", "bars"}
+    allowed = {"run", "instruments", "route", "routes", "strategy", "bars"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ConfigError(
             f"{source}: unknown section [{unknown[0]}]; allowed: {', '.join(sorted(allowed))}"
         )
-    for sec in ("instruments", "route", "strategy"):
+    for sec in ("instruments", "strategy"):
         if sec not in raw:
             raise ConfigError(f"{source}: missing section [{sec}]")
+    if ("route" in raw) == ("routes" in raw):
+        raise ConfigError(f"{source}: give either one [route] or a list of [[routes]]"
+                          + (" (not both)" if "route" in raw else ""))
     insts = raw["instruments"]
     if not isinstance(insts, (list, tuple)) or len(insts) < 2:
         raise ConfigError(f"{source}: [[instruments]] needs at least two entries")
@@ -302,12 +350,37 @@ def from_dict(raw: dict[str, Any], source: str = "<config>") -> Config:
         instruments=tuple(
             _build(InstrumentConfig, d, f"instruments[{i}]", source) for i, d in enumerate(insts)
         ),
-        route=_build(RouteConfig, raw["route"], "route", source),
+        routes=_routes(raw, source),
         strategy=_build(StrategyConfig, raw["strategy"], "strategy", source),
         bars=_build(BarsConfig, raw.get("bars", {}), "bars", source),
     )
     _check(cfg, source)
     return cfg
+
+
+def _routes(raw: dict[str, Any], source: str) -> tuple[RouteConfig, ...]:
+    if "route" in raw:
+        return (_build(RouteConfig, raw["route"], "route", source),)
+    items = raw["routes"]
+    if not isinstance(items, (list, tuple)) or not items:
+        raise ConfigError(f"{source}: [[routes]] must be a non-empty list of tables")
+    out = []
+    for r, item in enumerate(items):
+        route = _build(RouteConfig, item, f"routes[{r}]", source)
+        if not isinstance(route.strategy, dict):
+            raise ConfigError(f"{source}: routes[{r}].strategy must be a table of overrides")
+        if route.strategy:  # overrides are coerced like [strategy] keys
+            allowed = {f.name: f for f in fields(StrategyConfig)}
+            over = {}
+            for k, v in route.strategy.items():
+                if k not in allowed:
+                    raise ConfigError(f"{source}: unknown key routes[{r}].strategy.{k} = {v!r}; "
+                                      "allowed keys are those of [strategy]")
+                over[k] = _coerce(StrategyConfig, allowed[k], v, f"routes[{r}].strategy.{k}",
+                                  source)
+            route = dataclasses.replace(route, strategy=over)
+        out.append(route)
+    return tuple(out)
 
 
 def load_config_text(text: str, source: str = "<string>") -> Config:
@@ -333,7 +406,12 @@ def dump_config(cfg: Config) -> str:
     out += [f"{k} = {_toml(v)}" for k, v in d["run"].items()]
     for inst in d["instruments"]:
         out += ["", "[[instruments]]"] + [f"{k} = {_toml(v)}" for k, v in inst.items()]
-    out += ["", "[route]"] + [f"{k} = {_toml(v)}" for k, v in d["route"].items()]
+    for route in d["routes"]:
+        out += ["", "[[routes]]"] + [f"{k} = {_toml(v)}" for k, v in route.items()
+                                     if k != "strategy"]
+        if route["strategy"]:
+            out += ["[routes.strategy]"] + [f"{k} = {_toml(v)}"
+                                            for k, v in route["strategy"].items()]
     out += ["", "[strategy]"] + [f"{k} = {_toml(v)}" for k, v in d["strategy"].items()]
     out += ["", "[bars]"] + [f"{k} = {_toml(v)}" for k, v in d["bars"].items()]
     return "\n".join(out) + "\n"

@@ -36,7 +36,7 @@ def backtest(
     start: Annotated[str | None, typer.Option(help="Catalog only: first UTC day, YYYY-MM-DD.")] = None,
     end: Annotated[str | None, typer.Option(help="Catalog only: last UTC day, YYYY-MM-DD (inclusive).")] = None,
 ) -> None:
-    """Backtest the spread-convergence strategy on one route.
+    """Backtest the spread-convergence strategy on one route or a universe of routes.
 
     With no arguments: runs the default study on generated data. --data takes quotes, quote
     bars or OHLCV bars (bar mode), as a Parquet file, a folder, or a catalog root.
@@ -72,7 +72,8 @@ def write_results(res, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".arbkit-", dir=out.parent))
     try:
-        for name in ("trades", "fills", "orders", "equity", "legs", "opportunities", "summary"):
+        for name in ("trades", "fills", "orders", "equity", "legs", "opportunities", "summary",
+                     "routes", "symbols", "venues"):
             getattr(res, name).write_parquet(tmp / f"{name}.parquet")
         (tmp / "meta.json").write_text(json.dumps(res.meta, default=str, indent=1))
         from arbkit.config import dump_config

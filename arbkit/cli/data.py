@@ -13,16 +13,27 @@ app = typer.Typer(no_args_is_help=True, help="Market data: the Parquet catalog (
 
 @app.command("synth")
 def synth(
-    scenario: Annotated[str, typer.Option(help="normal | always-win | always-lose | flat | flash-crash | outage")],
     out: Annotated[Path, typer.Option(help="Folder to write quotes.parquet and config.toml into.")],
+    scenario: Annotated[str | None, typer.Option(help="normal | always-win | always-lose | flat | flash-crash | outage")] = None,
+    universe: Annotated[str | None, typer.Option(help="Several symbols, one scenario each: BTC=always-win,ETH=always-lose")] = None,
     seed: Annotated[int, typer.Option(help="Random seed (same seed, same bytes).")] = 7,
-    events: Annotated[int | None, typer.Option(help="Number of quote rows.")] = None,
+    events: Annotated[int | None, typer.Option(help="Number of quote rows (per symbol).")] = None,
     depth: Annotated[int, typer.Option(help="Book levels per side (1 = L1 only).")] = 5,
 ) -> None:
     """Write deterministic synthetic two-venue quotes and a matching config."""
-    from arbkit.data.synth import write_scenario
+    from arbkit.errors import ConfigError
 
-    path = write_scenario(scenario, out, seed=seed, n_events=events, depth=depth)
+    if (scenario is None) == (universe is None):
+        raise ConfigError("data synth: pass --scenario NAME or --universe BASE=NAME,...")
+    if universe is not None:
+        from arbkit.data.universe import parse_universe, write_universe
+
+        path = write_universe(parse_universe(universe), out, seed=seed, n_events=events,
+                              depth=depth)
+    else:
+        from arbkit.data.synth import write_scenario
+
+        path = write_scenario(scenario, out, seed=seed, n_events=events, depth=depth)
     typer.echo(f"wrote {path}/quotes.parquet and {path}/config.toml")
 
 

@@ -50,6 +50,8 @@ def print_summary(res) -> None:
             if name in vals:
                 table.add_row("  " + name, _fmt(name, vals[name]))
     console.print(table)
+    if getattr(res, "routes", None) is not None and res.routes.height > 1:
+        console.print(_routes_table(res.routes))
     if vals.get("trades", 0) == 0 and vals.get("opportunities_taken", 0) == 0:
         console.print(
             f"[yellow]no trades[/]: the best edge on clean data was "
@@ -60,3 +62,18 @@ def print_summary(res) -> None:
         )
     for note in res.meta.get("notes", []):
         console.print(f"[yellow]note[/]: {note}")
+
+
+def _routes_table(routes) -> Table:
+    """Per-route figures of a multi-route run (the summary above is their portfolio)."""
+    t = Table(title="per route (the summary is the portfolio: its PnL is the sum of these)",
+              header_style="bold")
+    cols = [("route", "route"), ("trades", "trades"), ("win_rate", "win %"),
+            ("net_pnl", "net PnL"), ("fees", "fees"), ("entry_threshold_bps", "thr bps"),
+            ("best_clean_edge_bps", "best edge bps"), ("opportunities_seen", "seen"),
+            ("opportunities_taken", "taken")]
+    for _, head in cols:
+        t.add_column(head, justify="left" if head == "route" else "right")
+    for r in routes.to_dicts():
+        t.add_row(*(str(r[c]) if c == "route" else _fmt(c, r[c]) for c, _ in cols))
+    return t

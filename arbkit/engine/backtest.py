@@ -101,6 +101,9 @@ class BacktestResult:
     summary: pl.DataFrame
     config: Config
     meta: dict[str, Any] = field(default_factory=dict)
+    routes: pl.DataFrame = field(default_factory=pl.DataFrame)  # one row per route
+    symbols: pl.DataFrame = field(default_factory=pl.DataFrame)  # routes summed by base asset
+    venues: pl.DataFrame = field(default_factory=pl.DataFrame)  # per venue:symbol balances
 
     def metric(self, name: str) -> float:
         row = self.summary.filter(pl.col("metric") == name)

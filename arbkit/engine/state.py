@@ -41,38 +41,46 @@ class KernelState(NamedTuple):
 BUFFERS = ("fills", "olog", "trades", "equity", "legs")
 
 
-def entry_threshold_bps(cfg: Config) -> float:
-    """entry_bps - exit_bps + fees of four fills + latency allowance (BRIEF §5).
+def entry_threshold_bps(cfg: Config, r: int = 0) -> float:
+    """entry_bps - exit_bps + fees of four fills + latency allowance (BRIEF §5), route ``r``.
 
     With converge disabled the trade is assumed to close at a closing edge of 0 bps.
     """
-    s = cfg.strategy
+    s = cfg.route_strategy(r)
     exit_bps = 0.0 if s.exit_bps == OFF else float(s.exit_bps)
-    return s.entry_bps - exit_bps + fees4_bps(cfg) + s.latency_allowance_bps
+    return s.entry_bps - exit_bps + fees4_bps(cfg, r) + s.latency_allowance_bps
 
 
-def fees4_bps(cfg: Config) -> float:
-    a, b = cfg.instrument(cfg.route.a), cfg.instrument(cfg.route.b)
+def fees4_bps(cfg: Config, r: int = 0) -> float:
+    a, b = cfg.instrument(cfg.routes[r].a), cfg.instrument(cfg.routes[r].b)
     return 2.0 * (a.taker_fee_bps + b.taker_fee_bps)
 
 
 def feasibility(cfg: Config) -> list[str]:
-    """Reasons this config can never trade profitably by construction (empty = feasible)."""
-    s = cfg.strategy
+    """Reasons a route can never trade profitably by construction (empty = all feasible)."""
     problems: list[str] = []
-    thr = entry_threshold_bps(cfg)
+    for r, route in enumerate(cfg.routes):
+        where = f"route {route.label}: " if len(cfg.routes) > 1 else ""
+        problems += [where + p for p in _route_feasibility(cfg, r)]
+    return problems
+
+
+def _route_feasibility(cfg: Config, r: int) -> list[str]:
+    s = cfg.route_strategy(r)
+    problems: list[str] = []
+    thr = entry_threshold_bps(cfg, r)
     if thr >= s.sanity_max_edge_bps:
         problems.append(
             f"entry threshold {thr:.2f} bps (entry_bps - exit_bps + fees of 4 fills "
-            f"{fees4_bps(cfg):.2f} + latency allowance) is at or above sanity_max_edge_bps "
+            f"{fees4_bps(cfg, r):.2f} + latency allowance) is at or above sanity_max_edge_bps "
             f"{s.sanity_max_edge_bps}: every qualifying edge would be rejected as a data fault"
         )
-    if s.stop_loss_bps != OFF and float(s.stop_loss_bps) <= fees4_bps(cfg):
+    if s.stop_loss_bps != OFF and float(s.stop_loss_bps) <= fees4_bps(cfg, r):
         problems.append(
             f"stop_loss_bps {s.stop_loss_bps} sits inside the round-trip cost "
-            f"{fees4_bps(cfg):.2f} bps: the stop fires on moves smaller than the fees"
+            f"{fees4_bps(cfg, r):.2f} bps: the stop fires on moves smaller than the fees"
         )
-    a, b = cfg.instrument(cfg.route.a), cfg.instrument(cfg.route.b)
+    a, b = cfg.instrument(cfg.routes[r].a), cfg.instrument(cfg.routes[r].b)
     can_ab = b.shortable or b.initial_base > 0  # direction +1 sells b
     can_ba = a.shortable or a.initial_base > 0
     if not (can_ab or can_ba):
@@ -112,11 +120,11 @@ def _flag(value: float | str) -> tuple[int, float]:
     return (0, 0.0) if value == OFF else (1, float(value))
 
 
-def _route_record(rec: np.void, cfg: Config, ia: int, ib: int) -> None:
-    s = cfg.strategy
-    a, b = cfg.instrument(cfg.route.a), cfg.instrument(cfg.route.b)
+def _route_record(rec: np.void, cfg: Config, r: int, ia: int, ib: int) -> None:
+    s = cfg.route_strategy(r)
+    a, b = cfg.instrument(cfg.routes[r].a), cfg.instrument(cfg.routes[r].b)
     rec["inst_a"], rec["inst_b"] = ia, ib
-    rec["thr_entry_bps"] = entry_threshold_bps(cfg)
+    rec["thr_entry_bps"] = entry_threshold_bps(cfg, r)
     rec["conv_on"], rec["exit_bps"] = _flag(s.exit_bps)
     rec["tp_on"], rec["tp_bps"] = _flag(s.take_profit_bps)
     rec["sl_on"], rec["sl_bps"] = _flag(s.stop_loss_bps)
@@ -131,8 +139,8 @@ def _route_record(rec: np.void, cfg: Config, ia: int, ib: int) -> None:
     rec["force_slip"] = max(s.unwind_max_slippage_bps, s.max_slippage_bps) * 1e-4
     rec["cooldown_ns"] = round(s.cooldown_after_stop_s * S)
     rec["lot"] = common_lot(a.lot, b.lot)
-    rec["fees4_bps"] = fees4_bps(cfg)
-    rec["r_unit_bps"] = float(s.stop_loss_bps) if s.stop_loss_bps != OFF else max(fees4_bps(cfg), 1.0)
+    rec["fees4_bps"] = fees4_bps(cfg, r)
+    rec["r_unit_bps"] = float(s.stop_loss_bps) if s.stop_loss_bps != OFF else max(fees4_bps(cfg, r), 1.0)
     rec["unwind_retries"] = s.unwind_retries
     rec["best_miss_bps"] = -np.inf
     rec["best_miss_dir"] = 0
@@ -146,14 +154,19 @@ def build_state(cfg: Config, inst_keys: list[str], depth: int, use_exch: dict[st
     for i, key in enumerate(inst_keys):
         _inst_record(inst[i], cfg.instrument(key), use_exch.get(key, False),
                      cfg.strategy.max_quote_age_ms)
-    route = np.zeros(1, T.ROUTE_DTYPE)
-    try:
-        ia, ib = inst_keys.index(cfg.route.a), inst_keys.index(cfg.route.b)
-    except ValueError as exc:
-        raise ConfigError(f"route leg not among loaded instruments {inst_keys}: {exc}") from None
-    _route_record(route[0], cfg, ia, ib)
+    route = np.zeros(len(cfg.routes), T.ROUTE_DTYPE)
+    legs: list[tuple[int, int]] = []
+    for r, rc in enumerate(cfg.routes):
+        try:
+            ia, ib = inst_keys.index(rc.a), inst_keys.index(rc.b)
+        except ValueError as exc:
+            raise ConfigError(f"route {rc.label}: leg not among loaded instruments {inst_keys}: "
+                              f"{exc}") from None
+        _route_record(route[r], cfg, r, ia, ib)
+        legs += [(r, ia), (r, ib)]
     ptr = np.zeros(n_inst + 1, np.int64)
-    idx_lists = [[r for r, leg in ((0, ia), (0, ib)) if leg == i] for i in range(n_inst)]
+    # routes of each instrument, in route order (the order they are evaluated on its updates)
+    idx_lists = [[r for r, leg in legs if leg == i] for i in range(n_inst)]
     ptr[1:] = np.cumsum([len(x) for x in idx_lists])
     # unsigned route indices: no negative-index wrap-around on the per-event path (types.py)
     idx = np.array([r for x in idx_lists for r in x], np.uint32)

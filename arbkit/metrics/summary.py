@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 
 from arbkit.core import types as T
+from arbkit.metrics.breakdown import portfolio_sums, route_frame, symbol_frame, venue_frame
 
 NS_PER_DAY = 86_400_000_000_000
 MIN_DAYS_FOR_RATIOS = 30
@@ -23,8 +24,12 @@ def _labels(frame: pl.DataFrame, col: str, table: tuple[str, ...], out: str) -> 
     )
 
 
-def label_frames(frames: dict[str, pl.DataFrame], inst_keys: list[str]) -> dict[str, pl.DataFrame]:
+def label_frames(frames: dict[str, pl.DataFrame], inst_keys: list[str],
+                 route_labels: list[str] | None = None) -> dict[str, pl.DataFrame]:
     keys = tuple(inst_keys)
+    names = tuple(route_labels or [])
+    frames = {k: _labels(v, "route", names, "route_name") if names else v
+              for k, v in frames.items()}
     fills = _labels(frames["fills"], "inst", keys, "instrument")
     fills = _labels(fills, "purpose", T.PURPOSE_TEXT, "purpose_text")
     orders = _labels(frames["olog"], "inst", keys, "instrument")
@@ -93,24 +98,23 @@ def trade_stats(closed: pl.DataFrame) -> dict[str, float]:
     }
 
 
-def summarize(trades, fills, equity, legs, route, skips, capital, meta) -> tuple[dict, list[str]]:
+def summarize(trades, fills, equity, legs, route, skips, capital, meta,
+              symbols: pl.DataFrame) -> tuple[dict, list[str]]:
     closed = trades.filter(pl.col("is_open") == 0)
-    opened = trades.filter(pl.col("is_open") == 1)
     notes: list[str] = []
-    m: dict[str, float] = {"events": meta.get("events", 0), "trades": closed.height,
-                           "entries": int(route["n_entries"].sum()),
+    port = portfolio_sums(symbols)  # additive figures: the sum of the symbols, exactly
+    m: dict[str, float] = {"events": meta.get("events", 0), "trades": port["trades"],
+                           "entries": port["entries"],
                            "entries_unfilled": int(route["n_unfilled"].sum()),
-                           "open_at_end": opened.height}
+                           "open_at_end": port["open_at_end"]}
     for code, name in enumerate(T.EXIT_REASON_TEXT):
         if code in (T.X_NONE, T.X_OPEN_AT_END):
             continue
         m[f"exits_{name}"] = closed.filter(pl.col("exit_reason") == code).height
     m.update(trade_stats(closed))
-    for col, name in (("net_pnl", "net_pnl"), ("price_pnl", "price_pnl"), ("slippage", "slippage"),
-                      ("fees", "fees"), ("fx_pnl", "fx_pnl"), ("funding", "funding"),
-                      ("gross_pnl", "gross_pnl"), ("legging_cost", "legging_cost")):
-        m[name] = float(closed.get_column(col).sum()) if closed.height else 0.0
-    m["open_net_pnl_mid"] = float(opened.get_column("net_pnl_mid").sum()) if opened.height else 0.0
+    for name in ("net_pnl", "price_pnl", "slippage", "fees", "fx_pnl", "funding", "gross_pnl",
+                 "legging_cost", "open_net_pnl_mid"):
+        m[name] = port[name]
     m["final_equity"] = float(equity.get_column("equity")[-1]) if equity.height else capital
     dd, dd_pct = drawdown(equity)
     m["max_drawdown"], m["max_drawdown_pct"] = dd, dd_pct
@@ -133,10 +137,14 @@ def summarize(trades, fills, equity, legs, route, skips, capital, meta) -> tuple
     for code, name in enumerate(T.SKIP_TEXT):
         if code != T.SK_TAKEN:
             m[f"skipped_{name}"] = int(skips[:, code].sum())
-    m["entry_threshold_bps"] = float(route["thr_entry_bps"][0])
-    best = float(route["best_miss_bps"].max())
-    m["best_clean_edge_bps"] = best + m["entry_threshold_bps"] if math.isfinite(best) else math.nan
+    # one route: its threshold; several: the lowest (each route's is in res.routes)
+    m["entry_threshold_bps"] = float(route["thr_entry_bps"].min())
+    k = int(np.argmax(route["best_miss_bps"]))  # the route whose edge came nearest
+    best = float(route["best_miss_bps"][k])
+    m["best_clean_edge_bps"] = (best + float(route["thr_entry_bps"][k]) if math.isfinite(best)
+                                else math.nan)
     m["nearest_miss_bps"] = max(0.0, -best) if math.isfinite(best) else math.nan
+    m["routes"] = int(route.shape[0])
     m["legging_incidents"] = legs.height
     m["naked_residual_qty"] = float(legs.get_column("residual_qty").sum()) if legs.height else 0.0
     notes += too_good_checks(closed, rets)
@@ -168,9 +176,17 @@ def build_result(runner: Any, meta: dict[str, Any]):
     st = runner.state
     meta = dict(meta)
     meta["span_ns"] = (runner.last_ts - runner.first_ts) if runner.first_ts is not None else 0
-    frames = label_frames(state_frames(st), runner.arrays.inst_keys)
+    frames = label_frames(state_frames(st), runner.arrays.inst_keys,
+                          [r.label for r in runner.cfg.routes])
+    routes = route_frame(runner.cfg, frames["trades"], st.route, st.skips)
+    symbols = symbol_frame(routes)
     m, notes = summarize(frames["trades"], frames["fills"], frames["equity"], frames["legs"],
-                         st.route, st.skips, runner.cfg.run.capital, meta)
+                         st.route, st.skips, runner.cfg.run.capital, meta, symbols)
+    if len(runner.cfg.routes) > 1:  # a too-good route hides inside a mixed portfolio
+        closed = frames["trades"].filter(pl.col("is_open") == 0)
+        for r, rc in enumerate(runner.cfg.routes):
+            notes += [f"route {rc.label}: {n}" for n in
+                      too_good_checks(closed.filter(pl.col("route") == r), np.zeros(0))]
     notes = [n for n in meta.get("data_notes", []) if n.startswith("bar mode")] + notes
     if meta.get("dropped_rows"):
         notes.append(f"{meta['dropped_rows']} data rows belong to instruments not in the config "
@@ -178,13 +194,16 @@ def build_result(runner: Any, meta: dict[str, Any]):
     if runner.problems:
         notes += [f"INFEASIBLE (run anyway): {p}" for p in runner.problems]
     meta["notes"] = notes
-    rt = st.route[0]
-    meta["nearest_miss"] = {"bps_below_threshold": float(-rt["best_miss_bps"]),
+    k = int(np.argmax(st.route["best_miss_bps"]))
+    rt = st.route[k]
+    meta["nearest_miss"] = {"route": runner.cfg.routes[k].label,
+                            "bps_below_threshold": float(-rt["best_miss_bps"]),
                             "ts_ns": int(rt["best_miss_ts"]), "dir": int(rt["best_miss_dir"])}
     summary = pl.DataFrame({"metric": list(m.keys()), "value": [float(v) for v in m.values()]})
-    opp = pl.DataFrame({"reason": list(T.SKIP_TEXT), "count": st.skips[0].tolist()})
+    opp = pl.DataFrame({"reason": list(T.SKIP_TEXT), "count": st.skips.sum(axis=0).tolist()})
     return BacktestResult(
         trades=frames["trades"], fills=frames["fills"], orders=frames["orders"],
         equity=frames["equity"], legs=frames["legs"], opportunities=opp, summary=summary,
-        config=runner.cfg, meta=meta,
+        config=runner.cfg, meta=meta, routes=routes, symbols=symbols,
+        venues=venue_frame(runner.arrays.inst_keys, st.inst, st.book_px, frames["fills"]),
     )

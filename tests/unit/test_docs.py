@@ -135,12 +135,15 @@ def test_documented_config_defaults_match_the_code(cls) -> None:
     rows = _config_section(cls)
     for f in dataclasses.fields(cls):
         cell = rows[f.name][2].strip("`")  # columns: type | unit | default | meaning
-        if f.default is dataclasses.MISSING:
+        default = f.default
+        if default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        if default is dataclasses.MISSING:
             assert cell == "required", f"{cls.__name__}.{f.name}: documented default {cell!r}"
             continue
         documented = tomllib.loads(f"v = {cell}")["v"]
-        assert documented == f.default and type(documented) is type(f.default), (
-            f"{cls.__name__}.{f.name}: docs say {cell}, code says {f.default!r}"
+        assert documented == default and type(documented) is type(default), (
+            f"{cls.__name__}.{f.name}: docs say {cell}, code says {default!r}"
         )
 
 

@@ -1,0 +1,105 @@
+"""Per-route, per-symbol and per-venue result frames (the portfolio figures are their sums).
+
+Additive figures (PnL and its parts, fees, counts) of the portfolio equal the sum over routes
+exactly: every round trip belongs to one route. Per-venue figures come from the venues'
+balances (cash and inventory changed by trading, marked to mid at the end), so they add up to
+the final equity minus the starting capital. Sharpe and drawdown are portfolio-only: they are
+computed on the portfolio's own equity (docs/metrics.md).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from arbkit.core import types as T
+
+ADDITIVE = ("net_pnl", "price_pnl", "slippage", "fees", "fx_pnl", "funding", "gross_pnl",
+            "legging_cost")
+
+
+def route_frame(cfg: Any, trades: pl.DataFrame, route: np.ndarray,
+                skips: np.ndarray) -> pl.DataFrame:
+    """One row per route: trades, PnL decomposition, threshold, opportunities, skips."""
+    rows = []
+    for r, rc in enumerate(cfg.routes):
+        t = trades.filter(pl.col("route") == r)
+        closed = t.filter(pl.col("is_open") == 0)
+        opened = t.filter(pl.col("is_open") == 1)
+        net = closed.get_column("net_pnl").to_numpy() if closed.height else np.zeros(0)
+        rt = route[r]
+        thr = float(rt["thr_entry_bps"])
+        best = float(rt["best_miss_bps"])
+        row: dict[str, Any] = {
+            "route": rc.label, "a": rc.a, "b": rc.b, "base": cfg.instrument(rc.a).base,
+            "entries": int(rt["n_entries"]), "trades": closed.height, "open_at_end": opened.height,
+            "wins": int((net > 0).sum()),
+            "win_rate": float((net > 0).mean()) if net.size else math.nan,
+        }
+        for col in ADDITIVE:
+            row[col] = math.fsum(closed.get_column(col).to_list()) if closed.height else 0.0
+        row["open_net_pnl_mid"] = (float(opened.get_column("net_pnl_mid").sum())
+                                   if opened.height else 0.0)
+        row["entry_threshold_bps"] = thr
+        row["best_clean_edge_bps"] = best + thr if math.isfinite(best) else math.nan
+        row["nearest_miss_bps"] = max(0.0, -best) if math.isfinite(best) else math.nan
+        row["opportunities_seen"] = int(skips[r].sum())
+        for code, name in enumerate(T.SKIP_TEXT):
+            key = "opportunities_taken" if code == T.SK_TAKEN else f"skipped_{name}"
+            row[key] = int(skips[r, code])
+        rows.append(row)
+    return pl.DataFrame(rows)
+
+
+SUMMED = ("entries", "trades", "open_at_end", "wins", *ADDITIVE, "open_net_pnl_mid",
+          "opportunities_seen", "opportunities_taken")
+
+
+def symbol_frame(routes: pl.DataFrame) -> pl.DataFrame:
+    """Routes summed by base asset (BTC, ETH, ...), in route order (plain left-to-right sums,
+    so the portfolio total, summed over this frame the same way, equals it exactly)."""
+    rows = []
+    for base in routes.get_column("base").unique(maintain_order=True).to_list():
+        g = routes.filter(pl.col("base") == base)
+        row: dict[str, Any] = {"base": base, "routes": g.height}
+        for col in SUMMED:
+            row[col] = _ordered_sum(g.get_column(col).to_list())
+        row["win_rate"] = row["wins"] / row["trades"] if row["trades"] else math.nan
+        rows.append(row)
+    return pl.DataFrame(rows)
+
+
+def portfolio_sums(symbols: pl.DataFrame) -> dict[str, float]:
+    """The portfolio's additive figures: the symbols' figures summed left to right."""
+    return {col: _ordered_sum(symbols.get_column(col).to_list()) for col in SUMMED}
+
+
+def _ordered_sum(values: list) -> Any:
+    total = 0 if all(isinstance(v, int) for v in values) else 0.0
+    for v in values:
+        total += v
+    return total
+
+
+def venue_frame(inst_keys: list[str], inst: np.ndarray, book_px: np.ndarray,
+                fills: pl.DataFrame) -> pl.DataFrame:
+    """Per instrument (venue:symbol): what trading changed on that venue, marked to mid."""
+    rows = []
+    for i, key in enumerate(inst_keys):
+        venue, _, symbol = key.partition(":")
+        rec = inst[i]
+        mid = 0.5 * (book_px[i, T.BID, 0] + book_px[i, T.ASK, 0])
+        pos = float(rec["pos"])
+        mark = pos * mid if pos != 0.0 else 0.0
+        f = fills.filter(pl.col("inst") == i) if fills.height else fills
+        rows.append({
+            "venue": venue, "symbol": symbol, "fills": f.height,
+            "turnover": float((f["qty"] * f["px"]).sum()) if f.height else 0.0,
+            "fees": float(rec["fees"]), "cash_change": float(rec["cash"]),
+            "position_change": pos, "position_mark_mid": mark,
+            "pnl_mid": float(rec["cash"]) + mark,
+        })
+    return pl.DataFrame(rows)
