@@ -91,9 +91,12 @@ def import_section(cat: Catalog) -> str:
     for fmt_name, paths, opts in IMPORTS:
         t = time.perf_counter()
         frames = run_import(fmt_name, paths, opts)
+        flags = " ".join(f"--{k} {v}" for k, v in vars(opts).items()
+                         if v is not None and v != getattr(ImportOptions(), k))
         for kind, frame in frames:
             parts = cat.add(kind, frame, name=fmt_name)
-            src = ", ".join(p.name for p in paths) or "(shared default)"
+            src = (", ".join(p.name for p in paths) or "(shared default)") + (
+                f" `{flags}`" if flags else "")
             rows.append(f"| `{fmt_name}` | {src} | {kind} | {frame.height:,} | {len(parts)} | "
                         f"{time.perf_counter() - t:.1f} |")
     bad = [p for p, err in cat.validate(Selection.parse("*")) if err]
@@ -290,7 +293,8 @@ def emulator_section() -> str:
     replayed = l2.select("bid_px", "ask_px").unique()
     foreign = book.join(replayed, on=["bid_px", "ask_px"], how="anti").height
     lines = [f"- `{k}`: {st.messages:,} messages, {st.rows:,} rows, {st.reconnects} errors "
-             f"retried, longest gap {st.longest_gap_s:.2f} s" for k, st in stats.items()]
+             f"retried, longest gap {st.longest_gap_s:.2f} s, {st.skipped} snapshot(s) without "
+             "exchange time skipped" for k, st in stats.items()]
     rec = (f"Recording the real rebuilt Binance spot L2 book (session C) replayed at 10x for 6 s, "
            f"each websocket dropped after 400 messages: the emulator dropped {drops} "
            f"connection(s); the recorder saw {conns} websocket connections opened in all (ccxt "

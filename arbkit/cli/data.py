@@ -107,7 +107,7 @@ def ls(selection: SelectionArg = None, root: Root = None, start: Start = None,
 
     from arbkit.data.catalog import Catalog, Selection
 
-    cat = Catalog(root)
+    cat = Catalog(root).require()
     df = cat.ls(Selection.parse(selection or "*", start, end))
     if df.height == 0:
         typer.echo(f"{cat.root}: catalog is empty (add quotes with `arbkit data add FILE`)")
@@ -117,8 +117,9 @@ def ls(selection: SelectionArg = None, root: Root = None, start: Start = None,
         table.add_column(c, justify="right" if c in ("days", "rows", "MB") else "left",
                          overflow="fold")
     for r in df.to_dicts():
+        rows = f"{r['rows']:,}" + (f" + {r['damaged']} damaged file(s)" if r["damaged"] else "")
         table.add_row(r["kind"], r["venue"], r["symbol"], str(r["days"]), str(r["first_day"]),
-                      str(r["last_day"]), ('damaged' if r['rows'] is None else f"{r['rows']:,}"), f"{r['bytes'] / 2**20:.2f}")
+                      str(r["last_day"]), rows, f"{r['bytes'] / 2**20:.2f}")
     Console().print(table)
 
 
@@ -133,17 +134,20 @@ def info(selection: SelectionArg = None, root: Root = None, start: Start = None,
 
     from arbkit.data.catalog import Catalog, Selection, fmt_ts
 
-    cat = Catalog(root)
+    cat = Catalog(root).require()
     sel = Selection.parse(selection, start, end)
     infos = cat.info(sel, gap_s=gap_s)
+    from arbkit.data.tables import time_column
+
+    tcol = time_column(sel.kind)
     console = Console()
     for i in infos:
         table = Table(title=f"{cat.root}: {sel.kind}/{i.venue}/{i.symbol}", show_header=False)
         table.add_column("field")
         table.add_column("value", justify="right")
         for k, v in (("days", i.days), ("rows", f"{i.rows:,}"), ("first (UTC)", fmt_ts(i.first_ns)),
-                     ("last (UTC)", fmt_ts(i.last_ns)), ("book levels", i.depth_levels),
-                     ("median interval ms", f"{i.median_interval_ms:.1f}"),
+                     (f"last {tcol} (UTC)", fmt_ts(i.last_ns)), ("book levels", i.depth_levels),
+                     ("median interval ms", f"{i.median_interval_ms:.3g}"),
                      (f"gaps > {gap_s:g} s", i.gaps),
                      ("  stale (others kept quoting)", i.stale_gaps),
                      ("  quiet (all silent)", i.quiet_gaps),
@@ -163,7 +167,7 @@ def validate(selection: SelectionArg = None, root: Root = None, start: Start = N
     from arbkit.data.catalog import Catalog, Selection
     from arbkit.errors import DataError
 
-    cat = Catalog(root)
+    cat = Catalog(root).require()
     results = cat.validate(Selection.parse(selection or "*", start, end))
     if not results:
         raise DataError(f"catalog {cat.root}: nothing selected by "
@@ -274,7 +278,25 @@ def record(
             await ex.close()
 
     stats, connections = asyncio.run(go())
-    typer.echo(f"websocket connections opened: {connections} (more than one = reconnects)")
+    typer.echo(f"websocket connections opened: {connections} (ccxt opens one per stream group "
+               "at the start; more mean reconnects after drops)")
     for key, st in stats.items():
+        extra = (f", {st.missed:,} trades missed (id gaps)" if key.startswith("trades") else
+                 f", {st.skipped} snapshot(s) without exchange time skipped"
+                 if key.startswith("book") else "")
         typer.echo(f"{key}: {st.messages:,} messages, {st.rows:,} rows, {st.reconnects} "
-                   f"errors retried, longest gap {st.longest_gap_s:.2f} s, {st.gaps} gaps > {gap_s:g} s")
+                   f"errors retried, longest gap {st.longest_gap_s:.2f} s, {st.gaps} gaps > "
+                   f"{gap_s:g} s{extra}")
+
+
+@app.command("compact")
+def compact_cmd(
+    parts: Annotated[Path, typer.Argument(help="A recording's parts folder, <root>/_recording/<session>.")],
+    root: Root = None,
+) -> None:
+    """Merge a recording's part files into the catalog (e.g. after a crash), then remove them."""
+    from arbkit.data.catalog import Catalog
+    from arbkit.data.record import compact
+
+    for table, n in compact(Catalog(root), parts).items():
+        typer.echo(f"{table}: {n:,} rows merged")

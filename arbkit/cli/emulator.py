@@ -29,13 +29,14 @@ def _pairs(specs: list[str], what: str) -> dict[str, tuple[str, str]]:
 
 @app.command("serve")
 def serve(
-    quotes: Annotated[list[str], typer.Option(help="SYMBOL=venue:symbol of catalog quotes (repeatable).")],
+    quotes: Annotated[list[str] | None, typer.Option(help="SYMBOL=venue:symbol of catalog quotes (repeatable).")] = None,
     bars: Annotated[list[str] | None, typer.Option(help="SYMBOL=venue:symbol of catalog bars.")] = None,
     trades: Annotated[list[str] | None, typer.Option(help="SYMBOL=venue:symbol of catalog trades.")] = None,
+    funding: Annotated[list[str] | None, typer.Option(help="SYMBOL=venue:symbol of catalog funding (lists SYMBOL as a USD-M perpetual too).")] = None,
     root: Annotated[Path | None, typer.Option(help="Catalog root (default: $ARBKIT_DATA_ROOT or ./data).")] = None,
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 = any free port).")] = 8765,
     speed: Annotated[float, typer.Option(help="Replay speed: data seconds per wall second.")] = 1.0,
-    start: Annotated[str | None, typer.Option(help="Data time to start at, YYYY-MM-DD[THH:MM:SS] UTC (default: the first row).")] = None,
+    start: Annotated[str, typer.Option(help="Data time to start at: first (the first row), end (after the last: REST shows everything, e.g. for a download) or YYYY-MM-DD[THH:MM:SS] UTC.")] = "first",
     duration_s: Annotated[float, typer.Option(help="Stop after this many wall seconds (0 = until Ctrl-C).")] = 0.0,
     http_429_every: Annotated[int | None, typer.Option(help="Fault: answer every Nth REST request with 429.")] = None,
     drop_ws_after: Annotated[int | None, typer.Option(help="Fault: drop each websocket after N data messages.")] = None,
@@ -46,20 +47,41 @@ def serve(
     from arbkit.data.download import parse_day
     from arbkit.venues.emulator import EmulatorConfig, FaultConfig, MarketFeed, run_emulator
 
-    q, b, t = _pairs(quotes, "quotes"), _pairs(bars or [], "bars"), _pairs(trades or [], "trades")
+    from arbkit.data.catalog import fmt_ts
+    from arbkit.errors import ConfigError
+
+    src = {k: _pairs(v or [], k) for k, v in (("quotes", quotes), ("bars", bars),
+                                              ("trades", trades), ("funding", funding))}
+    symbols = list(dict.fromkeys(s for d in src.values() for s in d))
+    if not symbols:
+        raise ConfigError("emulator serve: give at least one of --quotes, --bars, --trades")
     feeds = []
-    for sym, src in q.items():
+    for sym in symbols:
         base, quote = _split_symbol(sym)
-        feeds.append(MarketFeed(symbol=sym, base=base, quote=quote, quotes=src, bars=b.get(sym),
-                                trades=t.get(sym)))
+        feeds.append(MarketFeed(symbol=sym, base=base, quote=quote,
+                                **{k: d.get(sym) for k, d in src.items()}))
     faults = FaultConfig(http_429_every=http_429_every, drop_ws_after_messages=drop_ws_after,
                          drop_ws_repeat=drop_ws_after is not None, latency_ms=latency_ms)
+    cat_root = Catalog(root).require().root
+    probe = EmulatorConfig(markets=feeds, speed=speed, port=port, faults=faults,
+                           catalog_root=cat_root)
+    from arbkit.venues.emulator import EmulatorServer
+
+    first, last = EmulatorServer(probe).span_ns
+    start_ns = {"first": first, "end": last + 1}.get(start)
+    if start_ns is None:
+        start_ns = parse_day(start, "start") * 1_000_000
     cfg = EmulatorConfig(markets=feeds, speed=speed, port=port, faults=faults,
-                         catalog_root=Catalog(root).root,
-                         start_ns=None if start is None else parse_day(start, "start") * 1_000_000)
+                         catalog_root=cat_root, start_ns=start_ns)
     with run_emulator(cfg) as emu:
         typer.echo(f"emulator: {emu.http_url} (REST), {emu.ws_url}/ws (websocket); markets "
-                   f"{', '.join(q)}; speed {speed:g}x; Ctrl-C to stop")
+                   f"{', '.join(symbols)}; speed {speed:g}x; Ctrl-C to stop")
+        typer.echo(f"  data {fmt_ts(first)} .. {fmt_ts(last)} UTC; replay starts at "
+                   f"{fmt_ts(start_ns)}")
+        if not first <= start_ns <= last:
+            typer.echo("  warning: the start is outside the data: "
+                       + ("websockets have nothing left to stream; REST shows the final state"
+                          if start_ns > last else "nothing is visible until the data begins"))
         typer.echo(f"  ccxt: arbkit data download|record --venue binance --url {emu.http_url}")
         t_end = time.monotonic() + duration_s if duration_s > 0 else float("inf")
         try:

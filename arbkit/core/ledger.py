@@ -1,7 +1,11 @@
 """Accounting inside the kernel: per-fill accumulation, round-trip records, equity samples.
 
-Identity kept by construction (and tested): for every round trip
-``gross_pnl = price_pnl - slippage`` and ``net_pnl = gross_pnl - fees + fx_pnl + funding``.
+Everything a round trip records is in the reference currency. A fill's cash flow and fee are
+in the instrument's quote currency and are converted at the FX of the fill; price move and
+slippage use each leg's FX at the entry decision, and the difference is the FX effect:
+``cf x fx_fill = cf x fx_entry + cf x (fx_fill - fx_entry)``. Identity kept by construction
+(and tested): ``gross_pnl = price_pnl - slippage + fx_pnl`` and
+``net_pnl = price_pnl - slippage - fees + fx_pnl + funding``.
 """
 
 from __future__ import annotations
@@ -42,9 +46,10 @@ def equity_now(glob, inst, book_px):
     for i in range(inst.shape[0]):
         rec = inst[i]
         dpos = rec["pos"]
-        eq += rec["cash"]
+        fx = rec["fx"]
+        eq += rec["cash"] * fx
         if dpos != 0.0:
-            m = 0.5 * (book_px[i, BID, 0] + book_px[i, ASK, 0])
+            m = 0.5 * (book_px[i, BID, 0] + book_px[i, ASK, 0]) * fx
             eq += dpos * m
             gross += abs(dpos) * m
     return eq, gross
@@ -78,7 +83,10 @@ def book_fill(s, o, ts, filled, px, fee, levels) -> None:
     g = s.glob[0]
     rt = s.route[o["route"]]
     side = o["side"]
-    slip = side * filled * (px - o["dec_px"])
+    fx = s.inst[o["inst"]]["fx"]
+    fx0 = rt["fx_a0"] if o["inst"] == rt["inst_a"] else rt["fx_b0"]
+    slip = side * filled * (px - o["dec_px"]) * fx0
+    cf = -side * filled * px
     f = s.fills[g["n_fills"]]
     f["ts"] = ts
     f["oid"] = o["oid"]
@@ -93,14 +101,16 @@ def book_fill(s, o, ts, filled, px, fee, levels) -> None:
     f["dec_px"] = o["dec_px"]
     f["slip_cost"] = slip
     f["levels"] = levels
+    f["fx"] = fx
     g["n_fills"] += 1
-    rt["cash_flow"] += -side * filled * px
-    rt["dec_pnl"] += -side * filled * o["dec_px"]
+    rt["cash_flow"] += cf * fx
+    rt["dec_pnl"] += -side * filled * o["dec_px"] * fx0
     rt["slip_cost"] += slip
-    rt["fee_sum"] += fee
+    rt["fee_sum"] += fee * fx
+    rt["fx_pnl"] += cf * (fx - fx0)
     rt["n_fills"] += 1
     if o["purpose"] == 2:  # unwind: what legging cost vs the price the leg was meant to get
-        rt["leg_cost"] += side * filled * (px - rt["leg_ref_px"]) + fee
+        rt["leg_cost"] += side * filled * (px - rt["leg_ref_px"]) * fx0 + fee * fx
 
 
 @njit
@@ -145,8 +155,9 @@ def write_leg(s, r, end_ts, residual) -> None:
 
 
 @njit
-def close_value(inst, route, book_px, r, use_mid):
-    """Value of closing the route's open legs now: at mid, or at the touch net of taker fees."""
+def close_value(inst, route, book_px, r, use_mid, at_entry_fx):
+    """Value of closing the route's open legs now, in the reference currency: at mid, or at the
+    touch net of taker fees; at today's FX, or at each leg's FX at entry (``at_entry_fx``)."""
     rt = route[r]
     total = 0.0
     for leg in range(2):
@@ -154,11 +165,12 @@ def close_value(inst, route, book_px, r, use_mid):
         pos = rt["pos_a"] if leg == 0 else rt["pos_b"]
         if pos == 0.0:
             continue
+        fx = (rt["fx_a0"] if leg == 0 else rt["fx_b0"]) if at_entry_fx else inst[i]["fx"]
         if use_mid:
-            total += pos * 0.5 * (book_px[i, BID, 0] + book_px[i, ASK, 0])
+            total += pos * 0.5 * (book_px[i, BID, 0] + book_px[i, ASK, 0]) * fx
         else:
             px = book_px[i, BID, 0] if pos > 0 else book_px[i, ASK, 0]
-            total += pos * px - abs(pos) * px * inst[i]["fee_rate"]
+            total += (pos * px - abs(pos) * px * inst[i]["fee_rate"]) * fx
     return total
 
 
@@ -180,16 +192,18 @@ def write_trade(s, r, ts, reason, is_open) -> None:
     rec["entry_prem_bps"] = rt["entry_prem_bps"]
     rec["exit_prem_bps"] = rt["exit_prem_bps"] if not is_open else np.nan
     rec["entry_notional"] = rt["entry_notional"]
-    mark_mid = close_value(s.inst, s.route, s.book_px, r, True) if is_open else 0.0
-    mark_exec = close_value(s.inst, s.route, s.book_px, r, False) if is_open else 0.0
+    mark_mid = close_value(s.inst, s.route, s.book_px, r, True, False) if is_open else 0.0
+    mark_mid0 = close_value(s.inst, s.route, s.book_px, r, True, True) if is_open else 0.0
+    mark_exec = close_value(s.inst, s.route, s.book_px, r, False, False) if is_open else 0.0
     rec["gross_pnl"] = rt["cash_flow"] + mark_mid
-    rec["price_pnl"] = rt["dec_pnl"] + mark_mid
+    rec["price_pnl"] = rt["dec_pnl"] + mark_mid0
     rec["slippage"] = rt["slip_cost"]
     rec["fees"] = rt["fee_sum"]
-    rec["fx_pnl"] = 0.0
-    rec["funding"] = 0.0
-    rec["net_pnl_mid"] = rt["cash_flow"] + mark_mid - rt["fee_sum"]
-    rec["net_pnl"] = rt["cash_flow"] + (mark_exec if is_open else 0.0) - rt["fee_sum"]
+    rec["fx_pnl"] = rt["fx_pnl"] + (mark_mid - mark_mid0)
+    rec["funding"] = rt["funding"]
+    rec["net_pnl_mid"] = rt["cash_flow"] + mark_mid - rt["fee_sum"] + rt["funding"]
+    rec["net_pnl"] = (rt["cash_flow"] + (mark_exec if is_open else 0.0) - rt["fee_sum"]
+                      + rt["funding"])
     denom = rt["entry_notional"] if rt["entry_notional"] > 0.0 else rt["notional"]
     rec["r_multiple"] = rec["net_pnl"] / (denom * rt["r_unit_bps"] * 1e-4)
     rec["exit_reason"] = X_OPEN_AT_END if is_open else reason

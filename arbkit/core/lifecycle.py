@@ -39,7 +39,9 @@ def process_ack(s, slot, now) -> None:
     else:
         rt["pos_b"] = _snap(rt["pos_b"] + signed, rt["lot"])
     if o["purpose"] == 0 and o["side"] == BUY and o["filled"] > 0.0:
-        rt["entry_buy_px"] = o["fill_px"]
+        # in the reference currency, at the leg's FX at entry (entry notional = qty x this)
+        fx0 = rt["fx_a0"] if o["inst"] == rt["inst_a"] else rt["fx_b0"]
+        rt["entry_buy_px"] = o["fill_px"] * fx0
     o["active"] = 0
     s.glob[0]["n_active"] -= 1
     rt["inflight"] -= 1
@@ -135,8 +137,8 @@ def _take_profit_terms(s, r) -> None:
 
     Closing a long leg sells at the bid and pays ``fee`` on it: ``pos*bid*(1-fee)``; closing a
     short leg buys at the ask: ``pos*ask*(1+fee)`` (pos < 0). The round trip's net PnL if closed
-    now is ``cash_flow - fee_sum + ca*px_a + cb*px_b``; TP holds when it reaches
-    ``tp_bps`` of the entry notional.
+    now is ``cash_flow - fee_sum + funding + ca*px_a*fx_a + cb*px_b*fx_b`` (reference
+    currency, today's FX); TP holds when it reaches ``tp_bps`` of the entry notional.
     """
     rt = s.route[r]
     fa = s.inst[rt["inst_a"]]["fee_rate"]
@@ -147,4 +149,5 @@ def _take_profit_terms(s, r) -> None:
     rt["tp_cb"] = pb * (1.0 - fb) if pb > 0 else pb * (1.0 + fb)
     rt["tp_sa"] = BID if pa > 0 else ASK
     rt["tp_sb"] = BID if pb > 0 else ASK
-    rt["tp_k"] = rt["tp_bps"] * 1e-4 * rt["entry_notional"] - (rt["cash_flow"] - rt["fee_sum"])
+    rt["tp_k"] = rt["tp_bps"] * 1e-4 * rt["entry_notional"] - (rt["cash_flow"] - rt["fee_sum"]
+                                                                 + rt["funding"])

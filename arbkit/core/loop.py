@@ -11,6 +11,7 @@ wake-up are applied first (the venue's book at ``t`` includes updates stamped ``
 from __future__ import annotations
 
 from arbkit.core.book import apply_quote
+from arbkit.core.carry import apply_funding, apply_fx
 from arbkit.core.jit import njit
 from arbkit.core.ledger import has_room, write_equity, write_equity_arrays, write_trade
 from arbkit.core.lifecycle import process_ack
@@ -25,6 +26,8 @@ from arbkit.core.strategy import (
     try_entry,
 )
 from arbkit.core.types import (
+    EV_FUNDING,
+    EV_FX,
     EV_QUOTE,
     FLAT,
     OPEN,
@@ -96,8 +99,14 @@ def run_chunk(s, ev, depth, start):
                     else:
                         try_entry(s, r, 1 if action == A_ENTRY_AB else -1, t)
                     wake = g["next_wakeup"]
-        elif t > now:
-            now = t
+        else:
+            if e["kind"] == EV_FX:
+                apply_fx(s.fx, inst, e["inst"], e["bid_px"], t)
+            elif e["kind"] == EV_FUNDING:
+                g["now"] = now
+                apply_funding(s, e["inst"], e["bid_px"], e["ask_px"])
+            if t > now:
+                now = t
         k += 1
     g["now"] = now
     g["n_events"] = counted + n

@@ -131,9 +131,14 @@ def match_order(s, slot) -> None:
     if filled <= 0.0:
         _finish(s, o, ST_CANCELLED, RJ_NONE)
         return
-    fee = filled * px * inst["fee_rate"]
-    inst["cash"] += -side * filled * px - fee
-    inst["pos"] += side * filled
+    fee = filled * px * inst["fee_rate"]  # its value in the quote currency
+    if inst["fee_in_base"] == 1 and side == BUY:
+        # paid in the received asset (Binance spot buys): fewer coins arrive, no quote fee
+        inst["cash"] += -filled * px
+        inst["pos"] += filled * (1.0 - inst["fee_rate"])
+    else:
+        inst["cash"] += -side * filled * px - fee
+        inst["pos"] += side * filled
     inst["fees"] += fee
     o["filled"] = filled
     o["fill_px"] = px
@@ -149,7 +154,8 @@ def _balance_ok(inst, side, qty, limit_px) -> bool:
     if inst["kind"] != KIND_SPOT:
         return True
     if side == BUY:
-        return inst["cash0"] + inst["cash"] >= qty * limit_px * (1.0 + inst["fee_rate"])
+        fee = 0.0 if inst["fee_in_base"] == 1 else inst["fee_rate"]
+        return inst["cash0"] + inst["cash"] >= qty * limit_px * (1.0 + fee)
     return inst["pos0"] + inst["pos"] >= qty - 1e-6 * inst["lot"]
 
 

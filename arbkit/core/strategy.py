@@ -1,6 +1,8 @@
 """Spread-convergence strategy (BRIEF §5): edges, entry and exit decisions.
 
-Edges are in bps of ``mid_ref`` (mean of the two mids). Direction +1 buys leg A and sells leg B:
+Edges are in bps of ``mid_ref`` (mean of the two mids), all prices in the reference currency
+(each leg's quote-currency price x its FX, ``inst["fx"]``: exactly 1.0 when the leg is quoted
+in the reference currency). Direction +1 buys leg A and sells leg B:
 ``e_AB = (bid_B - ask_A) / mid_ref``; its closing edge is ``e_BA = (bid_A - ask_B) / mid_ref``.
 Signs are never taken with abs(). Exit precedence when several rules hold on one event:
 stop-loss > time > take-profit > reversal > converge.
@@ -31,6 +33,7 @@ from arbkit.core.types import (
     SK_MIN_NOTIONAL,
     SK_SANITY,
     SK_STALE,
+    SK_STALE_FX,
     SK_TAKEN,
     X_CONVERGE,
     X_NONE,
@@ -58,10 +61,12 @@ def on_market(inst, route, book_px, skips, r, t):
     rt = route[r]
     a = rt["inst_a"]
     b = rt["inst_b"]
-    bid_a = book_px[a, BID, 0]
-    ask_a = book_px[a, ASK, 0]
-    bid_b = book_px[b, BID, 0]
-    ask_b = book_px[b, ASK, 0]
+    fa = inst[a]["fx"]
+    fb = inst[b]["fx"]
+    bid_a = book_px[a, BID, 0] * fa
+    ask_a = book_px[a, ASK, 0] * fa
+    bid_b = book_px[b, BID, 0] * fb
+    ask_b = book_px[b, ASK, 0] * fb
     # edges in bps = diff * 1e4 / mid_ref = diff * 4e4 / sum4. Books start as NaN, so nothing
     # below is true until both legs have quoted.
     sum4 = bid_a + ask_a + bid_b + ask_b
@@ -110,6 +115,8 @@ def _guards_block(s, r, edge, t) -> int:
         t - s.inst[a]["ts_recv"] > rt["stale_ns"] or t - s.inst[b]["ts_recv"] > rt["stale_ns"]
     ):
         return SK_STALE
+    if _fx_stale(s, a, t) or _fx_stale(s, b, t):
+        return SK_STALE_FX
     if edge > rt["sanity_bps"]:
         return SK_SANITY
     if t < rt["cooldown_until"]:
@@ -118,17 +125,29 @@ def _guards_block(s, r, edge, t) -> int:
 
 
 @njit
+def _fx_stale(s, i, t) -> bool:
+    """The FX rate leg ``i`` needs is missing or older than its series allows."""
+    k = s.inst[i]["fx_id"]
+    if k < 0:
+        return False
+    fx = s.fx[k]
+    return fx["n"] == 0 or (fx["max_age_ns"] > 0 and t - fx["ts"] > fx["max_age_ns"])
+
+
+@njit
 def try_entry(s, r, d, t) -> None:
     """Size, re-check at VWAP and send both IOC legs, or count why not."""
     rt = s.route[r]
     a = rt["inst_a"]
     b = rt["inst_b"]
-    inv = 4e4 / (s.book_px[a, BID, 0] + s.book_px[a, ASK, 0]
-                 + s.book_px[b, BID, 0] + s.book_px[b, ASK, 0])
+    fa = s.inst[a]["fx"]
+    fb = s.inst[b]["fx"]
+    inv = 4e4 / ((s.book_px[a, BID, 0] + s.book_px[a, ASK, 0]) * fa
+                 + (s.book_px[b, BID, 0] + s.book_px[b, ASK, 0]) * fb)
     if d == 1:
-        edge = (s.book_px[b, BID, 0] - s.book_px[a, ASK, 0]) * inv
+        edge = (s.book_px[b, BID, 0] * fb - s.book_px[a, ASK, 0] * fa) * inv
     else:
-        edge = (s.book_px[a, BID, 0] - s.book_px[b, ASK, 0]) * inv
+        edge = (s.book_px[a, BID, 0] * fa - s.book_px[b, ASK, 0] * fb) * inv
     why = _guards_block(s, r, edge, t)
     if why >= 0:
         s.skips[r, why] += 1
@@ -139,7 +158,9 @@ def try_entry(s, r, d, t) -> None:
     bid = s.book_px[sell_i, BID, 0]
     buy_lim = limit_price(ask, BUY, rt["slip"], s.inst[buy_i]["tick"])
     sell_lim = limit_price(bid, SELL, rt["slip"], s.inst[sell_i]["tick"])
-    qty = rt["notional"] / ask
+    f_buy = s.inst[buy_i]["fx"]
+    f_sell = s.inst[sell_i]["fx"]
+    qty = rt["notional"] / (ask * f_buy)  # notional is in the reference currency
     depth_q = min(available(s, buy_i, ASK, buy_lim), available(s, sell_i, BID, sell_lim))
     bal_q = qty
     if s.inst[buy_i]["kind"] == KIND_SPOT:
@@ -152,7 +173,7 @@ def try_entry(s, r, d, t) -> None:
         return
     vb = vwap(s, buy_i, ASK, qty, buy_lim)
     vs = vwap(s, sell_i, BID, qty, sell_lim)
-    e_vwap = (vs - vb) * inv
+    e_vwap = (vs * f_sell - vb * f_buy) * inv
     if not (e_vwap >= rt["thr_entry_bps"]):
         s.skips[r, SK_DEPTH] += 1
         return
@@ -179,9 +200,13 @@ def _start_trade(s, r, d, e_vwap, inv, t) -> None:
     rt["dir"] = d
     rt["entry_ts"] = t
     rt["entry_edge_bps"] = e_vwap
-    mid_a = 0.5 * (s.book_px[a, BID, 0] + s.book_px[a, ASK, 0])
-    mid_b = 0.5 * (s.book_px[b, BID, 0] + s.book_px[b, ASK, 0])
+    rt["fx_a0"] = s.inst[a]["fx"]
+    rt["fx_b0"] = s.inst[b]["fx"]
+    mid_a = 0.5 * (s.book_px[a, BID, 0] + s.book_px[a, ASK, 0]) * rt["fx_a0"]
+    mid_b = 0.5 * (s.book_px[b, BID, 0] + s.book_px[b, ASK, 0]) * rt["fx_b0"]
     rt["entry_prem_bps"] = (mid_b - mid_a) * inv
+    rt["fx_pnl"] = 0.0
+    rt["funding"] = 0.0
     rt["pending_reason"] = X_NONE
     rt["qty"] = 0.0
     rt["entry_notional"] = 0.0
@@ -213,10 +238,12 @@ def exit_reason(inst, route, book_px, r, t) -> int:
     rt = route[r]
     a = rt["inst_a"]
     b = rt["inst_b"]
-    bid_a = book_px[a, BID, 0]
-    ask_a = book_px[a, ASK, 0]
-    bid_b = book_px[b, BID, 0]
-    ask_b = book_px[b, ASK, 0]
+    fa = inst[a]["fx"]
+    fb = inst[b]["fx"]
+    bid_a = book_px[a, BID, 0] * fa
+    ask_a = book_px[a, ASK, 0] * fa
+    bid_b = book_px[b, BID, 0] * fb
+    ask_b = book_px[b, ASK, 0] * fb
     sum4 = bid_a + ask_a + bid_b + ask_b
     d = rt["dir"]
     if rt["sl_on"] == 1:
@@ -228,7 +255,8 @@ def exit_reason(inst, route, book_px, r, t) -> int:
     if rt["tp_on"] == 1:
         # round-trip net PnL if both legs closed at the touch now, after taker fees
         # (terms precomputed when the route became OPEN: lifecycle._take_profit_terms)
-        if rt["tp_ca"] * book_px[a, rt["tp_sa"], 0] + rt["tp_cb"] * book_px[b, rt["tp_sb"], 0] >= rt["tp_k"]:
+        if (rt["tp_ca"] * book_px[a, rt["tp_sa"], 0] * fa
+                + rt["tp_cb"] * book_px[b, rt["tp_sb"], 0] * fb >= rt["tp_k"]):
             return X_TAKE_PROFIT
     close4 = ((bid_a - ask_b) if d == 1 else (bid_b - ask_a)) * 4e4
     if rt["rev_on"] == 1 and close4 >= rt["thr_entry_bps"] * sum4:
@@ -273,10 +301,12 @@ def send_exit(s, r, reason, t) -> None:
     rt = s.route[r]
     a = rt["inst_a"]
     b = rt["inst_b"]
-    bid_a = s.book_px[a, BID, 0]
-    ask_a = s.book_px[a, ASK, 0]
-    bid_b = s.book_px[b, BID, 0]
-    ask_b = s.book_px[b, ASK, 0]
+    fa = s.inst[a]["fx"]
+    fb = s.inst[b]["fx"]
+    bid_a = s.book_px[a, BID, 0] * fa
+    ask_a = s.book_px[a, ASK, 0] * fa
+    bid_b = s.book_px[b, BID, 0] * fb
+    ask_b = s.book_px[b, ASK, 0] * fb
     inv = 4e4 / (bid_a + ask_a + bid_b + ask_b)
     rt["exit_edge_bps"] = ((bid_a - ask_b) if rt["dir"] == 1 else (bid_b - ask_a)) * inv
     rt["exit_prem_bps"] = (bid_b + ask_b - bid_a - ask_a) * 0.5 * inv

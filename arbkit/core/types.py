@@ -11,6 +11,9 @@ import numpy as np
 # ---- event kinds -------------------------------------------------------------------------
 EV_QUOTE = 1  # book update of one instrument (L1 in the record; deeper levels via depth_row)
 EV_HEARTBEAT = 2  # advances time only (paper/live inject these so timers fire on a quiet feed)
+EV_FX = 3  # an FX rate: ``inst`` is the FX series index, ``bid_px`` the rate (quote per base)
+EV_FUNDING = 4  # a perpetual's funding: ``inst`` the instrument, ``bid_px`` the realised rate,
+# ``ask_px`` the mark price
 
 EVENT_DTYPE = np.dtype(
     [
@@ -89,10 +92,11 @@ SK_DEPTH = 5  # VWAP for the size no longer clears the threshold within max slip
 SK_BALANCE = 6
 SK_MIN_NOTIONAL = 7
 SK_TAKEN = 8  # not a skip: the entry was sent
-N_SKIP = 9
+SK_STALE_FX = 9  # an FX rate a leg needs is older than its series' max age
+N_SKIP = 10
 SKIP_TEXT = (
     "crossed_book", "stale_quote", "sanity", "busy", "cooldown", "depth", "balance",
-    "min_notional", "taken",
+    "min_notional", "taken", "stale_fx",
 )
 
 # ---- run_chunk status --------------------------------------------------------------------
@@ -129,6 +133,21 @@ INST_DTYPE = np.dtype(
         ("cash0", "f8"),
         ("pos0", "f8"),
         ("fees", "f8"),
+        # reference currency: price in quote ccy x fx = price in the reference currency
+        ("fx", "f8"),  # 1.0 when quoted in the reference currency
+        ("fx_id", "i4"),  # FX series converting the quote ccy (-1: none needed)
+        ("fx_inv", "i4"),  # 1: the series is quoted reference/quote, so fx = 1 / rate
+        ("fee_in_base", "i4"),  # spot buys pay the fee in the received asset (Binance spot)
+        ("funding", "f8"),  # funding paid (-) or received (+), quote ccy
+    ]
+)
+
+FX_DTYPE = np.dtype(
+    [
+        ("rate", "f8"),  # last rate, quote per base of the series
+        ("ts", "i8"),  # receive time of the last rate
+        ("max_age_ns", "i8"),  # older than this blocks entries (0 = no limit)
+        ("n", "i8"),  # rates seen
     ]
 )
 
@@ -193,6 +212,10 @@ ROUTE_DTYPE = np.dtype(
         ("dec_pnl", "f8"),  # PnL at decision prices (the price move)
         ("slip_cost", "f8"),  # fill vs touch at decision, positive = cost
         ("fee_sum", "f8"),
+        ("fx_a0", "f8"),  # each leg's FX at the entry decision: price and slippage use it
+        ("fx_b0", "f8"),
+        ("fx_pnl", "f8"),  # cash flows x (FX at the fill - FX at entry)
+        ("funding", "f8"),  # funding on the round trip's legs, reference currency
         ("leg_cost", "f8"),  # legging cost of the round trip so far (all incidents)
         ("leg_cost0", "f8"),  # leg_cost when the open incident started
         ("n_fills", "i4"),
@@ -260,7 +283,7 @@ FILL_DTYPE = np.dtype(
     [
         ("ts", "i8"), ("oid", "i8"), ("trade_id", "i8"), ("route", "i4"), ("inst", "i4"),
         ("side", "i4"), ("purpose", "i4"), ("qty", "f8"), ("px", "f8"), ("fee", "f8"),
-        ("dec_px", "f8"), ("slip_cost", "f8"), ("levels", "i4"),
+        ("dec_px", "f8"), ("slip_cost", "f8"), ("levels", "i4"), ("fx", "f8"),
     ]
 )
 

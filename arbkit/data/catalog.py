@@ -104,7 +104,10 @@ class Selection:
                             f"{', '.join(KINDS)}")
         venue = parts[1] if len(parts) > 1 else "*"
         symbol = parts[2] if len(parts) > 2 else "*"
-        return cls(kind, venue, symbol, _day(start, "start"), _day(end, "end"))
+        first, last = _day(start, "start"), _day(end, "end")
+        if first is not None and last is not None and first > last:
+            raise DataError(f"--start {first} is after --end {last}; swap them")
+        return cls(kind, venue, symbol, first, last)
 
     def matches(self, p: Partition) -> bool:
         return (fnmatch.fnmatchcase(p.kind, self.kind) and fnmatch.fnmatchcase(p.venue, self.venue)
@@ -153,6 +156,15 @@ class Catalog:
 
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else default_root()
+        if self.root.exists() and not self.root.is_dir():
+            raise DataError(f"catalog root {self.root} is a file; pass a folder (--root)")
+
+    def require(self) -> Catalog:
+        """This catalog, or a clear error when its root does not exist (reading commands)."""
+        if not self.root.is_dir():
+            raise DataError(f"catalog root {self.root} does not exist (cwd {Path.cwd()}); pass "
+                            "--root or set ARBKIT_DATA_ROOT, or import data first")
+        return self
 
     # ---- listing -----------------------------------------------------------------------
     def partitions(self, selection: Selection | None = None) -> list[Partition]:
@@ -192,10 +204,11 @@ class Catalog:
                                         "symbol": pl.String, "days": pl.UInt32,
                                         "first_day": pl.Date, "last_day": pl.Date,
                                         "rows": pl.Int64, "bytes": pl.Int64})
-        return (pl.DataFrame(rows).group_by("kind", "venue", "symbol", maintain_order=True)
+        return (pl.DataFrame(rows, schema_overrides={"rows": pl.Int64})
+                .group_by("kind", "venue", "symbol", maintain_order=True)
                 .agg(pl.len().alias("days"), pl.col("day").min().alias("first_day"),
                      pl.col("day").max().alias("last_day"), pl.col("rows").sum(),
-                     pl.col("bytes").sum()))
+                     pl.col("bytes").sum(), pl.col("rows").null_count().alias("damaged")))
 
     # ---- reading -----------------------------------------------------------------------
     def files(self, selection: Selection | Sequence[Selection]) -> list[Path]:
@@ -205,13 +218,24 @@ class Catalog:
         for sel in sels:
             found = [p.path for p in self.partitions(sel)]
             if not found:
-                have = self.ls()
-                listing = ", ".join(f"{r['kind']}/{r['venue']}/{r['symbol']}"
-                                    for r in have.head(8).to_dicts()) or "nothing"
-                raise DataError(f"catalog {self.root}: no data for {sel}; the catalog holds "
-                                f"{listing} (see `arbkit data ls`)")
+                raise DataError(f"catalog {self.root}: no data for {sel}; {self._near(sel)} "
+                                "(see `arbkit data ls`)")
             files += [f for f in found if f not in files]
         return files
+
+    def _near(self, sel: Selection) -> str:
+        """What the catalog holds closest to a selection that matched nothing."""
+        same = Selection(sel.kind, sel.venue, sel.symbol)
+        days = [p.day for p in self.partitions(same)] if sel.kind != "*" else []
+        if days:
+            return f"that stream has days {min(days)} .. {max(days)} only"
+        kind = [f"{p.venue}/{p.symbol}" for p in self.partitions(Selection(sel.kind))] \
+            if sel.kind != "*" else []
+        if kind:
+            return f"its {sel.kind} are {', '.join(sorted(set(kind))[:8])}"
+        kinds = sorted({p.kind for p in self.partitions()})
+        return (f"the catalog holds no {sel.kind}; it holds {', '.join(kinds)}" if kinds
+                else "the catalog is empty")
 
     def scan(self, selection: Selection | Sequence[Selection]) -> pl.LazyFrame:
         """Lazy frame over only the selected instrument-days (no data read until collect)."""
@@ -226,7 +250,7 @@ class Catalog:
             raise DataError(f"catalog {self.root}: one kind per read, got {sorted(kinds)}")
         kind = kinds.pop()
         files = self.files(sels)
-        frame = self.scan(sels).collect()
+        frame = pl.concat([read_file(f) for f in files], how="diagonal_relaxed")
         label = ", ".join(map(str, sels))
         return validate_any(kind, frame, f"{self.root} {label}",
                             parts=[(f.name, num_rows(f)) for f in files])
@@ -234,7 +258,7 @@ class Catalog:
     def read(self, selection: Selection | Sequence[Selection]):
         """The selected quotes, validated, with the report (see ``load.read_quotes``)."""
         files = self.files(selection)
-        frame = self.scan(selection).collect()
+        frame = pl.concat([read_file(f) for f in files], how="diagonal_relaxed")
         label = selection if isinstance(selection, Selection) else ", ".join(map(str, selection))
         report = validate_quotes(frame, f"{self.root} {label}",
                                  parts=[(f.name, num_rows(f)) for f in files])
@@ -341,22 +365,16 @@ class Catalog:
         frame = self.read_table(selection).frame
         ts_col = time_column(selection.kind)
         gap_ns = round(gap_s * NS)
-        ts_all = frame.get_column(ts_col).sort()
-        levels = schema.depth_levels(frame.columns) if selection.kind == "quotes" else 0
         out = []
+        key = pl.col("venue") + "\x00" + pl.col("symbol")
         for (venue, symbol), g in frame.group_by("venue", "symbol", maintain_order=True):
             ts = g.get_column(ts_col)
             d = ts.diff().drop_nulls()
+            others = frame.filter(key != f"{venue}\x00{symbol}").get_column(ts_col).sort()
+            levels = _levels_of(selection.kind, g)
             big = g.select(pl.col(ts_col).shift(1).alias("a"), pl.col(ts_col).alias("b")
                            ).filter((pl.col("b") - pl.col("a")) > gap_ns)
-            stale = 0
-            for a, b in big.iter_rows():
-                # stale: the other streams kept going through at least half of this silence
-                # (a feed problem); quiet: they were silent too (a session gap)
-                lo = ts_all.search_sorted(a, side="right")
-                hi = ts_all.search_sorted(b, side="left")
-                if hi - lo >= 2 and ts_all[hi - 1] - ts_all[lo] >= (b - a) // 2:
-                    stale += 1
+            stale = sum(_others_kept_going(others, a, b, gap_ns) for a, b in big.iter_rows())
             n_gaps = big.height
             days = g.select(pl.from_epoch(ts_col, time_unit="ns").dt.date().n_unique()).item()
             offsets: list[float] = []
@@ -394,6 +412,30 @@ def num_rows(path: Path) -> int:
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {path}: not a valid Parquet file (truncated?); run "
                         f"`arbkit data validate` and re-import that day [{exc}]") from None
+
+
+def _others_kept_going(others: pl.Series, a: int, b: int, gap_ns: int) -> bool:
+    """Stale, not quiet: the other streams never fell silent for longer than the gap
+    threshold anywhere inside this stream's silence ``(a, b)``."""
+    lo = others.search_sorted(a, side="right")
+    hi = others.search_sorted(b, side="left")
+    inside = others.slice(lo, max(0, hi - lo)).to_numpy()
+    if inside.size == 0:
+        return False
+    points = np.concatenate([[a], inside, [b]])
+    return bool(np.diff(points).max() <= gap_ns)
+
+
+def _levels_of(kind: str, g: pl.DataFrame) -> int:
+    """Book levels a stream really has (a depth column that is all NaN is not a level)."""
+    if kind != "quotes":
+        return 0
+    n = 1
+    for lvl in range(1, schema.depth_levels(g.columns)):
+        px = schema.level_columns("bid", lvl)[0]
+        if px in g.columns and g.select(pl.col(px).is_not_nan().any()).item():
+            n = lvl + 1
+    return n
 
 
 def _flagged(kind: str, g: pl.DataFrame) -> int:

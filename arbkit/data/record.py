@@ -1,9 +1,11 @@
 """A websocket recorder through ccxt.pro: best bid/ask, order book and trades to rolling
 Parquet files, then into the catalog.
 
-Every message becomes a row with both timestamps: ``ts_exch_ns`` from the venue's message
-and ``ts_recv_ns`` from this machine's clock when it arrived (a recorder is the one place
-where the wall clock is the data). Rows are buffered per stream and flushed every
+Every message becomes a row with ``ts_recv_ns`` from this machine's clock when it arrived (a
+recorder is the one place where the wall clock is the data) and ``ts_exch_ns`` from the
+venue's message where it carries one (Binance spot's bookTicker does not: null there; ccxt's
+first order book is the REST snapshot, with no exchange time: it is skipped and counted).
+Trade ids that jump (Binance numbers trades consecutively) count trades never received. Rows are buffered per stream and flushed every
 ``flush_s`` seconds to ``<root>/_recording/<session>/<kind>/part-<n>.parquet`` (written to a
 temporary name, then renamed), so a crash loses at most one flush interval; at the end the
 parts are validated and merged into the catalog (``compact``), all or nothing.
@@ -47,6 +49,8 @@ class StreamStats:
     last_ns: int | None = None
     longest_gap_s: float = 0.0
     gaps: int = 0  # silences longer than gap_s
+    missed: int = 0  # trades: ids skipped (the venue numbers them consecutively)
+    skipped: int = 0  # book: updates without an exchange time (the REST snapshot), not kept
 
     def seen(self, ts: int, gap_ns: int) -> None:
         if self.last_ns is not None:
@@ -94,6 +98,7 @@ class Recorder:
         self._rows: dict[str, list[dict]] = {"quotes_bbo": [], "quotes_book": [], "trades": []}
         self._ids: dict[str, str] = {}
         self._seen_trades: set[str] = set()
+        self._last_trade_id: dict[str, int] = {}
         self._n_parts = 0
         # websocket connections ccxt.pro opened: a drop with no watch waiting raises nothing,
         # and the next watch silently reconnects, so connections are counted, not only errors
@@ -170,6 +175,11 @@ class Recorder:
         if channel == "book":
             from arbkit.data.download import _book_row
 
+            if msg.get("timestamp") is None:
+                # ccxt's first book is the REST snapshot, which has no exchange time: a book
+                # row without one would keep the stream off the exchange timeline
+                self.stats[f"book:{symbol}"].skipped += 1
+                return 0
             row = _book_row(msg, ts, f"{self.venue}_book", mid, self.spec.levels)
             if row is None:
                 return 0
@@ -181,6 +191,7 @@ class Recorder:
             if tid in self._seen_trades:
                 continue
             self._seen_trades.add(tid)
+            self._count_missed(symbol, tid)
             side = {"buy": 1, "sell": -1}.get(tr.get("side"), 0)
             self._rows["trades"].append({
                 "ts_recv_ns": ts, "ts_exch_ns": int(tr["timestamp"]) * MS, "venue": self.venue,
@@ -188,6 +199,17 @@ class Recorder:
                 "side": side, "trade_id": tid})
             n += 1
         return n
+
+    def _count_missed(self, symbol: str, tid: str) -> None:
+        """Venues like Binance number trades consecutively: a jump is trades never received."""
+        if not tid.isdigit():
+            return
+        n = int(tid)
+        last = self._last_trade_id.get(symbol)
+        if last is not None and n > last + 1:
+            self.stats[f"trades:{symbol}"].missed += n - last - 1
+        if last is None or n > last:
+            self._last_trade_id[symbol] = n
 
     async def _flush_every(self, deadline: float) -> None:
         while time.monotonic() < deadline:
@@ -222,8 +244,9 @@ def _frame(name: str, rows: list[dict], levels: int) -> pl.DataFrame:
     return df
 
 
-def compact(catalog: Catalog, parts_dir: Path) -> dict[str, int]:
-    """Merge a recording's part files into the catalog; returns rows per table."""
+def compact(catalog: Catalog, parts_dir: Path, *, remove: bool = True) -> dict[str, int]:
+    """Merge a recording's part files into the catalog (all tables planned, then written);
+    the parts are removed once merged. Returns rows per table."""
     if not parts_dir.is_dir():
         raise DataError(f"{parts_dir}: no recording parts there")
     plans, counts = [], {}
@@ -240,4 +263,8 @@ def compact(catalog: Catalog, parts_dir: Path) -> dict[str, int]:
         counts[sub.name] = frame.height
     for plan in plans:
         catalog.write(plan)
+    if remove:
+        import shutil
+
+        shutil.rmtree(parts_dir)
     return counts

@@ -23,6 +23,7 @@ from arbkit.core import types as T
 from arbkit.data import schema
 from arbkit.data.catalog import Catalog, Partition, Selection
 from arbkit.data.events import EventArrays, EventBuilder, Stream
+from arbkit.data.importers.common import read_parquet
 from arbkit.errors import DataError
 
 DEFAULT_CHUNK_ROWS = 1 << 19  # events per window when streaming a big day
@@ -90,12 +91,12 @@ class CatalogEvents:
             base = _BASE_COLUMNS if self.use_exch[key] else [c for c in _BASE_COLUMNS
                                                               if c != "ts_exch_ns"]
             cols = base + schema.depth_columns(_levels(p.path))
-            names = set(pq.read_schema(p.path).names)
-            frame = pl.read_parquet(p.path, columns=[c for c in cols if c in names])
+            names = set(_meta(p.path).schema.names)
+            frame = read_parquet(p.path, columns=[c for c in cols if c in names])
         else:
             from arbkit.data.source import bars_to_quotes
 
-            frame, dropped = bars_to_quotes(kind, pl.read_parquet(p.path), self.cfg, str(p.path))
+            frame, dropped = bars_to_quotes(kind, read_parquet(p.path), self.cfg, str(p.path))
             self._dropped[key] += dropped
         s = Stream.of_frame(i, frame, str(p.path))
         s.check()
@@ -152,17 +153,27 @@ def _cut_times(streams: list[Stream], k: int) -> list[int]:
     return sorted(set(picks))
 
 
+def _meta(path: Path) -> pq.FileMetaData:
+    """The file's Parquet footer; a damaged file is one clear line."""
+    try:
+        return pq.read_metadata(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path}: not a valid Parquet file (truncated?); run "
+                        "`arbkit data validate` and re-import that day "
+                        f"[{' '.join(str(exc).split())[:100]}]") from None
+
+
 def _levels(path: Path) -> int:
-    return schema.depth_levels(pq.read_schema(path).names)
+    return schema.depth_levels(_meta(path).schema.names)
 
 
 def _rows(path: Path) -> int:
-    return pq.read_metadata(path).num_rows
+    return _meta(path).num_rows
 
 
 def _exch_complete(path: Path) -> bool:
     """True when the file has exchange stamps on every row (from the footer statistics)."""
-    meta = pq.read_metadata(path)
+    meta = _meta(path)
     names = meta.schema.names
     if "ts_exch_ns" not in names:
         return False

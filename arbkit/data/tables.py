@@ -50,6 +50,7 @@ class Relation:
     bad: pl.Expr
     problem: str  # may name fields of the row as {name}
     fix: str
+    rule: str = ""  # the rule in words, for docs/data.md
 
 
 @dataclass(frozen=True)
@@ -82,11 +83,13 @@ def _ohlc_relations(prefix: str) -> tuple[Relation, ...]:
     o, h, lo, c = (f"{prefix}{x}" for x in _OHLC)
     fix = "the bar is corrupt: repair or drop it at the source"
     return (
-        Relation(h, pl.col(h) < pl.col(lo), f"{h} below {lo}={{{lo}}}", fix),
+        Relation(h, pl.col(h) < pl.col(lo), f"{h} below {lo}={{{lo}}}", fix, f"`{h} >= {lo}`"),
         Relation(h, (pl.col(h) < pl.col(o)) | (pl.col(h) < pl.col(c)),
-                 f"{h} below {o}={{{o}}} or {c}={{{c}}}", fix),
+                 f"{h} below {o}={{{o}}} or {c}={{{c}}}", fix,
+                 f"`{h} >= max({o}, {c})`"),
         Relation(lo, (pl.col(lo) > pl.col(o)) | (pl.col(lo) > pl.col(c)),
-                 f"{lo} above {o}={{{o}}} or {c}={{{c}}}", fix),
+                 f"{lo} above {o}={{{o}}} or {c}={{{c}}}", fix,
+                 f"`{lo} <= min({o}, {c})`"),
     )
 
 
@@ -97,7 +100,9 @@ _BAR_TIMES = (
 )
 _BAR_TIME_REL = Relation("ts_close_ns", pl.col("ts_close_ns") <= pl.col("ts_open_ns"),
                          "bar closes at or before its open ts_open_ns={ts_open_ns}",
-                         "set ts_close_ns = ts_open_ns + the bar interval")
+                         "set ts_close_ns = ts_open_ns + the bar interval",
+                         "`ts_close_ns > ts_open_ns`; and a bar opens no earlier than the "
+                         "previous bar of its stream closed")
 
 TRADES = TableSpec(
     "trades", "ts_recv_ns",
@@ -156,9 +161,10 @@ FX = TableSpec(
     ),
     relations=(
         Relation("symbol", pl.col("symbol") != (pl.col("base") + "/" + pl.col("quote")),
-                 "symbol must be base/quote = {base}/{quote}", "write symbol as BASE/QUOTE"),
+                 "symbol must be base/quote = {base}/{quote}", "write symbol as BASE/QUOTE",
+                 "`symbol == base + \"/\" + quote`"),
         Relation("quote", pl.col("base") == pl.col("quote"), "base and quote are the same",
-                 "a rate converts between two different currencies"),
+                 "a rate converts between two different currencies", "`base != quote`"),
     ),
     ties_allowed=False,
     doc="Recorded FX rates (never implied from the traded asset).",
@@ -311,6 +317,18 @@ def _check_single_per_time(df: pl.DataFrame, sp: TableSpec, tie: pl.Series, sour
                   where(i))
 
 
+def _check_no_overlap(df: pl.DataFrame, iid: pl.Series, source: str, where: V._Locator) -> None:
+    """A bar may not open before the previous bar of its stream closed."""
+    prev = df.select(pl.col("ts_close_ns").shift(1).over(iid).alias("p")).to_series()
+    bad = (df.get_column("ts_open_ns") < prev).fill_null(False)
+    if bad.any():
+        i = int(bad.arg_true()[0])
+        raise V._fail(source, "ts_open_ns", int(df[i, "ts_open_ns"]),
+                      f"the bar opens before the previous bar closed (ts_close_ns={int(prev[i])})",
+                      "bars of two intervals in one stream, or a wrong --interval; import each "
+                      "interval under its own venue or symbol", where(i))
+
+
 def validate_table(kind: str, df: pl.DataFrame, source: str, *,
                    parts: list[tuple[str, int]] | tuple = ()) -> TableReport:
     """Validate a table of ``kind`` (not quotes) and return it in canonical dtypes.
@@ -334,6 +352,8 @@ def validate_table(kind: str, df: pl.DataFrame, source: str, *,
     tie = V._check_order(df, iid, source, where, ts_col=sp.time)
     V._check_duplicates(df, tie, source, where, ts_col=sp.time)
     _check_single_per_time(df, sp, tie, source, where)
+    if kind in ("bars", "quote_bars"):
+        _check_no_overlap(df, iid, source, where)
     flagged = 0
     if kind == "quote_bars":
         flagged = int((df["bid_close"] >= df["ask_close"]).sum())

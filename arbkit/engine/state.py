@@ -21,6 +21,7 @@ class KernelState(NamedTuple):
     """Everything the numba loop reads and writes (numba takes a namedtuple of arrays)."""
 
     inst: np.ndarray
+    fx: np.ndarray
     route: np.ndarray
     orders: np.ndarray
     glob: np.ndarray
@@ -105,6 +106,8 @@ def _inst_record(rec: np.void, ic: InstrumentConfig, use_exch: bool, stale_ms: f
     rec["stale_ns"] = 0 if stale_ms == OFF else round(float(stale_ms) * MS)
     rec["cash0"], rec["cash"] = ic.initial_quote, 0.0
     rec["pos0"], rec["pos"] = ic.initial_base, 0.0
+    rec["fx"], rec["fx_id"], rec["fx_inv"] = 1.0, -1, 0
+    rec["fee_in_base"] = 1 if ic.fee_ccy == "received" and ic.kind == "spot" else 0
 
 
 def common_lot(lot_a: float, lot_b: float) -> float:
@@ -178,8 +181,9 @@ def build_state(cfg: Config, inst_keys: list[str], depth: int, use_exch: dict[st
     glob[0]["next_sample"] = np.iinfo(np.int64).max
     d = max(1, depth)
     book_px = np.full((n_inst, 2, d), np.nan)
+    fx = np.zeros(0, T.FX_DTYPE)
     return KernelState(
-        inst=inst, route=route, orders=np.zeros(4 * len(route), T.ORDER_DTYPE), glob=glob,
+        inst=inst, fx=fx, route=route, orders=np.zeros(4 * len(route), T.ORDER_DTYPE), glob=glob,
         book_px=book_px, book_qty=np.zeros((n_inst, 2, d)),
         book_taken=np.zeros((n_inst, 2, d)), book_n=np.zeros((n_inst, 2), np.int64),
         inst_route_ptr=ptr, inst_route_idx=idx, skips=np.zeros((len(route), T.N_SKIP), np.int64),

@@ -103,7 +103,8 @@ RJ_NONE, RJ_BALANCE, RJ_NO_BOOK, RJ_CROSSED, RJ_STALE = 0, 1, 2, 3, 4
  X_ENTRY_LEGGED) = range(8)
 # why an opportunity was not taken
 SKIPS = ("crossed_book", "stale_quote", "sanity", "busy", "cooldown", "depth", "balance",
-         "min_notional", "taken")
+         "min_notional", "taken",
+         "stale_fx")  # the model has no FX (every leg in the reference currency): always 0
 
 # due-item ranks at equal times
 R_MATCH, R_ACK, R_TIME_STOP, R_SAMPLE = 0, 1, 2, 3

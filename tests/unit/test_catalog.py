@@ -111,8 +111,12 @@ def test_selection_errors_are_one_clear_line(sample_catalog: Catalog) -> None:
         Selection.parse("candles/x")
     with pytest.raises(DataError, match="not a date; use YYYY-MM-DD"):
         Selection.parse("quotes", start="08/08/2024")
-    with pytest.raises(DataError, match="no data for quotes/kraken/.*holds quotes/binance_spot"):
+    with pytest.raises(DataError, match="no data for quotes/kraken/.*its quotes are binance_spot"):
         sample_catalog.read(Selection.parse("quotes/kraken"))
+    with pytest.raises(DataError, match="that stream has days 2023-04-05 .. 2024-08-08 only"):
+        sample_catalog.read(Selection.parse("quotes/binance_spot", start="2025-01-01"))
+    with pytest.raises(DataError, match="--start 2024-08-09 is after --end 2024-08-01; swap"):
+        Selection.parse("quotes", start="2024-08-09", end="2024-08-01")
 
 
 def test_cli_add_ls_info_validate(tmp_path: Path) -> None:
@@ -137,3 +141,26 @@ def test_cli_add_ls_info_validate(tmp_path: Path) -> None:
     r = runner.invoke(app, ["data", "info", "candles", "--root", root])
     # the DataError reaches arbkit.cli.app.main, which prints it as one line and exits 1
     assert isinstance(r.exception, DataError) and "unknown kind 'candles'" in str(r.exception)
+
+
+def test_a_silence_the_others_share_is_quiet_even_with_a_row_at_each_end(tmp_path: Path) -> None:
+    # A is silent 0 -> 1000 s; B has one row just after A stops and one just before it resumes,
+    # but is silent in between too: a quiet market (a session gap), not a stale feed
+    cat = Catalog(tmp_path / "c")
+    rows = [(0, "A", 100.0, 100.1), (1000, "A", 100.0, 100.1),
+            (1, "B", 100.0, 100.1), (999, "B", 100.0, 100.1)]
+    cat.add_quotes(quotes(rows))
+    info = {i.venue: i for i in cat.info(Selection.parse("quotes"), gap_s=60)}
+    assert (info["A"].gaps, info["A"].stale_gaps, info["A"].quiet_gaps) == (1, 0, 1)
+
+
+def test_info_reports_each_streams_own_book_levels(tmp_path: Path) -> None:
+    cat = Catalog(tmp_path / "c")
+    l1 = quotes([(0, "A", 100.0, 100.1), (1, "A", 100.0, 100.1)])
+    deep = quotes([(0, "B", 100.0, 100.1), (1, "B", 100.0, 100.1)]).with_columns(
+        pl.lit(99.9).alias("bid_px_1"), pl.lit(1.0).alias("bid_qty_1"),
+        pl.lit(100.2).alias("ask_px_1"), pl.lit(1.0).alias("ask_qty_1"))
+    cat.add_quotes(l1)
+    cat.add_quotes(deep)
+    info = {i.venue: i for i in cat.info(Selection.parse("quotes"))}
+    assert (info["A"].depth_levels, info["B"].depth_levels) == (1, 2)

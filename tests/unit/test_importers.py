@@ -187,3 +187,29 @@ def test_cli_import_fx_goes_to_monthly_files(tmp_path: Path) -> None:
     assert months[0] == "date=2024-06" and len(months) == 27
     sel = Selection.parse("fx/upbit", start="2025-02-10", end="2025-02-11")
     assert len(Catalog(root).partitions(sel)) == 1  # the February file
+
+
+def test_mixed_raw_capture_files_are_refused() -> None:
+    raw = SHARED_REAL / "hftbacktest-binance/raw"
+    with pytest.raises(DataError, match="is usdm/ETHUSDT but usdm_btcusdt_20240808.txt.gz is "
+                                        "usdm/BTCUSDT: one import takes"):
+        import_raw([raw / "usdm_btcusdt_20240808.txt.gz", raw / "usdm_ethusdt_20240808.txt.gz"])
+
+
+def test_empty_and_truncated_inputs_are_one_line(tmp_path: Path) -> None:
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataError, match="empty.csv: the file is empty; re-export it"):
+        bars.read_ohlcv_csv(tmp_path / "empty.csv", venue="v", symbol="s", interval="1m")
+    src = SHARED_REAL / "lean-1m-bars-20221213/quote_bars_1m.parquet"
+    (tmp_path / "cut.parquet").write_bytes(src.read_bytes()[:5000])
+    with pytest.raises(DataError, match="cut.parquet: not a valid Parquet file"):
+        bars.read_lean_quote_bars(tmp_path / "cut.parquet")
+
+
+def test_an_ohlcv_file_whose_bars_go_backwards_is_refused_not_sorted(tmp_path: Path) -> None:
+    (tmp_path / "rev.csv").write_text("timestamp,open,high,low,close,volume\n"
+                                      "2025-01-01 00:01:00,1,1,1,1,1\n"
+                                      "2025-01-01 00:00:00,1,1,1,1,1\n")
+    b = bars.read_ohlcv_csv(tmp_path / "rev.csv", venue="v", symbol="s", interval="1m")
+    with pytest.raises(DataError, match="time goes backwards"):
+        validate_any("bars", b, "rev.csv")

@@ -69,6 +69,8 @@ def test_valid_tables_pass_with_canonical_dtypes() -> None:
         ("bars", pl.concat([bars(1), bars(1, close=[100.7])]),
          r"two different bars rows at the same time"),
         ("bars", bars(0), r"rows=0: the bars table is empty"),
+        ("bars", bars(ts_close_ns=[T0 + 5 * M, T0 + 6 * M, T0 + 7 * M]),
+         r"ts_open_ns=.* at row 1 .*opens before the previous bar closed.*wrong --interval"),
         ("fx", fx(symbol=["KRW/USD"] * 2), r"symbol='KRW/USD' .*must be base/quote = USD/KRW"),
         ("fx", fx(quote=["USD"] * 2, symbol=["USD/USD"] * 2), r"base and quote are the same"),
         ("fx", fx(rate=[1300.0, 0.0]), r"rate=0.0 at row 1"),

@@ -14,6 +14,8 @@ from arbkit.data.importers.common import (
     guess_unit,
     interval_ns,
     need_file,
+    read_csv,
+    read_parquet,
     to_ns,
 )
 from arbkit.data.tables import BARS, QUOTE_BARS
@@ -27,8 +29,10 @@ def _with_close(frame: pl.DataFrame, step_ns: int) -> pl.DataFrame:
 
 
 def _select(frame: pl.DataFrame, columns: tuple) -> pl.DataFrame:
+    """Canonical columns in the source's row order (never sorted here: a source whose bars go
+    backwards in time must fail validation, not be silently repaired)."""
     names = [c.name for c in columns if c.name in frame.columns]
-    return frame.select(names).sort(["venue", "symbol", "ts_close_ns"], maintain_order=True)
+    return frame.select(names)
 
 
 def read_ohlcv_csv(path: str | Path, *, venue: str, symbol: str, interval: str,
@@ -45,11 +49,12 @@ def read_ohlcv_csv(path: str | Path, *, venue: str, symbol: str, interval: str,
     ...     symbol="BTC/USDT", interval="5m")  # doctest: +SKIP
     """
     p = need_file(path, "ohlcv csv")
-    raw = pl.read_csv(p, infer_schema_length=10_000)
+    raw = read_csv(p)
     missing = [c for c in (ts_column, *_OHLCV) if c not in raw.columns]
     if missing:
         raise DataError(f"{p}: columns={raw.columns}: missing {missing}; an OHLCV CSV has "
-                        f"{ts_column},open,high,low,close,volume (pass ts_column= if it differs)")
+                        f"{ts_column},open,high,low,close,volume (rename the columns, or use "
+                        "`arbkit data import csv --map`)")
     ts = raw.get_column(ts_column)
     unit = "iso" if ts.dtype == pl.String else (ts_unit or guess_unit(ts))
     frame = raw.select(
@@ -69,7 +74,7 @@ def read_binanceus_kraken(path: str | Path | None = None, *, interval: str = "1m
     """
     p = need_file(path or SHARED_REAL / "binanceus-kraken-ohlcv-202303" / "ohlcv.parquet",
                   "binanceus-kraken import")
-    raw = pl.read_parquet(p).filter(pl.col("interval") == interval)
+    raw = read_parquet(p).filter(pl.col("interval") == interval)
     if symbols:
         raw = raw.filter(pl.col("symbol").is_in(symbols))
     if raw.height == 0:
@@ -91,7 +96,7 @@ def read_lean_quote_bars(path: str | Path | None = None) -> pl.DataFrame:
     """
     p = need_file(path or SHARED_REAL / "lean-1m-bars-20221213" / "quote_bars_1m.parquet",
                   "lean quote bars import")
-    raw = _lean_venue(pl.read_parquet(p))
+    raw = _lean_venue(read_parquet(p))
     frame = raw.with_columns(datetime_to_ns(raw, "bar_start_utc", "ts_open_ns")).rename(
         {"last_bid_size": "bid_qty", "last_ask_size": "ask_qty"})
     return _select(_with_close(frame, interval_ns("1m")), QUOTE_BARS.columns)
@@ -101,6 +106,6 @@ def read_lean_trade_bars(path: str | Path | None = None) -> pl.DataFrame:
     """Lean 1-minute trade bars (``trade_bars_1m.parquet``) as ``bars``."""
     p = need_file(path or SHARED_REAL / "lean-1m-bars-20221213" / "trade_bars_1m.parquet",
                   "lean trade bars import")
-    raw = _lean_venue(pl.read_parquet(p))
+    raw = _lean_venue(read_parquet(p))
     frame = raw.with_columns(datetime_to_ns(raw, "bar_start_utc", "ts_open_ns"))
     return _select(_with_close(frame, interval_ns("1m")), BARS.columns)

@@ -288,7 +288,10 @@ def _read(root: Path, name: str, market: str, symbol: str, session: str | None) 
             f"binance depth rebuild: path={str(path)!r} does not exist; pass root= the "
             "hftbacktest-binance/parquet folder"
         )
-    lf = pl.scan_parquet(path).filter((pl.col("market") == market) & (pl.col("symbol") == symbol))
+    from arbkit.data.importers.common import check_parquet
+
+    lf = pl.scan_parquet(check_parquet(path)).filter((pl.col("market") == market)
+                                                     & (pl.col("symbol") == symbol))
     if session is not None:
         if session not in SESSIONS:
             raise DataError(
@@ -364,7 +367,7 @@ def rebuild_depth(
     if snaps.height == 0:
         raise DataError(
             f"binance depth rebuild: {where}: no REST depth snapshot, so the book cannot be "
-            "rebuilt from diffs alone (spot session A has none); use import_bbo for L1"
+            "rebuilt from diffs alone (spot session A has none); use the hftbacktest-bbo import for best bid/ask only"
         )
     out = rebuild_from_frames(snaps, updates, market=market, symbol=symbol,
                               n_levels=n_levels, venue=venue)

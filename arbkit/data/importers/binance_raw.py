@@ -44,7 +44,7 @@ def parse_name(path: Path) -> tuple[str, str]:
     m = _NAME.match(path.name)
     if not m:
         raise DataError(f"{path}: name is not <spot|usdm|coinm>_<symbol>_<yyyymmdd>.txt.gz; "
-                        "pass market= and symbol= explicitly")
+                        "rename it so (the name says which market and symbol it holds)")
     return m.group(1), m.group(2).upper()
 
 
@@ -125,6 +125,13 @@ def import_raw(files: list[str | Path], *, market: str | None = None,
         if not p.is_file():
             raise DataError(f"binance raw import: path={str(p)!r} does not exist")
     m0, s0 = (market, symbol) if market and symbol else parse_name(paths[0])
+    if not (market and symbol):
+        for p in paths[1:]:
+            if parse_name(p) != (m0, s0):
+                raise DataError(
+                    f"{p}: is {'/'.join(parse_name(p))} but {paths[0].name} is {m0}/{s0}: one "
+                    "import takes the files of one market and symbol (a REST snapshot names "
+                    "no symbol, so mixing them would corrupt the book); import each separately")
     sink = _Sink(m0, s0.upper())
     for ts, msg in _lines(paths):
         sink.take(ts, msg)

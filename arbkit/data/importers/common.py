@@ -35,7 +35,7 @@ def to_ns(expr: pl.Expr, unit: str, *, name: str) -> pl.Expr:
     Datetime columns are converted whatever ``unit`` says.
     """
     if unit not in TS_UNITS:
-        raise DataError(f"{name}: time unit {unit!r} is unknown; use one of {TS_UNITS}")
+        raise DataError(f"{name}: ts_unit {unit!r} is unknown; use one of {TS_UNITS}")
     if unit == "iso":
         return (expr.str.to_datetime(time_unit="ns", time_zone="UTC", strict=True)
                 .dt.epoch("ns").alias(name))
@@ -66,3 +66,53 @@ def need_file(path: str | Path, what: str) -> Path:
     if not p.is_file():
         raise DataError(f"{what}: path={str(p)!r} does not exist; check the path")
     return p
+
+
+def read_csv(path: Path, **kw: object) -> pl.DataFrame:
+    """A CSV (optionally gzipped) as a frame; an empty or unreadable file is one clear line."""
+    kw.setdefault("infer_schema_length", 10_000)
+    try:
+        return pl.read_csv(path, **kw)  # type: ignore[arg-type]
+    except pl.exceptions.NoDataError:
+        raise DataError(f"{path}: the file is empty; re-export it") from None
+    except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        reason = " ".join(str(exc).split())[:160]
+        raise DataError(f"cannot read {path} as CSV ({type(exc).__name__}: {reason}); check "
+                        "the separator and that it is not truncated") from None
+
+
+def read_parquet(path: Path, **kw: object) -> pl.DataFrame:
+    """A Parquet file as a frame; an empty or damaged file is one clear line."""
+    from arbkit.data.load import read_file
+
+    if kw:
+        try:
+            return pl.read_parquet(path, **kw)  # type: ignore[arg-type]
+        except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError,
+                ValueError) as exc:
+            reason = " ".join(str(exc).split())[:160]
+            raise DataError(f"cannot read {path}: not a valid Parquet file (truncated?); "
+                            f"re-export it [{type(exc).__name__}: {reason}]") from None
+    return read_file(path)
+
+
+def collect(lf: pl.LazyFrame, path: Path) -> pl.DataFrame:
+    """Collect a lazy scan of ``path``; a damaged file is one clear line."""
+    try:
+        return lf.collect()
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError, ValueError) as exc:
+        reason = " ".join(str(exc).split())[:160]
+        raise DataError(f"cannot read {path}: not a valid Parquet file (truncated?); re-export "
+                        f"it [{type(exc).__name__}: {reason}]") from None
+
+
+def check_parquet(path: Path) -> Path:
+    """``path`` if its Parquet footer reads (a truncated file fails here, in one line)."""
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_metadata(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path}: not a valid Parquet file (truncated?); re-export "
+                        f"it [{type(exc).__name__}: {' '.join(str(exc).split())[:120]}]") from None
+    return path

@@ -30,7 +30,7 @@ from typing import Any
 import polars as pl
 
 from arbkit.data import schema
-from arbkit.data.importers.common import interval_ns, need_file, to_ns
+from arbkit.data.importers.common import interval_ns, need_file, read_csv, to_ns
 from arbkit.data.tables import KINDS, spec
 from arbkit.errors import DataError
 
@@ -85,7 +85,7 @@ def read_csv_mapped(path: str | Path, mapping: CsvMapping) -> pl.DataFrame:
     if bad:
         raise DataError(f"csv import: mapping names {bad[0]!r}, not a column of "
                         f"{mapping.kind}; its columns: {', '.join(known)}")
-    raw = pl.read_csv(p, separator=mapping.separator, infer_schema_length=10_000)
+    raw = read_csv(p, separator=mapping.separator)
     absent = sorted(src for src in mapping.columns.values() if src not in raw.columns)
     if absent:
         raise DataError(f"{p}: columns={raw.columns}: the mapping reads {absent[0]!r}, which "

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from arbkit.data.importers.common import SHARED_REAL, need_file
+from arbkit.data.importers.common import SHARED_REAL, need_file, read_csv
 from arbkit.errors import DataError
 
 _FX_COLUMNS = ["ts_ns", "venue", "symbol", "base", "quote", "rate"]
@@ -45,7 +45,7 @@ def read_fred_csv(path: str | Path | None = None, *, base: str = "USD", quote: s
     """
     p = need_file(path or next((SHARED_REAL / "krw-fx").glob("fred_DEXKOUS_1d_*.csv.gz")),
                   "fred import")
-    raw = pl.read_csv(p, infer_schema_length=0)  # all text: blanks and "." are holidays
+    raw = read_csv(p, infer_schema_length=0)  # all text: blanks and "." are holidays
     col = value_column or raw.columns[-1]
     if "date" not in raw.columns or col not in raw.columns:
         raise DataError(f"{p}: columns={raw.columns}: a FRED CSV has date,<value>; pass "
@@ -61,7 +61,7 @@ def read_upbit_krw_usdt(path: str | Path | None = None) -> pl.DataFrame:
     """Upbit KRW-USDT daily closes (KRW per 1 USDT), stamped at each day candle's end."""
     p = need_file(path or next((SHARED_REAL / "krw-fx").glob("upbit_KRW-USDT_1d_*.csv.gz")),
                   "upbit krw-usdt import")
-    raw = pl.read_csv(p)
+    raw = read_csv(p)
     days = raw.get_column("date_utc").str.to_date("%Y-%m-%d")
     close_ns = _at_local(days, time(0, 0), "UTC") + 86_400_000_000_000
     return _frame(close_ns, raw.get_column("close_krw_per_usdt"), "upbit", "USDT", "KRW")
@@ -72,7 +72,7 @@ def read_ecb_usd_krw(path: str | Path | None = None) -> pl.DataFrame:
     publication (16:00 Europe/Berlin)."""
     p = need_file(path or next((SHARED_REAL / "krw-fx").glob("upbit_KRW-USDT_1d_*.csv.gz")),
                   "ecb usd-krw import")
-    raw = pl.read_csv(p).filter(pl.col("fx_ecb_published") == 1)
+    raw = read_csv(p).filter(pl.col("fx_ecb_published") == 1)
     days = raw.get_column("date_utc").str.to_date("%Y-%m-%d")
     return _frame(_at_local(days, time(16, 0), "Europe/Berlin"),
                   raw.get_column("fx_usdkrw_ecb"), "ecb", "USD", "KRW")

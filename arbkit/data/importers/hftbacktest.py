@@ -144,7 +144,9 @@ def import_bbo(
             f"hftbacktest import: path={str(path)!r} does not exist; point it at "
             "hftbacktest-binance/parquet/bbo.parquet"
         )
-    lf = pl.scan_parquet(path).filter(
+    from arbkit.data.importers.common import check_parquet
+
+    lf = pl.scan_parquet(check_parquet(Path(path))).filter(
         pl.col("market").is_in(list(markets)) & (pl.col("symbol") == symbol)
     )
     names = [session] if session else sorted(SESSIONS)

@@ -94,9 +94,15 @@ def _ohlcv_csv(paths: list[Path], o: ImportOptions) -> Frames:
 
 def _csv(paths: list[Path], o: ImportOptions) -> Frames:
     if o.mapping is None:
-        raise DataError("import csv: pass --map mapping.toml (see docs/data.md, generic CSV)")
+        raise DataError("import csv: pass --map mapping.toml (see docs/data.md, \"Generic CSV\")")
     m = CsvMapping.load(o.mapping)
-    return [(m.kind, read_csv_mapped(p, m)) for p in paths]
+    out = []
+    for p in paths:
+        try:
+            out.append((m.kind, read_csv_mapped(p, m)))
+        except DataError as exc:
+            raise DataError(f"{exc} [mapping {o.mapping}]") from None
+    return out
 
 
 FORMATS: dict[str, tuple[str, Callable[[list[Path], ImportOptions], Frames]]] = {

@@ -19,7 +19,7 @@ import polars as pl
 
 from arbkit.data import schema
 from arbkit.data.book_build import BookSide
-from arbkit.data.importers.common import need_file
+from arbkit.data.importers.common import need_file, read_csv
 from arbkit.errors import DataError
 
 US = 1_000
@@ -27,7 +27,7 @@ US = 1_000
 
 def _read(path: str | Path, need: list[str], what: str) -> pl.DataFrame:
     p = need_file(path, f"tardis {what}")
-    raw = pl.read_csv(p, infer_schema_length=10_000)
+    raw = read_csv(p)
     missing = [c for c in need if c not in raw.columns]
     if missing:
         raise DataError(f"{p}: columns={raw.columns[:10]}: missing {missing}; is this a "

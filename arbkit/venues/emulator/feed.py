@@ -241,6 +241,16 @@ class Market:
             firsts.append(self.bars.bars(self.bars.interval_ns)[0][0])
         return int(min(firsts)) if firsts else None
 
+    def last_ns(self) -> int | None:
+        """The latest data time of any tape (bars count from their close)."""
+        lasts = [t.ts_ns[-1] for t in (self.quotes, self.trades, self.funding)
+                 if t is not None and len(t.ts_ns)]
+        if self.bars is not None:
+            opens = self.bars.bars(self.bars.interval_ns)[0]
+            if len(opens):
+                lasts.append(opens[-1] + self.bars.interval_ns)
+        return int(max(lasts)) if lasts else None
+
 
 # --------------------------------------------------------------------------- loading
 

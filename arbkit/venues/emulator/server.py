@@ -32,14 +32,21 @@ def _markets(config: EmulatorConfig) -> dict[str, Market]:
     return {f.symbol: load_market(f, config.catalog_root) for f in config.markets}
 
 
-def _start_ns(config: EmulatorConfig, markets: dict[str, Market]) -> int:
-    if config.start_ns is not None:
-        return int(config.start_ns)
+def data_span(markets: dict[str, Market]) -> tuple[int, int]:
+    """(first, last) data time over every served tape."""
     firsts = [t for m in markets.values() if (t := m.first_ns()) is not None]
+    lasts = [t for m in markets.values() if (t := m.last_ns()) is not None]
     if not firsts:
-        raise ConfigError("EmulatorConfig: no rows in any feed to start the replay from; "
-                          "give start_ns or non-empty data")
-    return min(firsts)
+        raise ConfigError("EmulatorConfig: no rows in any feed to replay; check the feeds")
+    return min(firsts), max(lasts)
+
+
+def _start_ns(config: EmulatorConfig, markets: dict[str, Market]) -> int:
+    """The replay's first data time: ``start_ns``, or the first row of any feed. Starting after
+    the last row is allowed (REST then shows the final state, e.g. every bar for a download);
+    ``arbkit emulator serve`` warns about it."""
+    first, _ = data_span(markets)
+    return first if config.start_ns is None else int(config.start_ns)
 
 
 class EmulatorServer:
@@ -64,6 +71,7 @@ class EmulatorServer:
                                  paused=True)
         self.faults = FaultState(config.faults)
         self.state = EmulatorState(markets=markets, clock=self.clock, faults=self.faults)
+        self.span_ns = data_span(markets)  # (first, last) data time served
         self.hub = WsHub(self.state)
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -88,7 +96,7 @@ class EmulatorServer:
         except OSError as exc:
             await runner.cleanup()
             raise VenueError(f"emulator: cannot listen on {HOST}:{self.config.port} ({exc}); "
-                             "use port=0 for a free port") from None
+                             "use --port 0 (EmulatorConfig port=0) for a free port") from None
         self._runner = runner
         self.port = int(runner.addresses[0][1])
         if not self.config.start_paused:
