@@ -43,7 +43,7 @@ from arbkit.errors import ConfigError
 
 OFF = "off"
 INSTRUMENT_KINDS = ("spot", "linear_perp")
-FEE_CCYS = ("quote",)
+FEE_CCYS = ("quote", "received")
 LEGGING_POLICIES = ("unwind",)
 CURRENCIES = ("USD", "USDT", "USDC", "BUSD", "KRW", "EUR", "BTC", "ETH")
 
@@ -131,6 +131,24 @@ class RunConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FxConfig:
+    """A recorded FX series converting an instrument's quote currency to the reference one.
+
+    ``symbol`` is ``BASE/QUOTE`` as stored in the catalog's ``fx`` table (``USDT/KRW``: KRW per
+    one USDT); ``venue`` is its source there (``upbit``, ``fred``, ``ecb``).
+    """
+
+    venue: str
+    symbol: str
+    max_age_s: float | str = OFF
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        base, _, quote = self.symbol.partition("/")
+        return base, quote
+
+
+@dataclass(frozen=True, kw_only=True)
 class BarsConfig:
     """Bar mode: how bars become quotes (see ``arbkit.data.barmode``; coarser than book data)."""
 
@@ -148,6 +166,22 @@ class Config:
     routes: tuple[RouteConfig, ...]
     strategy: StrategyConfig
     bars: BarsConfig = field(default_factory=BarsConfig)
+    fx: tuple[FxConfig, ...] = ()
+
+    def fx_for(self, ccy: str) -> tuple[int, bool] | None:
+        """(index of the [[fx]] series converting ``ccy`` to the reference currency, whether
+        it must be inverted), or None when ``ccy`` is the reference currency."""
+        ref = self.run.reference_ccy
+        if ccy == ref:
+            return None
+        for k, fx in enumerate(self.fx):
+            if fx.pair == (ccy, ref):
+                return k, False  # ref per one ccy: multiply
+            if fx.pair == (ref, ccy):
+                return k, True  # ccy per one ref: divide
+        raise ConfigError(f"prices in {ccy} need an [[fx]] series {ref}/{ccy} (or {ccy}/{ref}) "
+                          f"to reach reference_ccy = {ref}; record or import one (e.g. "
+                          "`arbkit data import upbit-fx`); currencies are never assumed equal")
 
     @property
     def route(self) -> RouteConfig:
@@ -246,10 +280,11 @@ def _check(cfg: Config, source: str) -> None:
         if inst.kind not in INSTRUMENT_KINDS:
             raise ConfigError(f"{w}: kind = {inst.kind!r}; use one of {INSTRUMENT_KINDS}")
         if inst.fee_ccy not in FEE_CCYS:
-            raise ConfigError(
-                f"{w}: fee_ccy = {inst.fee_ccy!r}; only 'quote' is supported so far "
-                "(fees in the received asset come with the portfolio work)"
-            )
+            raise ConfigError(f"{w}: fee_ccy = {inst.fee_ccy!r}; use 'quote' or 'received' (a "
+                              "spot buy pays its fee in the asset received, as on Binance)")
+        if inst.fee_ccy == "received" and inst.kind != "spot":
+            raise ConfigError(f"{w}: fee_ccy = 'received' is for spot instruments; a "
+                              f"{inst.kind} pays fees in its settlement currency")
         for name in ("taker_fee_bps", "order_latency_ms", "order_latency_jitter_ms",
                      "ack_latency_ms", "exch_match_timeout_ms", "min_notional",
                      "initial_base", "initial_quote"):
@@ -281,14 +316,11 @@ def _check_route(cfg: Config, r: int, route: RouteConfig, source: str) -> None:
         raise ConfigError(f"{w}: a and b are both {a.key!r}; pick two markets")
     if a.base != b.base:
         raise ConfigError(f"{w}: legs trade {a.base} and {b.base}; use the same base")
-    ref = cfg.run.reference_ccy
     for leg in (a, b):
-        if leg.quote != ref:
-            raise ConfigError(
-                f"{w}: {leg.key} is quoted in {leg.quote} but reference_ccy = {ref}; "
-                "cross-currency routes need a recorded FX series (not supported yet); "
-                f"set run.reference_ccy = {leg.quote!r} if both legs share it"
-            )
+        try:
+            cfg.fx_for(leg.quote)
+        except ConfigError as exc:
+            raise ConfigError(f"{w}: {leg.key} is quoted in {leg.quote}: {exc}") from None
     unknown = sorted(set(route.strategy) - {f.name for f in fields(StrategyConfig)})
     if unknown:
         raise ConfigError(f"{w}: unknown key routes.strategy.{unknown[0]}; allowed keys are "
@@ -314,7 +346,22 @@ def _check_strategy(s: StrategyConfig, source: str) -> None:
         raise ConfigError(f"{source}: strategy.unwind_retries = {s.unwind_retries}; must be >= 1")
 
 
+def _check_fx(cfg: Config, source: str) -> None:
+    for k, fx in enumerate(cfg.fx):
+        base, quote = fx.pair
+        if not base or not quote or base == quote:
+            raise ConfigError(f"{source}: fx[{k}].symbol = {fx.symbol!r}; write BASE/QUOTE, e.g. "
+                              "USDT/KRW (KRW per one USDT)")
+        if cfg.run.reference_ccy not in (base, quote):
+            raise ConfigError(f"{source}: fx[{k}] {fx.symbol} does not involve reference_ccy "
+                              f"{cfg.run.reference_ccy}; only direct conversions are used")
+        if fx.max_age_s != OFF and fx.max_age_s <= 0:
+            raise ConfigError(f'{source}: fx[{k}].max_age_s = {fx.max_age_s}; must be > 0 or '
+                              '"off"')
+
+
 def _check_run(cfg: Config, source: str) -> None:
+    _check_fx(cfg, source)
     if cfg.run.timeline not in ("recv", "exch"):
         raise ConfigError(f"{source}: run.timeline = {cfg.run.timeline!r}; use 'recv' or 'exch'")
     if cfg.run.capital <= 0 or cfg.run.equity_interval_s <= 0:
@@ -330,7 +377,7 @@ def _check_run(cfg: Config, source: str) -> None:
 
 def from_dict(raw: dict[str, Any], source: str = "<config>") -> Config:
     """Build and validate a Config from a plain dict (as parsed from TOML)."""
-    allowed = {"run", "instruments", "route", "routes", "strategy", "bars"}
+    allowed = {"run", "instruments", "route", "routes", "strategy", "bars", "fx"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ConfigError(
@@ -353,6 +400,7 @@ def from_dict(raw: dict[str, Any], source: str = "<config>") -> Config:
         routes=_routes(raw, source),
         strategy=_build(StrategyConfig, raw["strategy"], "strategy", source),
         bars=_build(BarsConfig, raw.get("bars", {}), "bars", source),
+        fx=tuple(_build(FxConfig, d, f"fx[{k}]", source) for k, d in enumerate(raw.get("fx", []))),
     )
     _check(cfg, source)
     return cfg
@@ -414,6 +462,8 @@ def dump_config(cfg: Config) -> str:
                                             for k, v in route["strategy"].items()]
     out += ["", "[strategy]"] + [f"{k} = {_toml(v)}" for k, v in d["strategy"].items()]
     out += ["", "[bars]"] + [f"{k} = {_toml(v)}" for k, v in d["bars"].items()]
+    for fx in d["fx"]:
+        out += ["", "[[fx]]"] + [f"{k} = {_toml(v)}" for k, v in fx.items()]
     return "\n".join(out) + "\n"
 
 

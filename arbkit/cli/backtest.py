@@ -35,6 +35,8 @@ def backtest(
     stream: Annotated[bool, typer.Option(help="Catalog only: read and run one UTC day at a time (bounded memory, identical results).")] = False,
     start: Annotated[str | None, typer.Option(help="Catalog only: first UTC day, YYYY-MM-DD.")] = None,
     end: Annotated[str | None, typer.Option(help="Catalog only: last UTC day, YYYY-MM-DD (inclusive).")] = None,
+    fx: Annotated[Path | None, typer.Option(help="FX rates (fx table Parquet) for the config's [[fx]] series, when --data is not a catalog.")] = None,
+    funding: Annotated[Path | None, typer.Option(help="Realised funding (funding table Parquet) of the perpetuals, when --data is not a catalog.")] = None,
 ) -> None:
     """Backtest the spread-convergence strategy on one route or a universe of routes.
 
@@ -49,7 +51,8 @@ def backtest(
         from arbkit.errors import ConfigError
 
         raise ConfigError("pass both --data and --config (or neither, for the default study)")
-    res = arbkit.backtest(data, config, chunk=chunk, stream=stream, start_day=start, end_day=end)
+    res = arbkit.backtest(data, config, chunk=chunk, stream=stream, start_day=start, end_day=end,
+                          fx=fx, funding=funding)
     if out is not None:
         write_results(res, out)
     if as_json:

@@ -19,7 +19,7 @@ SECTIONS = {
     "Opportunities": ["entry_threshold_bps", "best_clean_edge_bps", "nearest_miss_bps",
                       "opportunities_seen", "opportunities_taken", "skipped_crossed_book", "skipped_stale_quote",
                       "skipped_sanity", "skipped_busy", "skipped_cooldown", "skipped_depth",
-                      "skipped_balance", "skipped_min_notional"],
+                      "skipped_balance", "skipped_min_notional", "skipped_stale_fx"],
 }
 PCT = {"win_rate", "max_drawdown_pct", "time_in_market", "fee_share"}
 

@@ -47,7 +47,8 @@ def equity_now(glob, inst, book_px):
         rec = inst[i]
         dpos = rec["pos"]
         fx = rec["fx"]
-        eq += rec["cash"] * fx
+        if rec["cash"] != 0.0:  # (fx is NaN before a leg's first FX rate; nothing traded then)
+            eq += rec["cash"] * fx
         if dpos != 0.0:
             m = 0.5 * (book_px[i, BID, 0] + book_px[i, ASK, 0]) * fx
             eq += dpos * m

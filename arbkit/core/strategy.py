@@ -142,8 +142,9 @@ def try_entry(s, r, d, t) -> None:
     b = rt["inst_b"]
     fa = s.inst[a]["fx"]
     fb = s.inst[b]["fx"]
-    inv = 4e4 / ((s.book_px[a, BID, 0] + s.book_px[a, ASK, 0]) * fa
-                 + (s.book_px[b, BID, 0] + s.book_px[b, ASK, 0]) * fb)
+    # the same sum, in the same order, as on_market's sum4 (bit-identical thresholds)
+    inv = 4e4 / (s.book_px[a, BID, 0] * fa + s.book_px[a, ASK, 0] * fa
+                 + s.book_px[b, BID, 0] * fb + s.book_px[b, ASK, 0] * fb)
     if d == 1:
         edge = (s.book_px[b, BID, 0] * fb - s.book_px[a, ASK, 0] * fa) * inv
     else:

@@ -44,7 +44,7 @@ class CatalogEvents:
     """
 
     def __init__(self, root: str | Path, cfg: Config, *, start: date | None = None,
-                 end: date | None = None) -> None:
+                 end: date | None = None, carry: bool = False) -> None:
         self.cat = Catalog(root)
         self.cfg = cfg
         self.keys = [i.key for i in cfg.instruments]
@@ -65,15 +65,42 @@ class CatalogEvents:
                          and all(_exch_complete(p.path) for p in self.parts[k])
                          for k in self.keys}
         self._dropped = {k: 0 for k in self.keys}  # zero-volume bars, counted as days are read
+        # FX and funding events (small: kept in memory), inserted into each chunk by time
+        from arbkit.data import carry as carry_mod
+
+        self.extra = carry_mod.from_catalog(cfg, self.keys, self.cat.root) if carry else None
+        self.carry_notes = self.extra[1] if self.extra is not None else []
+        self.implied = carry_mod.ImpliedCheck(cfg, self.keys)
         self.rows = sum(_rows(p.path) for ps in self.parts.values() for p in ps)
 
     @property
     def notes(self) -> list[str]:
-        """One note per instrument that came from bars (valid after the days were read)."""
+        """One note per instrument that came from bars (valid after the days were read), and
+        the FX/funding notes."""
         from arbkit.data.source import bar_note
 
         return [bar_note(self.cfg, key, kind, self._dropped[key])
-                for key, kind in self.kinds.items() if kind != "quotes"]
+                for key, kind in self.kinds.items() if kind != "quotes"] + self.carry_notes
+
+    def _with_carry(self, arrays: EventArrays, state: list[int], last: bool) -> EventArrays:
+        """Insert the FX/funding events due up to this chunk's last event (``state[0]`` is
+        the next one not yet inserted); the whole tail too when ``last``."""
+        if self.extra is None or arrays.events.shape[0] == 0:
+            return arrays
+        ev_x = self.extra[0]
+        lo = state[0]
+        t_end = int(arrays.events["ts_recv"][-1])
+        hi = ev_x.shape[0] if last else int(np.searchsorted(ev_x["ts_recv"], t_end, "right"))
+        state[0] = hi
+        if hi > lo:
+            from arbkit.data.carry import insert
+
+            ev = insert(arrays.events, ev_x[lo:hi])
+            from dataclasses import replace
+
+            arrays = replace(arrays, events=ev)
+        self.implied.add(arrays.events)
+        return arrays
 
     def day_streams(self, day: date) -> list[Stream]:
         """One stream per instrument with rows on ``day`` (checked, in time order)."""
@@ -111,19 +138,24 @@ class CatalogEvents:
         the whole day first, so the windows add up to exactly the day.
         """
         builder = EventBuilder(reuse=True)
-        for day in self.days:
+        state = [0]
+        for d, day in enumerate(self.days):
+            last_day = d == len(self.days) - 1
             streams = self.day_streams(day)
             n = sum(s.ts_recv.shape[0] for s in streams)
             if max_rows is None or n <= max_rows:
-                yield builder.build(streams, self.keys, n_levels=self.n_levels,
-                                    use_exch=self.use_exch)
+                arrays = builder.build(streams, self.keys, n_levels=self.n_levels,
+                                       use_exch=self.use_exch)
+                yield self._with_carry(arrays, state, last_day)
                 continue
             streams = [s.corrected(self.use_exch[self.keys[s.inst]]) for s in streams]
             cuts = _cut_times(streams, -(-n // max_rows))
-            for lo, hi in zip([None, *cuts], [*cuts, None]):
+            bounds = list(zip([None, *cuts], [*cuts, None]))
+            for w, (lo, hi) in enumerate(bounds):
                 part = [s.window(lo, hi) for s in streams]
-                yield builder.build(part, self.keys, n_levels=self.n_levels,
-                                    use_exch=self.use_exch)
+                arrays = builder.build(part, self.keys, n_levels=self.n_levels,
+                                       use_exch=self.use_exch)
+                yield self._with_carry(arrays, state, last_day and w == len(bounds) - 1)
 
     def whole(self) -> EventArrays:
         """All selected days in one event array (filled day by day, no concatenation)."""
@@ -140,9 +172,12 @@ class CatalogEvents:
             n += arr.events.shape[0]
             for k, v in arr.clock_offset_ns.items():
                 offsets[k].update(v)
-        return EventArrays(ev[:n], depth[:n] if depth is not None else np.zeros((0, 4, 0)),
-                           list(self.keys), self.n_levels, dict(self.use_exch),
-                           {k: sorted(v) for k, v in offsets.items()}, 0)
+        arrays = EventArrays(ev[:n], depth[:n] if depth is not None else np.zeros((0, 4, 0)),
+                             list(self.keys), self.n_levels, dict(self.use_exch),
+                             {k: sorted(v) for k, v in offsets.items()}, 0)
+        arrays = self._with_carry(arrays, [0], True)
+        self.implied.verdict()
+        return arrays
 
 
 def _cut_times(streams: list[Stream], k: int) -> list[int]:

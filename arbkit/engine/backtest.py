@@ -6,6 +6,7 @@ event-by-event feed of paper/live: it only ever calls ``run_chunk`` with a slice
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -125,7 +126,8 @@ def run_arrays(cfg: Config, arrays: EventArrays, *, chunk: int | None = None) ->
 
 def backtest(data: Any, config: Any, *, chunk: int | None = None, stream: bool = False,
              start_day: str | None = None, end_day: str | None = None,
-             stream_rows: int | None = 1 << 19) -> BacktestResult:
+             stream_rows: int | None = 1 << 19, fx: Any = None,
+             funding: Any = None) -> BacktestResult:
     """Run a backtest.
 
     Parameters
@@ -140,6 +142,9 @@ def backtest(data: Any, config: Any, *, chunk: int | None = None, stream: bool =
         plus one window (results are identical to the in-memory run).
     start_day, end_day : catalog only: first and last UTC day to read (``YYYY-MM-DD``,
         inclusive).
+    fx, funding : FX rates (the ``fx`` table) for the config's ``[[fx]]`` series and realised
+        funding (the ``funding`` table) of its linear perpetuals, as frames or Parquet paths,
+        for data that is not a catalog (a catalog supplies its own ``fx`` and ``funding``).
 
     Examples
     --------
@@ -160,13 +165,19 @@ def backtest(data: Any, config: Any, *, chunk: int | None = None, stream: bool =
     if catalog:
         return _backtest_catalog(data, cfg, chunk=chunk, stream=stream, start_day=start_day,
                                  end_day=end_day, stream_rows=stream_rows)
+    from arbkit.data import carry
+
     loaded = load_quotes(data, cfg)
     keys = [i.key for i in cfg.instruments]
     arrays = build_events(loaded.frame, keys, timeline=cfg.run.timeline, source=loaded.source)
+    extra, carry_notes = carry.from_sources(cfg, keys, fx, funding)
+    if extra.shape[0]:
+        arrays = dataclasses.replace(arrays, events=carry.insert(arrays.events, extra))
+        carry.check_not_implied(cfg, keys, arrays.events)
     t1 = time.perf_counter()
     runner = run_arrays(cfg, arrays, chunk=chunk)
     meta = _meta(loaded.source, runner, arrays, t1 - t0, time.perf_counter() - t1,
-                 loaded.crossed_rows, loaded.kinds, loaded.notes)
+                 loaded.crossed_rows, loaded.kinds, loaded.notes + carry_notes)
     return _result(runner, meta)
 
 
@@ -176,7 +187,8 @@ def _backtest_catalog(root: Any, cfg: Config, *, chunk: int | None, stream: bool
     from arbkit.data.stream import CatalogEvents, day_range
 
     t0 = time.perf_counter()
-    ce = CatalogEvents(root, cfg, **dict(zip(("start", "end"), day_range(start_day, end_day))))
+    ce = CatalogEvents(root, cfg, **dict(zip(("start", "end"), day_range(start_day, end_day))),
+                       carry=True)
     load_s = 0.0
     crossed = 0
     offsets: dict[str, set[int]] = {k: set() for k in ce.keys}
@@ -192,6 +204,7 @@ def _backtest_catalog(root: Any, cfg: Config, *, chunk: int | None, stream: bool
                             arrays.depth)
         assert runner is not None
         runner.finish()
+        ce.implied.verdict()  # collected chunk by chunk; an implied FX voids the run
         run_s = time.perf_counter() - t0
     else:
         arrays = ce.whole()

@@ -181,7 +181,14 @@ def build_state(cfg: Config, inst_keys: list[str], depth: int, use_exch: dict[st
     glob[0]["next_sample"] = np.iinfo(np.int64).max
     d = max(1, depth)
     book_px = np.full((n_inst, 2, d), np.nan)
-    fx = np.zeros(0, T.FX_DTYPE)
+    fx = np.zeros(len(cfg.fx), T.FX_DTYPE)
+    for k, fc in enumerate(cfg.fx):
+        fx[k]["max_age_ns"] = 0 if fc.max_age_s == OFF else round(float(fc.max_age_s) * S)
+        fx[k]["rate"] = np.nan
+    for i, key in enumerate(inst_keys):
+        conv = cfg.fx_for(cfg.instrument(key).quote)
+        if conv is not None:  # NaN until the series' first rate: nothing trades before it
+            inst[i]["fx_id"], inst[i]["fx_inv"], inst[i]["fx"] = conv[0], int(conv[1]), np.nan
     return KernelState(
         inst=inst, fx=fx, route=route, orders=np.zeros(4 * len(route), T.ORDER_DTYPE), glob=glob,
         book_px=book_px, book_qty=np.zeros((n_inst, 2, d)),

@@ -187,7 +187,8 @@ def build_result(runner: Any, meta: dict[str, Any]):
         for r, rc in enumerate(runner.cfg.routes):
             notes += [f"route {rc.label}: {n}" for n in
                       too_good_checks(closed.filter(pl.col("route") == r), np.zeros(0))]
-    notes = [n for n in meta.get("data_notes", []) if n.startswith("bar mode")] + notes
+    notes = [n for n in meta.get("data_notes", [])
+             if n.startswith(("bar mode", "no funding series"))] + notes
     if meta.get("dropped_rows"):
         notes.append(f"{meta['dropped_rows']} data rows belong to instruments not in the config "
                      "and were ignored")

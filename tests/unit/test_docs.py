@@ -19,13 +19,21 @@ from types import ModuleType
 
 import pytest
 
-from arbkit.config import BarsConfig, InstrumentConfig, RouteConfig, RunConfig, StrategyConfig
+from arbkit.config import (
+    BarsConfig,
+    FxConfig,
+    InstrumentConfig,
+    RouteConfig,
+    RunConfig,
+    StrategyConfig,
+)
 from arbkit.data import schema
 from arbkit.data.synth import SCENARIOS
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-CONFIG_CLASSES = (RunConfig, InstrumentConfig, RouteConfig, StrategyConfig, BarsConfig)
+CONFIG_CLASSES = (RunConfig, InstrumentConfig, RouteConfig, StrategyConfig, BarsConfig,
+                  FxConfig)
 
 
 def _generator() -> ModuleType:

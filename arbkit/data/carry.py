@@ -1,0 +1,193 @@
+"""FX rates and perpetual funding as kernel events (``EV_FX``, ``EV_FUNDING``).
+
+They come from the catalog (``fx`` series named by the config's ``[[fx]]``; the ``funding``
+stream of each linear perpetual, when the catalog has one) or from frames / Parquet files
+given to :func:`arbkit.backtest` (``fx=``, ``funding=``). They are merged into the quote events
+by receive time; at equal times they come first, so a quote at ``t`` is evaluated with the
+rate known at ``t``.
+
+An FX series that tracks the route's own price ratio is refused: an FX implied from the
+traded asset makes the premium zero by construction (BRIEF §3, §10).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from arbkit.config import Config
+from arbkit.core import types as T
+from arbkit.data.tables import validate_table
+from arbkit.errors import DataError
+
+IMPLIED_BPS = 2.0  # an FX within this of the legs' own price ratio (median) is implied
+
+
+def _frame(src: Any, kind: str, label: str) -> pl.DataFrame:
+    if src is None:
+        return pl.DataFrame()
+    if isinstance(src, pl.DataFrame):
+        return validate_table(kind, src, label).frame
+    from arbkit.data.load import parquet_files, read_file
+
+    frame = pl.concat([read_file(f) for f in parquet_files(Path(src))], how="diagonal_relaxed")
+    return validate_table(kind, frame, str(src)).frame
+
+
+def _events(n: int) -> np.ndarray:
+    ev = np.zeros(n, T.EVENT_DTYPE)
+    ev["depth_row"] = -1
+    ev["bid_qty"] = ev["ask_qty"] = 0.0
+    return ev
+
+
+def fx_events(cfg: Config, fx: pl.DataFrame) -> np.ndarray:
+    """One ``EV_FX`` event per rate of every configured series found in ``fx``."""
+    parts = []
+    for k, fc in enumerate(cfg.fx):
+        rows = fx.filter((pl.col("venue") == fc.venue) & (pl.col("symbol") == fc.symbol)) \
+            if fx.height else fx
+        if rows.height == 0:
+            raise DataError(f"[[fx]] {fc.venue} {fc.symbol}: no rates in the FX data; import "
+                            "or record the series (e.g. `arbkit data import upbit-fx`)")
+        ev = _events(rows.height)
+        ev["ts_recv"] = ev["ts_exch"] = rows["ts_ns"].to_numpy()
+        ev["inst"] = k
+        ev["kind"] = T.EV_FX
+        ev["bid_px"] = ev["ask_px"] = rows["rate"].to_numpy()
+        parts.append(ev)
+    return _sorted(parts)
+
+
+def funding_events(cfg: Config, inst_keys: list[str], funding: pl.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """``EV_FUNDING`` events of every linear perpetual with a funding stream, and notes for
+    those without one (their funding is not accrued: said, never silently 0)."""
+    parts, notes = [], []
+    for i, key in enumerate(inst_keys):
+        inst = cfg.instrument(key)
+        if inst.kind != "linear_perp":
+            continue
+        rows = funding.filter((pl.col("venue") == inst.venue) & (pl.col("symbol") == inst.symbol)) \
+            if funding.height else funding
+        if rows.height == 0:
+            notes.append(f"no funding series for {key}: its funding is not accrued (import or "
+                         "download it: `arbkit data download --kind funding`)")
+            continue
+        ev = _events(rows.height)
+        ev["ts_recv"] = ev["ts_exch"] = rows["ts_ns"].to_numpy()
+        ev["inst"] = i
+        ev["kind"] = T.EV_FUNDING
+        ev["bid_px"] = rows["rate"].to_numpy()
+        ev["ask_px"] = rows["mark_px"].cast(pl.Float64).fill_null(np.nan).to_numpy()
+        parts.append(ev)
+    return _sorted(parts), notes
+
+
+def _sorted(parts: list[np.ndarray]) -> np.ndarray:
+    if not parts:
+        return _events(0)
+    ev = np.concatenate(parts)
+    return ev[np.argsort(ev["ts_recv"], kind="stable")]
+
+
+def from_sources(cfg: Config, inst_keys: list[str], fx: Any = None,
+                 funding: Any = None) -> tuple[np.ndarray, list[str]]:
+    """Carry events from frames or Parquet paths (the non-catalog path)."""
+    fx_frame = _frame(fx, "fx", "fx")
+    if cfg.fx and fx_frame.height == 0:
+        raise DataError("the config has [[fx]] series but no FX data was given: pass fx= (a "
+                        "frame or Parquet of the fx table) or run from a catalog holding it")
+    fund_ev, notes = funding_events(cfg, inst_keys, _frame(funding, "funding", "funding"))
+    return _sorted([fx_events(cfg, fx_frame) if cfg.fx else _events(0), fund_ev]), notes
+
+
+def from_catalog(cfg: Config, inst_keys: list[str], root: Path) -> tuple[np.ndarray, list[str]]:
+    """Carry events from a catalog's ``fx`` and ``funding`` tables."""
+    from arbkit.data.catalog import Catalog, Selection
+
+    cat = Catalog(root)
+    fx = pl.DataFrame()
+    if cfg.fx:
+        sels = [Selection("fx", f.venue, f.symbol) for f in cfg.fx]
+        fx = cat.read_table(sels).frame
+    frames = []
+    for key in inst_keys:
+        inst = cfg.instrument(key)
+        sel = Selection("funding", inst.venue, inst.symbol)
+        if inst.kind == "linear_perp" and cat.partitions(sel):
+            frames.append(cat.read_table(sel).frame)
+    funding = pl.concat(frames) if frames else pl.DataFrame()
+    fund_ev, notes = funding_events(cfg, inst_keys, funding)
+    return _sorted([fx_events(cfg, fx) if cfg.fx else _events(0), fund_ev]), notes
+
+
+def insert(ev: np.ndarray, extra: np.ndarray) -> np.ndarray:
+    """``extra`` events placed into time-sorted ``ev``, each before the events at its time."""
+    if extra.shape[0] == 0:
+        return ev
+    at = np.searchsorted(ev["ts_recv"], extra["ts_recv"], side="left")
+    return np.insert(ev, at, extra)
+
+
+class ImpliedCheck:
+    """Collects (FX rate, the route's own price ratio) pairs at FX times, chunk by chunk, and
+    refuses an FX series that tracks the ratio (see module doc)."""
+
+    def __init__(self, cfg: Config, inst_keys: list[str]) -> None:
+        self.cfg, self.keys = cfg, inst_keys
+        self.pairs: dict[tuple[str, int], list[np.ndarray]] = {}
+        self._last_mid: dict[int, float] = {}
+
+    def add(self, ev: np.ndarray) -> None:
+        """Events of one chunk (time-sorted, quotes and FX)."""
+        for rc in self.cfg.routes:
+            a, b = self.cfg.instrument(rc.a), self.cfg.instrument(rc.b)
+            for leg, other in ((a, b), (b, a)):
+                conv = self.cfg.fx_for(leg.quote)
+                if conv is None or self.cfg.fx_for(other.quote) is not None:
+                    continue
+                k, inv = conv
+                fx = ev[(ev["kind"] == T.EV_FX) & (ev["inst"] == k)]
+                if fx.shape[0] == 0:
+                    continue
+                ratio = (self._mid_at(ev, self.keys.index(other.key), fx["ts_recv"])
+                         / self._mid_at(ev, self.keys.index(leg.key), fx["ts_recv"]))
+                to_ref = 1.0 / fx["bid_px"] if inv else fx["bid_px"]
+                self.pairs.setdefault((rc.label, k), []).append(np.c_[to_ref, ratio])
+        for i in range(len(self.keys)):  # carry each instrument's last mid into the next chunk
+            q = ev[(ev["kind"] == T.EV_QUOTE) & (ev["inst"] == i)]
+            if q.shape[0]:
+                self._last_mid[i] = float(0.5 * (q["bid_px"][-1] + q["ask_px"][-1]))
+
+    def _mid_at(self, ev: np.ndarray, i: int, at: np.ndarray) -> np.ndarray:
+        q = ev[(ev["kind"] == T.EV_QUOTE) & (ev["inst"] == i)]
+        j = np.searchsorted(q["ts_recv"], at, side="right") - 1
+        m = 0.5 * (q["bid_px"] + q["ask_px"])
+        before = self._last_mid.get(i, np.nan)
+        return np.where(j >= 0, m[np.maximum(j, 0)] if m.shape[0] else before, before)
+
+    def verdict(self) -> None:
+        """Raise if a series tracked a route's own ratio (median within IMPLIED_BPS)."""
+        for (label, k), parts in self.pairs.items():
+            x = np.concatenate(parts)
+            ok = np.isfinite(x[:, 1]) & (x[:, 1] > 0)
+            if ok.sum() < 10:
+                continue
+            dev_bps = float(np.median(np.abs(x[ok, 0] / x[ok, 1] - 1.0)) * 1e4)
+            if dev_bps < IMPLIED_BPS:
+                fc = self.cfg.fx[k]
+                raise DataError(
+                    f"[[fx]] {fc.venue} {fc.symbol}: its rates track the route {label}'s own "
+                    f"price ratio (median deviation {dev_bps:.2f} bps over {int(ok.sum())} "
+                    "rates): an FX implied from the traded asset makes the premium zero by "
+                    "construction; use an independently recorded rate")
+
+
+def check_not_implied(cfg: Config, inst_keys: list[str], ev: np.ndarray) -> None:
+    """One-shot :class:`ImpliedCheck` over a whole event array."""
+    chk = ImpliedCheck(cfg, inst_keys)
+    chk.add(ev)
+    chk.verdict()
