@@ -43,12 +43,10 @@ def serve(
     latency_ms: Annotated[float, typer.Option(help="Fault: added REST latency.")] = 0.0,
 ) -> None:
     """Serve catalog data as Binance spot (REST /api/v3, websocket /ws) on 127.0.0.1."""
-    from arbkit.data.catalog import Catalog
+    from arbkit.data.catalog import Catalog, fmt_ts
     from arbkit.data.download import parse_day
-    from arbkit.venues.emulator import EmulatorConfig, FaultConfig, MarketFeed, run_emulator
-
-    from arbkit.data.catalog import fmt_ts
     from arbkit.errors import ConfigError
+    from arbkit.venues.emulator import EmulatorConfig, FaultConfig, MarketFeed, run_emulator
 
     src = {k: _pairs(v or [], k) for k, v in (("quotes", quotes), ("bars", bars),
                                               ("trades", trades), ("funding", funding))}
