@@ -192,6 +192,7 @@ def write_trade(s, r, ts, reason, is_open) -> None:
     rec["exit_edge_bps"] = rt["exit_edge_bps"] if not is_open else np.nan
     rec["entry_prem_bps"] = rt["entry_prem_bps"]
     rec["exit_prem_bps"] = rt["exit_prem_bps"] if not is_open else np.nan
+    rec["entry_anchor_bps"] = rt["entry_anchor_bps"]
     rec["entry_notional"] = rt["entry_notional"]
     mark_mid = close_value(s.inst, s.route, s.book_px, r, True, False) if is_open else 0.0
     mark_mid0 = close_value(s.inst, s.route, s.book_px, r, True, True) if is_open else 0.0

@@ -10,6 +10,8 @@ stop-loss > time > take-profit > reversal > converge.
 
 from __future__ import annotations
 
+import math
+
 from arbkit.core.book import available, floor_lot, vwap
 from arbkit.core.jit import njit, njit_inline
 from arbkit.core.orders import limit_price, send_order
@@ -72,9 +74,14 @@ def on_market(inst, route, book_px, skips, r, t):
     sum4 = bid_a + ask_a + bid_b + ask_b
     thr = rt["thr_entry_bps"]
     state = rt["state"]
+    adj = 0.0  # the anchor in price units: edges are measured against it, not against 0
+    if rt["anchor_on"] == 1:
+        adj = anchor_update(rt, t, bid_a + ask_a, bid_b + ask_b, sum4) * sum4 * 2.5e-5
     if state == FLAT:
-        d_ab = bid_b - ask_a
-        d_ba = bid_a - ask_b
+        d_ab = bid_b - ask_a - adj
+        d_ba = bid_a - ask_b + adj
+        if rt["anchor_on"] == 1 and t < rt["anchor_t0"] + rt["anchor_warm_ns"]:
+            return A_NONE  # the anchor is still warming up
         best_d = d_ab if d_ab >= d_ba else d_ba
         # common path without a division: is this edge a new nearest miss or an entry?
         if (best_d * 4e4 - thr * sum4) > rt["best_miss_bps"] * sum4:
@@ -92,7 +99,7 @@ def on_market(inst, route, book_px, skips, r, t):
         elif best_d * 4e4 >= thr * sum4:
             return A_ENTRY_AB if d_ab >= d_ba else A_ENTRY_BA
         return A_NONE
-    if (bid_b - ask_a) * 4e4 >= thr * sum4 or (bid_a - ask_b) * 4e4 >= thr * sum4:
+    if (bid_b - ask_a - adj) * 4e4 >= thr * sum4 or (bid_a - ask_b + adj) * 4e4 >= thr * sum4:
         skips[r, SK_BUSY] += 1
     if state == OPEN:
         if not _tradable(inst, rt, t):
@@ -101,6 +108,27 @@ def on_market(inst, route, book_px, skips, r, t):
         if reason != X_NONE:
             return A_EXIT + reason
     return A_NONE
+
+
+@njit_inline
+def anchor_update(rt, t, sum_a, sum_b, sum4) -> float:
+    """EWMA of the mid premium (bps), time-weighted: ``A += (1 - exp(-dt / tau)) (p - A)``.
+
+    The premium of routes with a persistent level (the Korean premium) is traded as its
+    deviation from this anchor. Returns the updated anchor in bps."""
+    p = (sum_b - sum_a) * 2e4 / sum4
+    if p != p:  # a leg has not quoted yet
+        return rt["anchor_bps"] if rt["anchor_n"] > 0 else 0.0
+    if rt["anchor_n"] == 0:
+        rt["anchor_bps"] = p
+        rt["anchor_t0"] = t
+    else:
+        dt = t - rt["anchor_ts"]
+        if dt > 0:
+            rt["anchor_bps"] += (1.0 - math.exp(-dt / rt["anchor_tau_ns"])) * (p - rt["anchor_bps"])
+    rt["anchor_ts"] = t
+    rt["anchor_n"] += 1
+    return rt["anchor_bps"]
 
 
 @njit
@@ -145,10 +173,11 @@ def try_entry(s, r, d, t) -> None:
     # the same sum, in the same order, as on_market's sum4 (bit-identical thresholds)
     inv = 4e4 / (s.book_px[a, BID, 0] * fa + s.book_px[a, ASK, 0] * fa
                  + s.book_px[b, BID, 0] * fb + s.book_px[b, ASK, 0] * fb)
+    anchor = rt["anchor_bps"] if rt["anchor_on"] == 1 else 0.0
     if d == 1:
-        edge = (s.book_px[b, BID, 0] * fb - s.book_px[a, ASK, 0] * fa) * inv
+        edge = (s.book_px[b, BID, 0] * fb - s.book_px[a, ASK, 0] * fa) * inv - anchor
     else:
-        edge = (s.book_px[a, BID, 0] * fa - s.book_px[b, ASK, 0] * fb) * inv
+        edge = (s.book_px[a, BID, 0] * fa - s.book_px[b, ASK, 0] * fb) * inv + anchor
     why = _guards_block(s, r, edge, t)
     if why >= 0:
         s.skips[r, why] += 1
@@ -174,8 +203,8 @@ def try_entry(s, r, d, t) -> None:
         return
     vb = vwap(s, buy_i, ASK, qty, buy_lim)
     vs = vwap(s, sell_i, BID, qty, sell_lim)
-    e_vwap = (vs * f_sell - vb * f_buy) * inv
-    if not (e_vwap >= rt["thr_entry_bps"]):
+    e_vwap = (vs * f_sell - vb * f_buy) * inv  # the executable edge itself
+    if not (e_vwap - d * anchor >= rt["thr_entry_bps"]):  # ... against the anchor
         s.skips[r, SK_DEPTH] += 1
         return
     if qty * vb < s.inst[buy_i]["min_notional"] or qty * vs < s.inst[sell_i]["min_notional"]:
@@ -208,6 +237,7 @@ def _start_trade(s, r, d, e_vwap, inv, t) -> None:
     rt["entry_prem_bps"] = (mid_b - mid_a) * inv
     rt["fx_pnl"] = 0.0
     rt["funding"] = 0.0
+    rt["entry_anchor_bps"] = rt["anchor_bps"] if rt["anchor_on"] == 1 else 0.0
     rt["pending_reason"] = X_NONE
     rt["qty"] = 0.0
     rt["entry_notional"] = 0.0
@@ -260,6 +290,8 @@ def exit_reason(inst, route, book_px, r, t) -> int:
                 + rt["tp_cb"] * book_px[b, rt["tp_sb"], 0] * fb >= rt["tp_k"]):
             return X_TAKE_PROFIT
     close4 = ((bid_a - ask_b) if d == 1 else (bid_b - ask_a)) * 4e4
+    if rt["anchor_on"] == 1:  # converged = the premium is back at its anchor
+        close4 += d * rt["anchor_bps"] * sum4
     if rt["rev_on"] == 1 and close4 >= rt["thr_entry_bps"] * sum4:
         return X_REVERSAL
     if rt["conv_on"] == 1 and close4 >= rt["exit_bps"] * sum4:

@@ -228,6 +228,15 @@ ROUTE_DTYPE = np.dtype(
         ("best_miss_bps", "f8"),  # max over FLAT events of (edge - entry threshold)
         ("best_miss_ts", "i8"),
         ("best_miss_dir", "i4"),
+        # EWMA anchor of the mid premium (strategy.anchor = "ewma")
+        ("anchor_on", "i4"),
+        ("anchor_tau_ns", "f8"),  # half-life / ln 2
+        ("anchor_warm_ns", "i8"),  # no entries until the anchor has run this long
+        ("anchor_bps", "f8"),
+        ("anchor_ts", "i8"),
+        ("anchor_t0", "i8"),
+        ("anchor_n", "i8"),
+        ("entry_anchor_bps", "f8"),
     ]
 )
 
@@ -301,7 +310,8 @@ TRADE_DTYPE = np.dtype(
         ("trade_id", "i8"), ("route", "i4"), ("dir", "i4"), ("is_open", "i4"),
         ("entry_ts", "i8"), ("exit_ts", "i8"), ("qty", "f8"),
         ("entry_edge_bps", "f8"), ("exit_edge_bps", "f8"),
-        ("entry_prem_bps", "f8"), ("exit_prem_bps", "f8"), ("entry_notional", "f8"),
+        ("entry_prem_bps", "f8"), ("exit_prem_bps", "f8"), ("entry_anchor_bps", "f8"),
+        ("entry_notional", "f8"),
         ("gross_pnl", "f8"), ("price_pnl", "f8"), ("slippage", "f8"), ("fees", "f8"),
         ("fx_pnl", "f8"), ("funding", "f8"), ("net_pnl", "f8"), ("net_pnl_mid", "f8"),
         ("r_multiple", "f8"), ("exit_reason", "i4"), ("legging_cost", "f8"),

@@ -147,6 +147,9 @@ def _route_record(rec: np.void, cfg: Config, r: int, ia: int, ib: int) -> None:
     rec["unwind_retries"] = s.unwind_retries
     rec["best_miss_bps"] = -np.inf
     rec["best_miss_dir"] = 0
+    rec["anchor_on"] = 1 if s.anchor == "ewma" else 0
+    rec["anchor_tau_ns"] = s.anchor_halflife_s * S / math.log(2.0)
+    rec["anchor_warm_ns"] = round(s.anchor_warmup_s * S)
 
 
 def build_state(cfg: Config, inst_keys: list[str], depth: int, use_exch: dict[str, bool],

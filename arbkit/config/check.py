@@ -1,0 +1,146 @@
+"""Value checks of a loaded configuration: each problem is one ``ConfigError`` line."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from arbkit.config.model import (
+    CURRENCIES,
+    FEE_CCYS,
+    INSTRUMENT_KINDS,
+    LEGGING_POLICIES,
+    OFF,
+    Config,
+    RiskConfig,
+    RouteConfig,
+    StrategyConfig,
+)
+from arbkit.errors import ConfigError
+
+
+def _check(cfg: Config, source: str) -> None:
+    seen: set[str] = set()
+    for i, inst in enumerate(cfg.instruments):
+        w = f"{source}: instruments[{i}] ({inst.key})"
+        if inst.key in seen:
+            raise ConfigError(f"{w}: duplicate instrument; each venue:symbol appears once")
+        seen.add(inst.key)
+        if inst.kind not in INSTRUMENT_KINDS:
+            raise ConfigError(f"{w}: kind = {inst.kind!r}; use one of {INSTRUMENT_KINDS}")
+        if inst.fee_ccy not in FEE_CCYS:
+            raise ConfigError(f"{w}: fee_ccy = {inst.fee_ccy!r}; use 'quote' or 'received' (a "
+                              "spot buy pays its fee in the asset received, as on Binance)")
+        if inst.fee_ccy == "received" and inst.kind != "spot":
+            raise ConfigError(f"{w}: fee_ccy = 'received' is for spot instruments; a "
+                              f"{inst.kind} pays fees in its settlement currency")
+        for name in ("taker_fee_bps", "order_latency_ms", "order_latency_jitter_ms",
+                     "ack_latency_ms", "exch_match_timeout_ms", "min_notional",
+                     "initial_base", "initial_quote"):
+            v = getattr(inst, name)
+            if v < 0:
+                raise ConfigError(f"{w}: {name} = {v}; must be >= 0 (fees are costs: a rebate "
+                                  "is not modelled for taker orders)")
+        for name in ("tick", "lot"):
+            if getattr(inst, name) <= 0:
+                raise ConfigError(f"{w}: {name} = {getattr(inst, name)}; must be > 0")
+        if inst.quote not in CURRENCIES:
+            raise ConfigError(f"{w}: quote = {inst.quote!r}; use one of {CURRENCIES}")
+    labels: set[str] = set()
+    for r, route in enumerate(cfg.routes):
+        _check_route(cfg, r, route, source)
+        if route.label in labels:
+            raise ConfigError(f"{source}: routes[{r}] {route.label!r} appears twice; give each "
+                              "route its own legs or name")
+        labels.add(route.label)
+        _check_strategy(cfg.route_strategy(r), f"{source}: routes[{r}] ({route.label})"
+                        if route.strategy else source)
+    _check_run(cfg, source)
+
+
+def _check_route(cfg: Config, r: int, route: RouteConfig, source: str) -> None:
+    w = f"{source}: routes[{r}]"
+    a, b = cfg.instrument(route.a), cfg.instrument(route.b)
+    if a.key == b.key:
+        raise ConfigError(f"{w}: a and b are both {a.key!r}; pick two markets")
+    if a.base != b.base:
+        raise ConfigError(f"{w}: legs trade {a.base} and {b.base}; use the same base")
+    for leg in (a, b):
+        try:
+            cfg.fx_for(leg.quote)
+        except ConfigError as exc:
+            raise ConfigError(f"{w}: {leg.key} is quoted in {leg.quote}: {exc}") from None
+    unknown = sorted(set(route.strategy) - {f.name for f in fields(StrategyConfig)})
+    if unknown:
+        raise ConfigError(f"{w}: unknown key routes.strategy.{unknown[0]}; allowed keys are "
+                          "those of [strategy]")
+
+
+def _check_strategy(s: StrategyConfig, source: str) -> None:
+    for name in ("notional", "max_slippage_bps", "unwind_max_slippage_bps"):
+        if getattr(s, name) <= 0:
+            raise ConfigError(f"{source}: strategy.{name} = {getattr(s, name)}; must be > 0")
+    for name in ("latency_allowance_bps", "cooldown_after_stop_s", "sanity_max_edge_bps"):
+        if getattr(s, name) < 0:
+            raise ConfigError(f"{source}: strategy.{name} = {getattr(s, name)}; must be >= 0")
+    for name in ("take_profit_bps", "stop_loss_bps", "max_hold_s", "max_quote_age_ms"):
+        v = getattr(s, name)
+        if v != OFF and v <= 0:
+            raise ConfigError(f'{source}: strategy.{name} = {v}; must be > 0, or "off" to disable')
+    if s.legging not in LEGGING_POLICIES:
+        raise ConfigError(
+            f"{source}: strategy.legging = {s.legging!r}; only 'unwind' is supported so far"
+        )
+    if s.unwind_retries < 1:
+        raise ConfigError(f"{source}: strategy.unwind_retries = {s.unwind_retries}; must be >= 1")
+    if s.anchor not in ("none", "ewma"):
+        raise ConfigError(f"{source}: strategy.anchor = {s.anchor!r}; use 'none' (edges against "
+                          "0) or 'ewma' (against an EWMA of the premium)")
+    if s.anchor_halflife_s <= 0 or s.anchor_warmup_s < 0:
+        raise ConfigError(f"{source}: strategy.anchor_halflife_s must be > 0 and "
+                          "anchor_warmup_s >= 0")
+
+
+def _check_fx(cfg: Config, source: str) -> None:
+    for k, fx in enumerate(cfg.fx):
+        base, quote = fx.pair
+        if not base or not quote or base == quote:
+            raise ConfigError(f"{source}: fx[{k}].symbol = {fx.symbol!r}; write BASE/QUOTE, e.g. "
+                              "USDT/KRW (KRW per one USDT)")
+        if cfg.run.reference_ccy not in (base, quote):
+            raise ConfigError(f"{source}: fx[{k}] {fx.symbol} does not involve reference_ccy "
+                              f"{cfg.run.reference_ccy}; only direct conversions are used")
+        if fx.max_age_s != OFF and fx.max_age_s <= 0:
+            raise ConfigError(f'{source}: fx[{k}].max_age_s = {fx.max_age_s}; must be > 0 or '
+                              '"off"')
+
+
+def _check_risk(r: RiskConfig, source: str) -> None:
+    for name in ("max_symbol_notional", "max_gross_exposure", "max_venue_imbalance",
+                 "daily_loss_limit", "max_drawdown", "max_entry_slippage_bps",
+                 "max_orders_per_s"):
+        v = getattr(r, name)
+        if v != OFF and v <= 0:
+            raise ConfigError(f'{source}: risk.{name} = {v}; must be > 0, or "off" (a loss '
+                              "limit is a positive amount)")
+    if r.same_jump_routes == 1 or r.same_jump_routes < 0:
+        raise ConfigError(f"{source}: risk.same_jump_routes = {r.same_jump_routes}; 0 (off) "
+                          "or at least 2 routes")
+    if r.loss_streak < 0 or r.same_jump_window_ms <= 0 or r.loss_streak_cooldown_s <= 0:
+        raise ConfigError(f"{source}: risk.loss_streak >= 0 (0 = off), same_jump_window_ms "
+                          "> 0 and loss_streak_cooldown_s > 0 needed")
+
+
+def _check_run(cfg: Config, source: str) -> None:
+    _check_fx(cfg, source)
+    _check_risk(cfg.risk, source)
+    if cfg.run.timeline not in ("recv", "exch"):
+        raise ConfigError(f"{source}: run.timeline = {cfg.run.timeline!r}; use 'recv' or 'exch'")
+    if cfg.run.capital <= 0 or cfg.run.equity_interval_s <= 0:
+        raise ConfigError(f"{source}: run.capital and run.equity_interval_s must be > 0")
+    b = cfg.bars
+    for name in ("half_spread_bps", "quote_size"):
+        v = getattr(b, name)
+        if v != OFF and v <= 0:
+            raise ConfigError(f'{source}: bars.{name} = {v}; must be > 0, or "off"')
+    if not 0 < b.participation <= 1:
+        raise ConfigError(f"{source}: bars.participation = {b.participation}; must be in (0, 1]")
