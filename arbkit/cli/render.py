@@ -19,7 +19,10 @@ SECTIONS = {
     "Opportunities": ["entry_threshold_bps", "best_clean_edge_bps", "nearest_miss_bps",
                       "opportunities_seen", "opportunities_taken", "skipped_crossed_book", "skipped_stale_quote",
                       "skipped_sanity", "skipped_busy", "skipped_cooldown", "skipped_depth",
-                      "skipped_balance", "skipped_min_notional", "skipped_stale_fx"],
+                      "skipped_balance", "skipped_min_notional", "skipped_stale_fx",
+                      "skipped_symbol_cap", "skipped_gross_cap", "skipped_venue_imbalance",
+                      "skipped_slippage", "skipped_same_jump", "skipped_loss_streak",
+                      "skipped_rate_limit", "skipped_halted", "guard_events"],
 }
 PCT = {"win_rate", "max_drawdown_pct", "time_in_market", "fee_share"}
 

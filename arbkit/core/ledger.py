@@ -31,6 +31,7 @@ def has_room(s, need) -> bool:
         and g["n_trades"] + need <= s.trades.shape[0]
         and g["n_equity"] + need <= s.equity.shape[0]
         and g["n_legs"] + need <= s.legs.shape[0]
+        and g["n_guard"] + need <= s.guards.shape[0]
     )
 
 

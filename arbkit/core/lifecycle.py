@@ -12,11 +12,13 @@ from __future__ import annotations
 from arbkit.core.jit import njit
 from arbkit.core.ledger import write_leg, write_trade
 from arbkit.core.orders import limit_price, send_order
+from arbkit.core.risk import log_guard
 from arbkit.core.types import (
     ASK,
     BID,
     BUY,
     FLAT,
+    G_LOSS_STREAK,
     OPEN,
     P_UNWIND,
     SELL,
@@ -126,9 +128,26 @@ def _go_flat(s, r, now) -> None:
         write_trade(s, r, now, reason, 0)
         if reason == X_STOP_LOSS:
             rt["cooldown_until"] = now + rt["cooldown_ns"]
+        _loss_streak(s, r, now, s.trades[s.glob[0]["n_trades"] - 1]["net_pnl"])
     rt["state"] = FLAT
     rt["hold_armed"] = 0
     rt["qty"] = 0.0
+    rt["force_exit"] = 0
+
+
+@njit
+def _loss_streak(s, r, now, net) -> None:
+    """Count losing round trips in a row; at the limit the route pauses (risk.loss_streak)."""
+    rt = s.route[r]
+    n = s.risk[0]["streak"]
+    if net >= 0.0 or n == 0:
+        rt["streak"] = 0
+        return
+    rt["streak"] += 1
+    if rt["streak"] >= n:
+        rt["streak"] = 0
+        rt["streak_until"] = now + s.risk[0]["streak_ns"]
+        log_guard(s, now, G_LOSS_STREAK, r, float(n), float(n))
 
 
 @njit

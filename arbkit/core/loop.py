@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from arbkit.core.book import apply_quote
 from arbkit.core.carry import apply_funding, apply_fx
+from arbkit.core.halt import DAY, kill, running_check
 from arbkit.core.jit import njit
 from arbkit.core.ledger import has_room, write_equity, write_equity_arrays, write_trade
 from arbkit.core.lifecycle import process_ack
@@ -26,6 +27,8 @@ from arbkit.core.strategy import (
     try_entry,
 )
 from arbkit.core.types import (
+    CTL_KILL,
+    EV_CONTROL,
     EV_FUNDING,
     EV_FX,
     EV_QUOTE,
@@ -105,6 +108,14 @@ def run_chunk(s, ev, depth, start):
             elif e["kind"] == EV_FUNDING:
                 g["now"] = now
                 apply_funding(s, e["inst"], e["bid_px"], e["ask_px"])
+            elif e["kind"] == EV_CONTROL and e["inst"] == CTL_KILL:
+                if not has_room(s, ROOM * s.orders.shape[0]):
+                    g["now"] = now
+                    g["n_events"] = counted + k
+                    return S_FULL, k
+                g["now"] = t if t > now else now
+                kill(s, g["now"])
+                wake = g["next_wakeup"]
             if t > now:
                 now = t
         k += 1
@@ -118,7 +129,7 @@ def _samples_only(glob, inst, route, book_px, equity, limit) -> bool:
     """Fast path for the common wake-up: only equity samples are due (no order in flight, no
     time stop before them). Same result as ``_wakeups``; False hands over to it."""
     g = glob[0]
-    if g["n_active"] > 0:
+    if g["n_active"] > 0 or g["running_guards"] == 1:
         return False
     t_h = NEVER
     for r in range(route.shape[0]):
@@ -176,6 +187,8 @@ def _one_wakeup(s, limit, timers) -> None:
         _time_stop(s, r, now)
     else:
         write_equity(s, t_s)
+        if g["running_guards"] == 1:
+            running_check(s, t_s)
         g["next_sample"] = _next_sample(s, t_s, limit, t_o, t_h)
 
 
@@ -189,6 +202,10 @@ def _next_sample(s, t_s, limit, t_o, t_h) -> int:
         cap = t_o
     if t_h < cap:
         cap = t_h
+    if s.glob[0]["running_guards"] == 1:  # a sample at every UTC midnight: the daily reset
+        midnight = (t_s // DAY + 1) * DAY
+        if midnight < cap:
+            cap = midnight
     nxt = t_s + step
     tgt = (cap // step) * step
     return tgt if tgt > nxt else nxt

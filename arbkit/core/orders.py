@@ -16,6 +16,7 @@ import numpy as np
 from arbkit.core.book import take
 from arbkit.core.jit import njit
 from arbkit.core.ledger import book_fill, write_order_log
+from arbkit.core.risk import count_order
 from arbkit.core.types import (
     ASK,
     BID,
@@ -92,6 +93,7 @@ def send_order(s, r, i, side, qty, limit_px, dec_px, purpose, t) -> None:
     o["reason"] = RJ_NONE
     inst["n_pending"] += 1
     g["n_active"] += 1
+    count_order(s, i, t)
     s.route[r]["inflight"] += 1
     if o["t_deadline"] < g["next_wakeup"]:
         g["next_wakeup"] = o["t_deadline"]

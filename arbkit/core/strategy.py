@@ -15,6 +15,7 @@ import math
 from arbkit.core.book import available, floor_lot, vwap
 from arbkit.core.jit import njit, njit_inline
 from arbkit.core.orders import limit_price, send_order
+from arbkit.core.risk import pre_guards, sized_guards
 from arbkit.core.types import (
     ASK,
     BID,
@@ -40,6 +41,7 @@ from arbkit.core.types import (
     X_CONVERGE,
     X_NONE,
     X_REVERSAL,
+    X_RISK,
     X_STOP_LOSS,
     X_TAKE_PROFIT,
     X_TIME,
@@ -95,8 +97,10 @@ def on_market(inst, route, book_px, skips, r, t):
                 rt["best_miss_ts"] = t
                 rt["best_miss_dir"] = d
             if best >= thr:
+                rt["signal_ts"] = t
                 return A_ENTRY_AB if d == 1 else A_ENTRY_BA
         elif best_d * 4e4 >= thr * sum4:
+            rt["signal_ts"] = t
             return A_ENTRY_AB if d_ab >= d_ba else A_ENTRY_BA
         return A_NONE
     if (bid_b - ask_a - adj) * 4e4 >= thr * sum4 or (bid_a - ask_b + adj) * 4e4 >= thr * sum4:
@@ -182,6 +186,8 @@ def try_entry(s, r, d, t) -> None:
     if why >= 0:
         s.skips[r, why] += 1
         return
+    if pre_guards(s, r, t) >= 0:
+        return
     buy_i = rt["inst_a"] if d == 1 else rt["inst_b"]
     sell_i = rt["inst_b"] if d == 1 else rt["inst_a"]
     ask = s.book_px[buy_i, ASK, 0]
@@ -209,6 +215,8 @@ def try_entry(s, r, d, t) -> None:
         return
     if qty * vb < s.inst[buy_i]["min_notional"] or qty * vs < s.inst[sell_i]["min_notional"]:
         s.skips[r, SK_MIN_NOTIONAL] += 1
+        return
+    if sized_guards(s, r, t, buy_i, sell_i, qty, vb, vs, ask, bid) >= 0:
         return
     s.skips[r, SK_TAKEN] += 1
     _start_trade(s, r, d, e_vwap, inv, t)
@@ -267,6 +275,8 @@ def exit_reason(inst, route, book_px, r, t) -> int:
     the sum of the four touch prices.
     """
     rt = route[r]
+    if rt["force_exit"] != 0:  # a running guard or the kill switch flattens
+        return rt["force_exit"]
     a = rt["inst_a"]
     b = rt["inst_b"]
     fa = inst[a]["fx"]
@@ -343,7 +353,7 @@ def send_exit(s, r, reason, t) -> None:
     inv = 4e4 / (bid_a + ask_a + bid_b + ask_b)
     rt["exit_edge_bps"] = ((bid_a - ask_b) if rt["dir"] == 1 else (bid_b - ask_a)) * inv
     rt["exit_prem_bps"] = (bid_b + ask_b - bid_a - ask_a) * 0.5 * inv
-    forced = reason == X_STOP_LOSS or reason == X_TIME
+    forced = reason == X_STOP_LOSS or reason == X_TIME or reason >= X_RISK
     bound = rt["force_slip"] if forced else rt["slip"]
     for leg in range(2):
         i = a if leg == 0 else b

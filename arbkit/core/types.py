@@ -14,6 +14,8 @@ EV_HEARTBEAT = 2  # advances time only (paper/live inject these so timers fire o
 EV_FX = 3  # an FX rate: ``inst`` is the FX series index, ``bid_px`` the rate (quote per base)
 EV_FUNDING = 4  # a perpetual's funding: ``inst`` the instrument, ``bid_px`` the realised rate,
 # ``ask_px`` the mark price
+EV_CONTROL = 5  # an operator control: ``inst`` is the control code (CTL_*)
+CTL_KILL = 1  # kill switch: halt and flatten everything
 
 EVENT_DTYPE = np.dtype(
     [
@@ -77,9 +79,11 @@ X_TIME = 4
 X_REVERSAL = 5
 X_OPEN_AT_END = 6
 X_ENTRY_LEGGED = 7  # entry filled on one leg only and was unwound flat
+X_RISK = 8  # flattened by a risk guard (max drawdown)
+X_KILL = 9  # flattened by the kill switch
 EXIT_REASON_TEXT = (
     "none", "converge", "take_profit", "stop_loss", "time", "reversal", "open_at_end",
-    "entry_legged",
+    "entry_legged", "risk", "kill",
 )
 
 # ---- why an opportunity was not taken (counted per route) --------------------------------
@@ -93,11 +97,32 @@ SK_BALANCE = 6
 SK_MIN_NOTIONAL = 7
 SK_TAKEN = 8  # not a skip: the entry was sent
 SK_STALE_FX = 9  # an FX rate a leg needs is older than its series' max age
-N_SKIP = 10
+SK_SYMBOL_CAP = 10  # risk guards ([risk]): pre-trade
+SK_GROSS_CAP = 11
+SK_VENUE_IMBALANCE = 12
+SK_SLIPPAGE = 13
+SK_SAME_JUMP = 14
+SK_LOSS_STREAK = 15
+SK_RATE_LIMIT = 16
+SK_HALTED = 17  # trading halted by a running guard (daily loss, drawdown, kill)
+SK_SAME_JUMP_WAIT = 18  # an entry signal waiting for the same-jump guard's confirmation
+N_SKIP = 19
 SKIP_TEXT = (
     "crossed_book", "stale_quote", "sanity", "busy", "cooldown", "depth", "balance",
-    "min_notional", "taken", "stale_fx",
+    "min_notional", "taken", "stale_fx", "symbol_cap", "gross_cap", "venue_imbalance",
+    "slippage", "same_jump", "loss_streak", "rate_limit", "halted", "same_jump_wait",
 )
+
+# ---- guard log codes: the SK_* codes of the pre-trade guards, and these --------------------
+G_DAILY_LOSS = 100  # entries stop until the next UTC day
+G_DAY_RESET = 101  # a new UTC day: a daily-loss halt is lifted
+G_DRAWDOWN = 102  # halt for good and flatten
+G_KILL = 103  # kill switch
+G_LOSS_STREAK = 104  # a route starts its loss-streak pause
+HALT_NONE = 0
+HALT_DAILY = 1
+HALT_DRAWDOWN = 2
+HALT_KILL = 3
 
 # ---- run_chunk status --------------------------------------------------------------------
 S_DONE = 0
@@ -139,6 +164,7 @@ INST_DTYPE = np.dtype(
         ("fx_inv", "i4"),  # 1: the series is quoted reference/quote, so fx = 1 / rate
         ("fee_in_base", "i4"),  # spot buys pay the fee in the received asset (Binance spot)
         ("funding", "f8"),  # funding paid (-) or received (+), quote ccy
+        ("venue_id", "i4"),  # index into the venue arrays (rate limit, imbalance)
     ]
 )
 
@@ -237,6 +263,14 @@ ROUTE_DTYPE = np.dtype(
         ("anchor_t0", "i8"),
         ("anchor_n", "i8"),
         ("entry_anchor_bps", "f8"),
+        # risk guards
+        ("base_id", "i4"),  # the base asset (symbol cap)
+        ("signal_ts", "i8"),  # last time the entry signal fired (same-jump guard)
+        ("sig_first", "i8"),  # start of the current signal episode (same-jump confirmation)
+        ("streak", "i4"),  # losing round trips in a row
+        ("streak_until", "i8"),  # loss-streak pause ends
+        ("last_block", "i4"),  # last guard that blocked an entry (the log gets one row per episode)
+        ("force_exit", "i4"),  # X_RISK / X_KILL: flatten at the next chance
     ]
 )
 
@@ -285,6 +319,12 @@ GLOB_DTYPE = np.dtype(
         ("n_events", "i8"),
         ("n_slow_wakeups", "i8"),  # wake-up items handled by the general (slow) path
         ("started", "i4"),
+        ("halt", "i4"),  # HALT_*: entries stopped by a running guard
+        ("day", "i8"),  # UTC day of the last equity sample
+        ("day_start_eq", "f8"),
+        ("peak_eq", "f8"),
+        ("n_guard", "i8"),
+        ("running_guards", "i4"),  # daily loss or drawdown on: samples take the slow path
     ]
 )
 
@@ -329,3 +369,33 @@ LEG_DTYPE = np.dtype(
         ("excess_qty", "f8"), ("residual_qty", "f8"), ("cost", "f8"), ("tries", "i4"),
     ]
 )
+
+GUARD_DTYPE = np.dtype(
+    [("ts", "i8"), ("code", "i4"), ("route", "i4"), ("value", "f8"), ("limit", "f8")]
+)
+
+RISK_DTYPE = np.dtype(
+    [
+        # caps are +inf when off (nothing exceeds them); counts 0 when off
+        ("symbol_cap", "f8"),
+        ("gross_cap", "f8"),
+        ("imbalance_cap", "f8"),
+        ("daily_loss", "f8"),
+        ("max_dd", "f8"),
+        ("slip_bps", "f8"),
+        ("jump_routes", "i4"),
+        ("jump_ns", "i8"),
+        ("streak", "i4"),
+        ("streak_ns", "i8"),
+        ("rate", "f8"),
+    ]
+)
+
+VENUE_DTYPE = np.dtype([("second", "i8"), ("orders", "i8")])  # orders in the current second
+
+
+def guard_text(code: int) -> str:
+    """Name of a guard-log code."""
+    names = {G_DAILY_LOSS: "daily_loss", G_DAY_RESET: "day_reset", G_DRAWDOWN: "drawdown",
+             G_KILL: "kill", G_LOSS_STREAK: "loss_streak"}
+    return names.get(code) or SKIP_TEXT[code]

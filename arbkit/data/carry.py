@@ -124,6 +124,23 @@ def from_catalog(cfg: Config, inst_keys: list[str], root: Path) -> tuple[np.ndar
     return _sorted([fx_events(cfg, fx) if cfg.fx else _events(0), fund_ev]), notes
 
 
+CONTROLS = {"kill": T.CTL_KILL}
+
+
+def with_controls(extra: np.ndarray, controls: list[tuple[int, str]] | None) -> np.ndarray:
+    """Operator controls as ``EV_CONTROL`` events, merged into the carry events."""
+    if not controls:
+        return extra
+    ev = _events(len(controls))
+    for j, (ts, name) in enumerate(controls):
+        if name not in CONTROLS:
+            raise DataError(f"control {name!r} at {ts}: unknown; known: {', '.join(CONTROLS)}")
+        ev[j]["ts_recv"] = ev[j]["ts_exch"] = int(ts)
+        ev[j]["inst"] = CONTROLS[name]
+        ev[j]["kind"] = T.EV_CONTROL
+    return _sorted([extra, ev])
+
+
 def insert(ev: np.ndarray, extra: np.ndarray) -> np.ndarray:
     """``extra`` events placed into time-sorted ``ev``, each before the events at its time."""
     if extra.shape[0] == 0:

@@ -44,7 +44,8 @@ class CatalogEvents:
     """
 
     def __init__(self, root: str | Path, cfg: Config, *, start: date | None = None,
-                 end: date | None = None, carry: bool = False) -> None:
+                 end: date | None = None, carry: bool = False,
+                 controls: list[tuple[int, str]] | None = None) -> None:
         self.cat = Catalog(root)
         self.cfg = cfg
         self.keys = [i.key for i in cfg.instruments]
@@ -69,6 +70,8 @@ class CatalogEvents:
         from arbkit.data import carry as carry_mod
 
         self.extra = carry_mod.from_catalog(cfg, self.keys, self.cat.root) if carry else None
+        if self.extra is not None:
+            self.extra = (carry_mod.with_controls(self.extra[0], controls), self.extra[1])
         self.carry_notes = self.extra[1] if self.extra is not None else []
         self.implied = carry_mod.ImpliedCheck(cfg, self.keys)
         self.rows = sum(_rows(p.path) for ps in self.parts.values() for p in ps)

@@ -105,6 +105,7 @@ class BacktestResult:
     routes: pl.DataFrame = field(default_factory=pl.DataFrame)  # one row per route
     symbols: pl.DataFrame = field(default_factory=pl.DataFrame)  # routes summed by base asset
     venues: pl.DataFrame = field(default_factory=pl.DataFrame)  # per venue:symbol balances
+    guards: pl.DataFrame = field(default_factory=pl.DataFrame)  # the risk-guard log
 
     def metric(self, name: str) -> float:
         row = self.summary.filter(pl.col("metric") == name)
@@ -127,7 +128,8 @@ def run_arrays(cfg: Config, arrays: EventArrays, *, chunk: int | None = None) ->
 def backtest(data: Any, config: Any, *, chunk: int | None = None, stream: bool = False,
              start_day: str | None = None, end_day: str | None = None,
              stream_rows: int | None = 1 << 19, fx: Any = None,
-             funding: Any = None) -> BacktestResult:
+             funding: Any = None, controls: list[tuple[int, str]] | None = None
+             ) -> BacktestResult:
     """Run a backtest.
 
     Parameters
@@ -145,6 +147,8 @@ def backtest(data: Any, config: Any, *, chunk: int | None = None, stream: bool =
     fx, funding : FX rates (the ``fx`` table) for the config's ``[[fx]]`` series and realised
         funding (the ``funding`` table) of its linear perpetuals, as frames or Parquet paths,
         for data that is not a catalog (a catalog supplies its own ``fx`` and ``funding``).
+    controls : operator controls as ``(ts_ns, "kill")`` pairs: the kill switch at that time
+        (halt and flatten everything), as paper/live operators send it.
 
     Examples
     --------
@@ -164,13 +168,14 @@ def backtest(data: Any, config: Any, *, chunk: int | None = None, stream: bool =
     t0 = time.perf_counter()
     if catalog:
         return _backtest_catalog(data, cfg, chunk=chunk, stream=stream, start_day=start_day,
-                                 end_day=end_day, stream_rows=stream_rows)
+                                 end_day=end_day, stream_rows=stream_rows, controls=controls)
     from arbkit.data import carry
 
     loaded = load_quotes(data, cfg)
     keys = [i.key for i in cfg.instruments]
     arrays = build_events(loaded.frame, keys, timeline=cfg.run.timeline, source=loaded.source)
     extra, carry_notes = carry.from_sources(cfg, keys, fx, funding)
+    extra = carry.with_controls(extra, controls)
     if extra.shape[0]:
         arrays = dataclasses.replace(arrays, events=carry.insert(arrays.events, extra))
         carry.check_not_implied(cfg, keys, arrays.events)
@@ -183,12 +188,13 @@ def backtest(data: Any, config: Any, *, chunk: int | None = None, stream: bool =
 
 def _backtest_catalog(root: Any, cfg: Config, *, chunk: int | None, stream: bool,
                       start_day: str | None, end_day: str | None,
-                      stream_rows: int | None) -> BacktestResult:
+                      stream_rows: int | None,
+                      controls: list[tuple[int, str]] | None = None) -> BacktestResult:
     from arbkit.data.stream import CatalogEvents, day_range
 
     t0 = time.perf_counter()
     ce = CatalogEvents(root, cfg, **dict(zip(("start", "end"), day_range(start_day, end_day))),
-                       carry=True)
+                       carry=True, controls=controls)
     load_s = 0.0
     crossed = 0
     offsets: dict[str, set[int]] = {k: set() for k in ce.keys}
@@ -243,5 +249,5 @@ def state_frames(state: KernelState) -> dict[str, pl.DataFrame]:
     """Copy the used part of each output buffer into a polars frame."""
     g = state.glob[0]
     n = {"fills": g["n_fills"], "olog": g["n_orders"], "trades": g["n_trades"],
-         "equity": g["n_equity"], "legs": g["n_legs"]}
+         "equity": g["n_equity"], "legs": g["n_legs"], "guards": g["n_guard"]}
     return {k: pl.from_numpy(getattr(state, k)[: int(v)].copy()) for k, v in n.items()}

@@ -32,14 +32,17 @@ class KernelState(NamedTuple):
     inst_route_ptr: np.ndarray
     inst_route_idx: np.ndarray
     skips: np.ndarray
+    risk: np.ndarray
+    venues: np.ndarray
     fills: np.ndarray
     olog: np.ndarray
     trades: np.ndarray
     equity: np.ndarray
     legs: np.ndarray
+    guards: np.ndarray
 
 
-BUFFERS = ("fills", "olog", "trades", "equity", "legs")
+BUFFERS = ("fills", "olog", "trades", "equity", "legs", "guards")
 
 
 def entry_threshold_bps(cfg: Config, r: int = 0) -> float:
@@ -176,9 +179,22 @@ def build_state(cfg: Config, inst_keys: list[str], depth: int, use_exch: dict[st
     ptr[1:] = np.cumsum([len(x) for x in idx_lists])
     # unsigned route indices: no negative-index wrap-around on the per-event path (types.py)
     idx = np.array([r for x in idx_lists for r in x], np.uint32)
+    venue_names = sorted({k.split(":", 1)[0] for k in inst_keys})
+    for i, key in enumerate(inst_keys):
+        inst[i]["venue_id"] = venue_names.index(key.split(":", 1)[0])
+    bases = sorted({cfg.instrument(rc.a).base for rc in cfg.routes})
+    for r, rc in enumerate(cfg.routes):
+        route[r]["base_id"] = bases.index(cfg.instrument(rc.a).base)
+        route[r]["last_block"] = -1
+        route[r]["signal_ts"] = np.iinfo(np.int64).min // 2
+        route[r]["sig_first"] = np.iinfo(np.int64).min // 2
     glob = np.zeros(1, T.GLOB_DTYPE)
     glob[0]["seed"] = np.uint64(cfg.run.seed)
     glob[0]["capital"] = cfg.run.capital
+    glob[0]["day"] = -1
+    glob[0]["day_start_eq"] = glob[0]["peak_eq"] = cfg.run.capital
+    glob[0]["running_guards"] = int(cfg.risk.daily_loss_limit != OFF
+                                    or cfg.risk.max_drawdown != OFF)
     glob[0]["sample_ns"] = max(1, round(cfg.run.equity_interval_s * S))
     glob[0]["next_wakeup"] = np.iinfo(np.int64).max
     glob[0]["next_sample"] = np.iinfo(np.int64).max
@@ -197,17 +213,40 @@ def build_state(cfg: Config, inst_keys: list[str], depth: int, use_exch: dict[st
         book_px=book_px, book_qty=np.zeros((n_inst, 2, d)),
         book_taken=np.zeros((n_inst, 2, d)), book_n=np.zeros((n_inst, 2), np.int64),
         inst_route_ptr=ptr, inst_route_idx=idx, skips=np.zeros((len(route), T.N_SKIP), np.int64),
+        risk=_risk(cfg), venues=np.zeros(len(venue_names), T.VENUE_DTYPE),
         fills=np.zeros(capacity, T.FILL_DTYPE), olog=np.zeros(capacity, T.ORDER_LOG_DTYPE),
         trades=np.zeros(capacity, T.TRADE_DTYPE), equity=np.zeros(capacity, T.EQUITY_DTYPE),
-        legs=np.zeros(capacity, T.LEG_DTYPE),
+        legs=np.zeros(capacity, T.LEG_DTYPE), guards=np.zeros(capacity, T.GUARD_DTYPE),
     )
+
+
+def _risk(cfg: Config) -> np.ndarray:
+    """The [risk] limits as the kernel reads them: +inf / 0 where a guard is off."""
+    rk = np.zeros(1, T.RISK_DTYPE)
+    r = cfg.risk
+
+    def cap(v: float | str) -> float:
+        return np.inf if v == OFF else float(v)
+
+    rk[0]["symbol_cap"] = cap(r.max_symbol_notional)
+    rk[0]["gross_cap"] = cap(r.max_gross_exposure)
+    rk[0]["imbalance_cap"] = cap(r.max_venue_imbalance)
+    rk[0]["daily_loss"] = cap(r.daily_loss_limit)
+    rk[0]["max_dd"] = cap(r.max_drawdown)
+    rk[0]["slip_bps"] = cap(r.max_entry_slippage_bps)
+    rk[0]["jump_routes"] = r.same_jump_routes
+    rk[0]["jump_ns"] = round(r.same_jump_window_ms * MS)
+    rk[0]["streak"] = r.loss_streak
+    rk[0]["streak_ns"] = round(r.loss_streak_cooldown_s * S)
+    rk[0]["rate"] = cap(r.max_orders_per_s)
+    return rk
 
 
 def grow(state: KernelState, extra: int = 0) -> KernelState:
     """Double every output buffer that is more than half full (or has < ``extra`` room)."""
     g = state.glob[0]
     counts = {"fills": g["n_fills"], "olog": g["n_orders"], "trades": g["n_trades"],
-              "equity": g["n_equity"], "legs": g["n_legs"]}
+              "equity": g["n_equity"], "legs": g["n_legs"], "guards": g["n_guard"]}
     changes = {}
     for name in BUFFERS:
         buf = getattr(state, name)

@@ -38,7 +38,7 @@ def label_frames(frames: dict[str, pl.DataFrame], inst_keys: list[str],
     orders = _labels(orders, "purpose", T.PURPOSE_TEXT, "purpose_text")
     trades = _labels(frames["trades"], "exit_reason", T.EXIT_REASON_TEXT, "exit_reason_text")
     return {"fills": fills, "orders": orders, "trades": trades,
-            "equity": frames["equity"], "legs": frames["legs"]}
+            "equity": frames["equity"], "legs": frames["legs"], "guards": frames["guards"]}
 
 
 def daily_returns(equity: pl.DataFrame, capital: float) -> np.ndarray:
@@ -145,6 +145,7 @@ def summarize(trades, fills, equity, legs, route, skips, capital, meta,
                                 else math.nan)
     m["nearest_miss_bps"] = max(0.0, -best) if math.isfinite(best) else math.nan
     m["routes"] = int(route.shape[0])
+    m["guard_events"] = int(meta.get("guard_events", 0))
     m["legging_incidents"] = legs.height
     m["naked_residual_qty"] = float(legs.get_column("residual_qty").sum()) if legs.height else 0.0
     notes += too_good_checks(closed, rets)
@@ -176,6 +177,7 @@ def build_result(runner: Any, meta: dict[str, Any]):
     st = runner.state
     meta = dict(meta)
     meta["span_ns"] = (runner.last_ts - runner.first_ts) if runner.first_ts is not None else 0
+    meta["guard_events"] = int(st.glob[0]["n_guard"])
     frames = label_frames(state_frames(st), runner.arrays.inst_keys,
                           [r.label for r in runner.cfg.routes])
     routes = route_frame(runner.cfg, frames["trades"], st.route, st.skips)
@@ -207,4 +209,16 @@ def build_result(runner: Any, meta: dict[str, Any]):
         equity=frames["equity"], legs=frames["legs"], opportunities=opp, summary=summary,
         config=runner.cfg, meta=meta, routes=routes, symbols=symbols,
         venues=venue_frame(runner.arrays.inst_keys, st.inst, st.book_px, frames["fills"]),
+        guards=guard_frame(frames["guards"], runner.cfg),
     )
+
+
+def guard_frame(guards: pl.DataFrame, cfg: Any) -> pl.DataFrame:
+    """The guard log with the guard's and the route's names."""
+    labels = [r.label for r in cfg.routes]
+    return guards.with_columns(
+        pl.col("code").map_elements(T.guard_text, return_dtype=pl.String).alias("guard"),
+        pl.col("route").map_elements(lambda r: labels[r] if r >= 0 else "portfolio",
+                                     return_dtype=pl.String).alias("route_name"),
+    ) if guards.height else guards.with_columns(pl.lit(None, pl.String).alias("guard"),
+                                                pl.lit(None, pl.String).alias("route_name"))
