@@ -104,7 +104,9 @@ RJ_NONE, RJ_BALANCE, RJ_NO_BOOK, RJ_CROSSED, RJ_STALE = 0, 1, 2, 3, 4
 # why an opportunity was not taken
 SKIPS = ("crossed_book", "stale_quote", "sanity", "busy", "cooldown", "depth", "balance",
          "min_notional", "taken",
-         "stale_fx")  # the model has no FX (every leg in the reference currency): always 0
+         # the model has no FX and no [risk] guards (all off in the generated configs): 0
+         "stale_fx", "symbol_cap", "gross_cap", "venue_imbalance", "slippage", "same_jump",
+         "loss_streak", "rate_limit", "halted", "same_jump_wait")
 
 # due-item ranks at equal times
 R_MATCH, R_ACK, R_TIME_STOP, R_SAMPLE = 0, 1, 2, 3
