@@ -87,9 +87,17 @@ def _check_strategy(s: StrategyConfig, source: str) -> None:
         if v != OFF and v <= 0:
             raise ConfigError(f'{source}: strategy.{name} = {v}; must be > 0, or "off" to disable')
     if s.legging not in LEGGING_POLICIES:
-        raise ConfigError(
-            f"{source}: strategy.legging = {s.legging!r}; only 'unwind' is supported so far"
-        )
+        raise ConfigError(f"{source}: strategy.legging = {s.legging!r}; use one of "
+                          f"{', '.join(LEGGING_POLICIES)}")
+    if s.chase_retries < 1 or s.chase_max_slippage_bps <= 0:
+        raise ConfigError(f"{source}: strategy.chase_retries >= 1 and chase_max_slippage_bps > 0 "
+                          "needed")
+    if not 0 < s.scale_out_fraction < 1:
+        raise ConfigError(f"{source}: strategy.scale_out_fraction = {s.scale_out_fraction}; "
+                          "must be in (0, 1) (the rest closes by the other rules)")
+    if s.scale_out_bps != OFF and s.exit_bps != OFF and s.scale_out_bps >= s.exit_bps:
+        raise ConfigError(f"{source}: strategy.scale_out_bps = {s.scale_out_bps} must be below "
+                          f"exit_bps = {s.exit_bps}: the partial exit comes before convergence")
     if s.unwind_retries < 1:
         raise ConfigError(f"{source}: strategy.unwind_retries = {s.unwind_retries}; must be >= 1")
     if s.anchor not in ("none", "ewma"):

@@ -13,7 +13,7 @@ from arbkit.errors import ConfigError
 OFF = "off"
 INSTRUMENT_KINDS = ("spot", "linear_perp")
 FEE_CCYS = ("quote", "received")
-LEGGING_POLICIES = ("unwind",)
+LEGGING_POLICIES = ("unwind", "chase", "hold")
 CURRENCIES = ("USD", "USDT", "USDC", "BUSD", "KRW", "EUR", "BTC", "ETH")
 
 
@@ -88,6 +88,10 @@ class StrategyConfig:
     anchor: str = "none"
     anchor_halflife_s: float = 3600.0
     anchor_warmup_s: float = 0.0
+    chase_retries: int = 2
+    chase_max_slippage_bps: float = 20.0
+    scale_out_bps: float | str = OFF
+    scale_out_fraction: float = 0.5
 
 
 @dataclass(frozen=True, kw_only=True)

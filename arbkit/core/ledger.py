@@ -111,7 +111,7 @@ def book_fill(s, o, ts, filled, px, fee, levels) -> None:
     rt["fee_sum"] += fee * fx
     rt["fx_pnl"] += cf * (fx - fx0)
     rt["n_fills"] += 1
-    if o["purpose"] == 2:  # unwind: what legging cost vs the price the leg was meant to get
+    if o["purpose"] >= 2:  # unwind or chase: what legging cost vs the leg's decision price
         rt["leg_cost"] += side * filled * (px - rt["leg_ref_px"]) * fx0 + fee * fx
 
 
@@ -213,4 +213,5 @@ def write_trade(s, r, ts, reason, is_open) -> None:
     rec["legging_cost"] = rt["leg_cost"]
     rec["n_fills"] = rt["n_fills"]
     rec["n_leg_incidents"] = rt["n_legs"]
+    rec["scaled_out"] = rt["scaled"]
     g["n_trades"] += 1

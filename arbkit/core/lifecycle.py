@@ -19,7 +19,10 @@ from arbkit.core.types import (
     BUY,
     FLAT,
     G_LOSS_STREAK,
+    LEG_CHASE,
+    LEG_HOLD,
     OPEN,
+    P_CHASE,
     P_UNWIND,
     SELL,
     UNWINDING,
@@ -67,10 +70,16 @@ def _all_acked(s, r, now) -> None:
             rt["leg_qty"] = abs(net)
             rt["leg_cost0"] = rt["leg_cost"]
             rt["unwind_tries"] = 0
-        if rt["unwind_tries"] < rt["unwind_retries"]:
+            rt["chase_tries"] = 0
+        policy = rt["legging"]
+        entering = rt["pending_reason"] == X_NONE and rt["qty"] == 0.0
+        if policy == LEG_CHASE and entering and rt["chase_tries"] < rt["chase_retries"]:
+            _send_chase(s, r, net, now)
+            return
+        if policy != LEG_HOLD and rt["unwind_tries"] < rt["unwind_retries"]:
             _send_unwind(s, r, net, now)
             return
-        write_leg(s, r, now, abs(net))  # gave up: naked residual reported
+        write_leg(s, r, now, abs(net))  # held, or gave up: the naked residual is reported
         _go_open(s, r, now)
         return
     if rt["leg_open"] == 1:
@@ -94,6 +103,21 @@ def _send_unwind(s, r, net, now) -> None:
     rt["state"] = UNWINDING
     lim = limit_price(touch, side, rt["force_slip"], s.inst[i]["tick"])
     send_order(s, r, i, side, abs(net), lim, touch, P_UNWIND, now)
+
+
+@njit
+def _send_chase(s, r, net, now) -> None:
+    """Complete the hedge: the missing quantity on the smaller leg, within ``chase_slip``."""
+    rt = s.route[r]
+    use_a = abs(rt["pos_a"]) < abs(rt["pos_b"])
+    i = rt["inst_a"] if use_a else rt["inst_b"]
+    side = SELL if net > 0 else BUY
+    touch = s.book_px[i, BID, 0] if side == SELL else s.book_px[i, ASK, 0]
+    rt["leg_ref_px"] = rt["dec_px_a"] if use_a else rt["dec_px_b"]
+    rt["chase_tries"] += 1
+    rt["state"] = UNWINDING
+    lim = limit_price(touch, side, rt["chase_slip"], s.inst[i]["tick"])
+    send_order(s, r, i, side, abs(net), lim, touch, P_CHASE, now)
 
 
 @njit

@@ -41,7 +41,9 @@ from arbkit.core.types import (
     X_CONVERGE,
     X_NONE,
     X_REVERSAL,
+    X_KILL,
     X_RISK,
+    X_SCALE_OUT,
     X_STOP_LOSS,
     X_TAKE_PROFIT,
     X_TIME,
@@ -263,6 +265,7 @@ def _start_trade(s, r, d, e_vwap, inv, t) -> None:
     rt["unwind_tries"] = 0
     rt["exit_edge_bps"] = 0.0
     rt["exit_prem_bps"] = 0.0
+    rt["scaled"] = 0
     rt["n_entries"] += 1
 
 
@@ -304,6 +307,8 @@ def exit_reason(inst, route, book_px, r, t) -> int:
         close4 += d * rt["anchor_bps"] * sum4
     if rt["rev_on"] == 1 and close4 >= rt["thr_entry_bps"] * sum4:
         return X_REVERSAL
+    if rt["scale_on"] == 1 and rt["scaled"] == 0 and close4 >= rt["scale_bps"] * sum4:
+        return X_SCALE_OUT
     if rt["conv_on"] == 1 and close4 >= rt["exit_bps"] * sum4:
         return X_CONVERGE
     return X_NONE
@@ -353,21 +358,25 @@ def send_exit(s, r, reason, t) -> None:
     inv = 4e4 / (bid_a + ask_a + bid_b + ask_b)
     rt["exit_edge_bps"] = ((bid_a - ask_b) if rt["dir"] == 1 else (bid_b - ask_a)) * inv
     rt["exit_prem_bps"] = (bid_b + ask_b - bid_a - ask_a) * 0.5 * inv
-    forced = reason == X_STOP_LOSS or reason == X_TIME or reason >= X_RISK
+    forced = reason == X_STOP_LOSS or reason == X_TIME or reason == X_RISK or reason == X_KILL
     bound = rt["force_slip"] if forced else rt["slip"]
+    scale = reason == X_SCALE_OUT
+    if scale:
+        rt["scaled"] = 1
     for leg in range(2):
         i = a if leg == 0 else b
         pos = rt["pos_a"] if leg == 0 else rt["pos_b"]
-        if pos == 0.0:
+        qty = floor_lot(abs(pos) * rt["scale_frac"], rt["lot"]) if scale else abs(pos)
+        if qty == 0.0:
             continue
         side = SELL if pos > 0 else BUY
         touch = s.book_px[i, BID, 0] if side == SELL else s.book_px[i, ASK, 0]
         lim = limit_price(touch, side, bound, s.inst[i]["tick"])
-        send_order(s, r, i, side, abs(pos), lim, touch, P_EXIT, t)
+        send_order(s, r, i, side, qty, lim, touch, P_EXIT, t)
         if leg == 0:
             rt["dec_px_a"] = touch
         else:
             rt["dec_px_b"] = touch
     rt["state"] = EXITING
-    rt["pending_reason"] = reason
-    rt["hold_armed"] = 0
+    rt["pending_reason"] = X_NONE if scale else reason  # a scale-out is not the trade's end
+    rt["hold_armed"] = 1 if scale and rt["hold_on"] == 1 and rt["hold_fired"] == 0 else 0

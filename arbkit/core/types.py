@@ -53,7 +53,13 @@ ROUTE_STATE_TEXT = ("flat", "entering", "open", "exiting", "unwinding")
 P_ENTRY = 0
 P_EXIT = 1
 P_UNWIND = 2
-PURPOSE_TEXT = ("entry", "exit", "unwind")
+P_CHASE = 3  # the legging policy "chase": the missing quantity on the lagging leg
+PURPOSE_TEXT = ("entry", "exit", "unwind", "chase")
+
+# ---- legging policies ----------------------------------------------------------------------
+LEG_UNWIND = 0
+LEG_CHASE = 1
+LEG_HOLD = 2
 
 ST_NEW = 0
 ST_ACCEPTED = 1
@@ -81,9 +87,10 @@ X_OPEN_AT_END = 6
 X_ENTRY_LEGGED = 7  # entry filled on one leg only and was unwound flat
 X_RISK = 8  # flattened by a risk guard (max drawdown)
 X_KILL = 9  # flattened by the kill switch
+X_SCALE_OUT = 10  # a partial exit (never a round trip's final reason)
 EXIT_REASON_TEXT = (
     "none", "converge", "take_profit", "stop_loss", "time", "reversal", "open_at_end",
-    "entry_legged", "risk", "kill",
+    "entry_legged", "risk", "kill", "scale_out",
 )
 
 # ---- why an opportunity was not taken (counted per route) --------------------------------
@@ -203,6 +210,12 @@ ROUTE_DTYPE = np.dtype(
         ("fees4_bps", "f8"),
         ("r_unit_bps", "f8"),  # denominator of the R multiple, bps of entry notional
         ("unwind_retries", "i4"),
+        ("legging", "i4"),  # LEG_*
+        ("chase_retries", "i4"),
+        ("chase_slip", "f8"),
+        ("scale_on", "i4"),
+        ("scale_bps", "f8"),  # closing edge at which part of the position is closed
+        ("scale_frac", "f8"),
         # dynamic state
         ("state", "i4"),
         ("dir", "i4"),
@@ -224,6 +237,8 @@ ROUTE_DTYPE = np.dtype(
         ("n_entries", "i8"),  # entry decisions sent
         ("n_unfilled", "i8"),  # entries where neither IOC filled (no trade)
         ("unwind_tries", "i4"),
+        ("chase_tries", "i4"),
+        ("scaled", "i4"),  # the scale-out exit happened in this round trip
         ("pending_reason", "i4"),  # exit reason being executed
         ("trade_id", "i8"),
         ("entry_ts", "i8"),
@@ -355,7 +370,7 @@ TRADE_DTYPE = np.dtype(
         ("gross_pnl", "f8"), ("price_pnl", "f8"), ("slippage", "f8"), ("fees", "f8"),
         ("fx_pnl", "f8"), ("funding", "f8"), ("net_pnl", "f8"), ("net_pnl_mid", "f8"),
         ("r_multiple", "f8"), ("exit_reason", "i4"), ("legging_cost", "f8"),
-        ("n_fills", "i4"), ("n_leg_incidents", "i4"),
+        ("n_fills", "i4"), ("n_leg_incidents", "i4"), ("scaled_out", "i4"),
     ]
 )
 

@@ -150,6 +150,11 @@ def _route_record(rec: np.void, cfg: Config, r: int, ia: int, ib: int) -> None:
     rec["unwind_retries"] = s.unwind_retries
     rec["best_miss_bps"] = -np.inf
     rec["best_miss_dir"] = 0
+    rec["legging"] = {"unwind": T.LEG_UNWIND, "chase": T.LEG_CHASE, "hold": T.LEG_HOLD}[s.legging]
+    rec["chase_retries"] = s.chase_retries
+    rec["chase_slip"] = s.chase_max_slippage_bps * 1e-4
+    rec["scale_on"], rec["scale_bps"] = _flag(s.scale_out_bps)
+    rec["scale_frac"] = s.scale_out_fraction
     rec["anchor_on"] = 1 if s.anchor == "ewma" else 0
     rec["anchor_tau_ns"] = s.anchor_halflife_s * S / math.log(2.0)
     rec["anchor_warm_ns"] = round(s.anchor_warmup_s * S)

@@ -108,7 +108,7 @@ def summarize(trades, fills, equity, legs, route, skips, capital, meta,
                            "entries_unfilled": int(route["n_unfilled"].sum()),
                            "open_at_end": port["open_at_end"]}
     for code, name in enumerate(T.EXIT_REASON_TEXT):
-        if code in (T.X_NONE, T.X_OPEN_AT_END):
+        if code in (T.X_NONE, T.X_OPEN_AT_END, T.X_SCALE_OUT):
             continue
         m[f"exits_{name}"] = closed.filter(pl.col("exit_reason") == code).height
     m.update(trade_stats(closed))

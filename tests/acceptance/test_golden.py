@@ -300,3 +300,67 @@ def test_unwind_that_keeps_failing_reports_the_naked_residual():
     assert all(leg["residual_qty"] == 5.0 for leg in legs)
     statuses = res.orders.sort("oid").get_column("status_text").to_list()
     assert statuses[:2] == ["filled", "cancelled"] and statuses[2:5] == ["cancelled"] * 3
+
+
+def test_chase_completes_the_hedge_on_the_lagging_leg():
+    # as in the unwind case, B fills 2 of 5 (its bid size dropped in flight); with "chase" the
+    # missing 3 are SOLD on B when B's book refills (100.09 bid, 5), instead of selling A back
+    rows = OPEN_ROWS + [
+        (2 * S + 5 * MS, "B", 100.10, 100.11, 2.0, 5.0),
+        (2 * S + 12 * MS, "B", 100.09, 100.10),  # refilled before the chase arrives (10 ms)
+        (2 * S + 500 * MS, "B", 100.01, 100.02),
+        (3 * S, "A", 100.03, 100.04),  # converge: closing edge (100.03-100.02) >= 0
+        (4 * S, "A", 100.03, 100.04),
+    ]
+    strat = STRAT + 'legging = "chase"\n'
+    res = run(config(strat, lat_b=10.0), rows)
+    t = one_trade(res)
+    orders = res.orders.sort("oid")
+    assert orders["purpose_text"].to_list() == ["entry", "entry", "chase", "exit", "exit"]
+    chase = orders.row(2, named=True)
+    # chase: sell 3 on B, limit = touch 100.10 (at decision, the ack time) - 20 bps, on ticks
+    assert chase["side"] == -1 and chase["filled"] == pytest.approx(3.0)
+    assert close(chase["fill_px"], 100.09)
+    assert t["qty"] == pytest.approx(5.0)  # fully hedged: the round trip is 5 long / 5 short
+    legs = res.legs.to_dicts()
+    # chase cost vs B's decision bid 100.10: 3 x (100.10 - 100.09) + fee 3 x 100.09 x 1e-4
+    assert len(legs) == 1 and close(legs[0]["cost"], 0.03 + 3 * 100.09 * 1e-4)
+    assert legs[0]["residual_qty"] == 0.0
+
+
+def test_hold_keeps_the_naked_leg_reports_it_and_the_exit_closes_both():
+    rows = OPEN_ROWS + [
+        (2 * S + 5 * MS, "B", 100.10, 100.11, 2.0, 5.0),
+        (2 * S + 500 * MS, "B", 100.01, 100.02),
+        (3 * S, "A", 100.03, 100.04),
+        (4 * S, "A", 100.03, 100.04),
+    ]
+    res = run(config(STRAT + 'legging = "hold"\n', lat_b=10.0), rows)
+    t = one_trade(res)
+    assert res.orders.sort("oid")["purpose_text"].to_list() == ["entry", "entry", "exit", "exit"]
+    legs = res.legs.to_dicts()
+    assert len(legs) == 1 and legs[0]["residual_qty"] == pytest.approx(3.0)  # 3 long A naked
+    assert legs[0]["cost"] == 0.0 and t["exit_reason_text"] == "converge"
+    exits = res.fills.filter(pl.col("purpose_text") == "exit")
+    # the exit sold all 5 A (not just the hedged 2) and bought back the 2 B
+    assert sorted(exits["qty"].to_list()) == pytest.approx([2.0, 5.0])
+
+
+def test_scale_out_closes_half_first_and_the_rest_at_convergence():
+    rows = OPEN_ROWS + [
+        (2 * S + 500 * MS, "B", 100.03, 100.04),  # closing edge (100.00-100.04) = -4 bps
+        (3 * S, "A", 100.03, 100.04),  # closing edge (100.03-100.04) = -1 bp: scale-out
+        (4 * S, "B", 100.01, 100.02),  # closing edge (100.03-100.02) = +1 bp: converge
+        (5 * S, "A", 100.03, 100.04),
+    ]
+    strat = STRAT + "scale_out_bps = -2.0\nscale_out_fraction = 0.5\n"
+    res = run(config(strat), rows)
+    t = one_trade(res)
+    assert t["exit_reason_text"] == "converge" and t["scaled_out"] == 1
+    exits = res.fills.filter(pl.col("purpose_text") == "exit").sort("ts")
+    assert exits["qty"].to_list() == pytest.approx([2.5, 2.5, 2.5, 2.5])
+    assert exits["ts"].to_list()[:2] == [3 * S, 3 * S] and exits["ts"].to_list()[2:] == [4 * S] * 2
+    # scale-out: sell 2.5 A at 100.03, buy 2.5 B at 100.04; rest: sell 2.5 A at 100.03, buy B
+    # at 100.02. gross = A: 5 x (100.03-100.01) = 0.10; B: 5 x 100.10 - 2.5 x (100.04+100.02)
+    # = 0.35; in all 0.45
+    assert close(t["gross_pnl"], 0.45)
