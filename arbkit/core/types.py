@@ -286,6 +286,9 @@ ROUTE_DTYPE = np.dtype(
         ("streak_until", "i8"),  # loss-streak pause ends
         ("last_block", "i4"),  # last guard that blocked an entry (the log gets one row per episode)
         ("force_exit", "i4"),  # X_RISK / X_KILL: flatten at the next chance
+        ("plugin", "i4"),  # a user signal decides entries (core/plugin.py)
+        ("fx_route", "i4"),  # a leg is quoted in another currency than the reference
+        ("sig_force", "i4"),  # the signal asked to enter whatever the threshold (+-2)
     ]
 )
 

@@ -30,7 +30,8 @@ STUCK_ORDERS = 1_000_000
 class Runner:
     """Owns kernel state for one configuration and feeds it events."""
 
-    def __init__(self, cfg: Config, arrays: EventArrays, capacity: int = 4096) -> None:
+    def __init__(self, cfg: Config, arrays: EventArrays, capacity: int = 4096,
+                 signal: Any = None) -> None:
         problems = feasibility(cfg)
         if problems and not cfg.strategy.allow_infeasible:
             raise ConfigError(
@@ -44,6 +45,12 @@ class Runner:
             cfg, arrays.inst_keys, arrays.n_levels, arrays.use_exch, capacity
         )
         self.finished = False
+        self.kernel = run_chunk
+        if signal is not None:  # a user entry signal: its own copy of the loop (plugin.py)
+            from arbkit.core.plugin import kernel_with_signal
+
+            self.kernel = kernel_with_signal(signal)
+            self.state.route["plugin"] = 1
         self.first_ts: int | None = None  # span of everything fed (for time-in-market)
         self.last_ts: int | None = None
         self.n_fed = 0
@@ -65,7 +72,7 @@ class Runner:
         k = 0
         spot, base = (-1, -1), 0
         while True:
-            status, k = run_chunk(self.state, events, depth, k)
+            status, k = self.kernel(self.state, events, depth, k)
             if status == T.S_DONE:
                 return
             g = self.state.glob[0]
@@ -114,9 +121,10 @@ class BacktestResult:
         return float(row.get_column("value")[0])
 
 
-def run_arrays(cfg: Config, arrays: EventArrays, *, chunk: int | None = None) -> Runner:
+def run_arrays(cfg: Config, arrays: EventArrays, *, chunk: int | None = None,
+               signal: Any = None) -> Runner:
     """Run the whole event array (optionally in chunks of ``chunk`` events)."""
-    runner = Runner(cfg, arrays)
+    runner = Runner(cfg, arrays, signal=signal)
     ev = arrays.events
     step = chunk or max(1, ev.shape[0])
     for lo in range(0, ev.shape[0], step):
@@ -128,8 +136,8 @@ def run_arrays(cfg: Config, arrays: EventArrays, *, chunk: int | None = None) ->
 def backtest(data: Any, config: Any, *, chunk: int | None = None, stream: bool = False,
              start_day: str | None = None, end_day: str | None = None,
              stream_rows: int | None = 1 << 19, fx: Any = None,
-             funding: Any = None, controls: list[tuple[int, str]] | None = None
-             ) -> BacktestResult:
+             funding: Any = None, controls: list[tuple[int, str]] | None = None,
+             signal: Any = None) -> BacktestResult:
     """Run a backtest.
 
     Parameters
@@ -149,6 +157,8 @@ def backtest(data: Any, config: Any, *, chunk: int | None = None, stream: bool =
         for data that is not a catalog (a catalog supplies its own ``fx`` and ``funding``).
     controls : operator controls as ``(ts_ns, "kill")`` pairs: the kill switch at that time
         (halt and flatten everything), as paper/live operators send it.
+    signal : a numba ``@njit`` entry signal in place of the built-in rule (see
+        ``arbkit/core/plugin.py``: its signature, and its compile cost).
 
     Examples
     --------
@@ -168,7 +178,8 @@ def backtest(data: Any, config: Any, *, chunk: int | None = None, stream: bool =
     t0 = time.perf_counter()
     if catalog:
         return _backtest_catalog(data, cfg, chunk=chunk, stream=stream, start_day=start_day,
-                                 end_day=end_day, stream_rows=stream_rows, controls=controls)
+                                 end_day=end_day, stream_rows=stream_rows, controls=controls,
+                                 signal=signal)
     from arbkit.data import carry
 
     loaded = load_quotes(data, cfg)
@@ -180,7 +191,7 @@ def backtest(data: Any, config: Any, *, chunk: int | None = None, stream: bool =
         arrays = dataclasses.replace(arrays, events=carry.insert(arrays.events, extra))
         carry.check_not_implied(cfg, keys, arrays.events)
     t1 = time.perf_counter()
-    runner = run_arrays(cfg, arrays, chunk=chunk)
+    runner = run_arrays(cfg, arrays, chunk=chunk, signal=signal)
     meta = _meta(loaded.source, runner, arrays, t1 - t0, time.perf_counter() - t1,
                  loaded.crossed_rows, loaded.kinds, loaded.notes + carry_notes)
     return _result(runner, meta)
@@ -189,7 +200,8 @@ def backtest(data: Any, config: Any, *, chunk: int | None = None, stream: bool =
 def _backtest_catalog(root: Any, cfg: Config, *, chunk: int | None, stream: bool,
                       start_day: str | None, end_day: str | None,
                       stream_rows: int | None,
-                      controls: list[tuple[int, str]] | None = None) -> BacktestResult:
+                      controls: list[tuple[int, str]] | None = None,
+                      signal: Any = None) -> BacktestResult:
     from arbkit.data.stream import CatalogEvents, day_range
 
     t0 = time.perf_counter()
@@ -201,7 +213,7 @@ def _backtest_catalog(root: Any, cfg: Config, *, chunk: int | None, stream: bool
     if stream:
         runner: Runner | None = None
         for arrays in ce.chunks(max_rows=stream_rows):
-            runner = runner or Runner(cfg, arrays)
+            runner = runner or Runner(cfg, arrays, signal=signal)
             crossed += _crossed(arrays.events)
             for k, v in arrays.clock_offset_ns.items():
                 offsets[k].update(v)
@@ -217,7 +229,7 @@ def _backtest_catalog(root: Any, cfg: Config, *, chunk: int | None, stream: bool
         crossed = _crossed(arrays.events)
         offsets = {k: set(v) for k, v in arrays.clock_offset_ns.items()}
         load_s = time.perf_counter() - t0
-        runner = run_arrays(cfg, arrays, chunk=chunk)
+        runner = run_arrays(cfg, arrays, chunk=chunk, signal=signal)
         run_s = time.perf_counter() - t0 - load_s
     meta = _meta(str(root), runner, runner.arrays, load_s, run_s, crossed, ce.kinds, ce.notes)
     meta["clock_offset_ns"] = {k: sorted(v) for k, v in offsets.items()}

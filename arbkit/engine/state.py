@@ -150,6 +150,8 @@ def _route_record(rec: np.void, cfg: Config, r: int, ia: int, ib: int) -> None:
     rec["unwind_retries"] = s.unwind_retries
     rec["best_miss_bps"] = -np.inf
     rec["best_miss_dir"] = 0
+    ref = cfg.run.reference_ccy
+    rec["fx_route"] = int(a.quote != ref or b.quote != ref)
     rec["legging"] = {"unwind": T.LEG_UNWIND, "chase": T.LEG_CHASE, "hold": T.LEG_HOLD}[s.legging]
     rec["chase_retries"] = s.chase_retries
     rec["chase_slip"] = s.chase_max_slippage_bps * 1e-4

@@ -75,3 +75,47 @@ def test_an_ewma_anchor_trades_the_deviation_and_converges_back_to_the_level():
     assert t["exit_reason_text"] == "converge"
     assert t["exit_ts"] == T0 + 186 * 10 * S  # as soon as B is back at the level
     assert t["net_pnl"] > 0
+
+
+# ---- a user @njit entry signal ---------------------------------------------------------
+
+import numba  # noqa: E402
+
+from arbkit.data.synth import generate  # noqa: E402
+
+
+@numba.njit
+def builtin_rule(bid_a, ask_a, bid_b, ask_b, anchor_bps, thr_bps, t):
+    """The built-in entry rule, written as a plug-in (the kernel's own test, division-free)."""
+    sum4 = bid_a + ask_a + bid_b + ask_b
+    d_ab = bid_b - ask_a
+    d_ba = bid_a - ask_b
+    best = d_ab if d_ab >= d_ba else d_ba
+    if best * 4e4 >= thr_bps * sum4:
+        return 1 if d_ab >= d_ba else -1
+    return 0
+
+
+@numba.njit
+def only_sell_a(bid_a, ask_a, bid_b, ask_b, anchor_bps, thr_bps, t):
+    """Enter only in direction -1 (sell A, buy B), at half the usual threshold, forced."""
+    sum4 = bid_a + ask_a + bid_b + ask_b
+    if (bid_a - ask_b) * 4e4 >= 0.5 * thr_bps * sum4:
+        return -2
+    return 0
+
+
+def test_a_plugin_signal_that_restates_the_builtin_rule_trades_identically():
+    df, cfg = generate("normal", n_events=60_000, depth=3)
+    builtin = arbkit.backtest(df, cfg)
+    plugged = arbkit.backtest(df, cfg, signal=builtin_rule)
+    assert builtin.metric("trades") >= 5
+    cols = ["dir", "entry_ts", "exit_ts", "qty", "net_pnl", "exit_reason"]
+    assert plugged.trades.select(cols).equals(builtin.trades.select(cols))
+
+
+def test_a_plugin_signal_changes_the_entries_and_keeps_every_guard():
+    df, cfg = generate("normal", n_events=60_000, depth=3)
+    res = arbkit.backtest(df, cfg, signal=only_sell_a)
+    assert res.metric("trades") > 0 and set(res.trades["dir"].to_list()) == {-1}
+    assert res.metric("opportunities_taken") == res.metric("entries")
