@@ -15,6 +15,7 @@ import typer
 from arbkit.cli import backtest as backtest_cmd
 from arbkit.cli import data as data_cmd
 from arbkit.cli import emulator as emulator_cmd
+from arbkit.cli import tune as tune_cmd
 from arbkit.errors import ArbkitError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -22,6 +23,9 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
 app.command("backtest")(backtest_cmd.backtest)
 app.add_typer(data_cmd.app, name="data")
 app.add_typer(emulator_cmd.app, name="emulator")
+app.command("tune")(tune_cmd.tune)
+app.command("report")(tune_cmd.report)
+app.add_typer(tune_cmd.preset_app, name="preset")
 
 
 def main() -> None:

@@ -37,6 +37,7 @@ def backtest(
     end: Annotated[str | None, typer.Option(help="Catalog only: last UTC day, YYYY-MM-DD (inclusive).")] = None,
     fx: Annotated[Path | None, typer.Option(help="FX rates (fx table Parquet) for the config's [[fx]] series, when --data is not a catalog.")] = None,
     funding: Annotated[Path | None, typer.Option(help="Realised funding (funding table Parquet) of the perpetuals, when --data is not a catalog.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Run presets/<name>.toml on its recorded data and windows, and check the trial's metrics are reproduced bit for bit.")] = None,
 ) -> None:
     """Backtest the spread-convergence strategy on one route or a universe of routes.
 
@@ -45,6 +46,13 @@ def backtest(
     """
     import arbkit
 
+    if preset is not None:
+        if config is not None:
+            from arbkit.errors import ConfigError
+
+            raise ConfigError("--preset carries its own config; drop --config")
+        _run_preset(preset, data, out, as_json)
+        return
     if data is None and config is None:
         data, config = _default_inputs()
     elif data is None or config is None:
@@ -62,6 +70,31 @@ def backtest(
         typer.echo(json.dumps(payload, default=str, indent=1, allow_nan=False))
     else:
         print_summary(res)
+
+
+def _run_preset(name: str, data: Path | None, out: Path | None, as_json: bool) -> None:
+    from arbkit.errors import EngineError
+    from arbkit.tune.preset import load_preset, run_preset
+
+    p = load_preset(name)
+    results, metrics, bad = run_preset(p, data)
+    m = p.meta
+    if len(results) == 1:
+        if out is not None:
+            write_results(results[0], out)
+        if not as_json:
+            print_summary(results[0])
+    if as_json:
+        payload = {k: _finite_or_none(v) for k, v in metrics.items()}
+        payload["preset"] = p.name
+        typer.echo(json.dumps(payload, default=str, indent=1, allow_nan=False))
+    typer.echo(f"preset {p.name}: study {m.get('study')} trial {m.get('trial')}, "
+               f"{len(results)} window(s), {len(m.get('metrics', {}))} metrics checked", err=True)
+    if bad:
+        lines = "; ".join(f"{k}: stored {a!r}, now {b!r}" for k, a, b in bad[:5])
+        raise EngineError(f"preset {p.name} does NOT reproduce its trial: {lines}")
+    typer.echo(f"reproduced: every metric equals the trial's, bit for bit "
+               f"(data hash {m.get('data_hash')})", err=True)
 
 
 def _finite_or_none(v: float) -> float | None:

@@ -167,21 +167,73 @@ def backtest(data: Any, config: Any, *, chunk: int | None = None, stream: bool =
     ...                       "studies/binance_spot_usdm.toml")  # doctest: +SKIP
     >>> res.summary  # doctest: +SKIP
     """
-    from arbkit.data.source import is_catalog, load_quotes
-    from arbkit.errors import ConfigError
+    from arbkit.data.source import is_catalog
 
     cfg = config if isinstance(config, Config) else load_config(config)
     catalog = not isinstance(data, pl.DataFrame) and is_catalog(data)
     if (stream or start_day or end_day) and not catalog:
         raise ConfigError("stream / start_day / end_day need a catalog root as data (see "
                           "`arbkit data import`); a file or frame is read whole")
-    t0 = time.perf_counter()
-    if catalog:
+    if catalog and stream:
         return _backtest_catalog(data, cfg, chunk=chunk, stream=stream, start_day=start_day,
                                  end_day=end_day, stream_rows=stream_rows, controls=controls,
                                  signal=signal)
-    from arbkit.data import carry
+    prep = prepare(data, cfg, fx=fx, funding=funding, controls=controls, start_day=start_day,
+                   end_day=end_day)
+    return run_prepared(cfg, prep, chunk=chunk, signal=signal)
 
+
+@dataclass
+class Prepared:
+    """Event arrays loaded and checked once, to run many configs over (tuning, sweeps).
+
+    Every config run over them must name the same instruments in the same order."""
+
+    arrays: EventArrays
+    source: str
+    load_s: float
+    crossed_rows: int
+    kinds: dict[str, str]
+    notes: list[str]
+    extra_meta: dict[str, Any] = field(default_factory=dict)
+
+    def window(self, t0: int | None, t1: int | None) -> Prepared:
+        """The events with ``t0 <= ts_recv < t1``, plus the last rate of each FX series
+        before ``t0`` (a daily rate stays in force into the window)."""
+        ev = self.arrays.events
+        ts = ev["ts_recv"]
+        lo = 0 if t0 is None else int(np.searchsorted(ts, t0, "left"))
+        hi = ev.shape[0] if t1 is None else int(np.searchsorted(ts, t1, "left"))
+        keep = np.zeros(ev.shape[0], np.bool_)
+        keep[lo:hi] = True
+        if lo > 0:
+            head = ev[:lo]
+            fx_rows = np.nonzero(head["kind"] == T.EV_FX)[0]
+            for k in np.unique(head["inst"][fx_rows]):
+                keep[fx_rows[head["inst"][fx_rows] == k][-1]] = True
+        arrays = dataclasses.replace(self.arrays, events=ev[keep])
+        return dataclasses.replace(self, arrays=arrays)
+
+
+def prepare(data: Any, config: Any, *, fx: Any = None, funding: Any = None,
+            controls: list[tuple[int, str]] | None = None, start_day: str | None = None,
+            end_day: str | None = None) -> Prepared:
+    """Load, validate and merge the data of ``config``'s instruments into event arrays."""
+    from arbkit.data import carry
+    from arbkit.data.source import is_catalog, load_quotes
+
+    cfg = config if isinstance(config, Config) else load_config(config)
+    t0 = time.perf_counter()
+    if not isinstance(data, pl.DataFrame) and is_catalog(data):
+        from arbkit.data.stream import CatalogEvents, day_range
+
+        ce = CatalogEvents(data, cfg, **dict(zip(("start", "end"),
+                                                 day_range(start_day, end_day))),
+                           carry=True, controls=controls)
+        arrays = ce.whole()
+        offsets = {k: sorted(set(v)) for k, v in arrays.clock_offset_ns.items()}
+        return Prepared(arrays, str(data), time.perf_counter() - t0, _crossed(arrays.events),
+                        ce.kinds, ce.notes, {"clock_offset_ns": offsets, "streamed_days": 0})
     loaded = load_quotes(data, cfg)
     keys = [i.key for i in cfg.instruments]
     arrays = build_events(loaded.frame, keys, timeline=cfg.run.timeline, source=loaded.source)
@@ -190,10 +242,22 @@ def backtest(data: Any, config: Any, *, chunk: int | None = None, stream: bool =
     if extra.shape[0]:
         arrays = dataclasses.replace(arrays, events=carry.insert(arrays.events, extra))
         carry.check_not_implied(cfg, keys, arrays.events)
+    return Prepared(arrays, loaded.source, time.perf_counter() - t0, loaded.crossed_rows,
+                    loaded.kinds, loaded.notes + carry_notes)
+
+
+def run_prepared(cfg: Config, prep: Prepared, *, chunk: int | None = None,
+                 signal: Any = None) -> BacktestResult:
+    """Run ``cfg`` over prepared arrays (they are not modified)."""
     t1 = time.perf_counter()
-    runner = run_arrays(cfg, arrays, chunk=chunk, signal=signal)
-    meta = _meta(loaded.source, runner, arrays, t1 - t0, time.perf_counter() - t1,
-                 loaded.crossed_rows, loaded.kinds, loaded.notes + carry_notes)
+    runner = run_arrays(cfg, prep.arrays, chunk=chunk, signal=signal)
+    return result_of(runner, prep, time.perf_counter() - t1)
+
+
+def result_of(runner: Runner, prep: Prepared, run_s: float) -> BacktestResult:
+    meta = _meta(prep.source, runner, prep.arrays, prep.load_s, run_s, prep.crossed_rows,
+                 prep.kinds, prep.notes)
+    meta.update(prep.extra_meta)
     return _result(runner, meta)
 
 

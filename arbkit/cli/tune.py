@@ -1,0 +1,189 @@
+"""`arbkit tune`, `arbkit report`, `arbkit preset promote`: the research loop."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+STORAGE_HELP = ("postgresql://user@host:port/db for Optuna and the results (or the "
+                "ARBKIT_STORAGE env var); default: results/optuna.journal + "
+                "results/arbkit.duckdb")
+
+preset_app = typer.Typer(no_args_is_help=True, help="Presets: tuned configs with provenance.")
+
+
+def tune(
+    study_file: Annotated[Path, typer.Argument(help="Study file, e.g. studies/tune_synth_normal.toml")],
+    jobs: Annotated[int, typer.Option("-j", "--jobs", help="Worker processes (each loads the data once).")] = 1,
+    trials: Annotated[int | None, typer.Option(help="Override study.trials.")] = None,
+    storage: Annotated[str | None, typer.Option(help=STORAGE_HELP)] = None,
+    results: Annotated[Path, typer.Option(help="Folder of the default file storage.")] = Path("results"),
+    fresh: Annotated[bool, typer.Option(help="Delete the study (trials and stored runs) first, then start it again.")] = False,
+) -> None:
+    """Run or resume an Optuna study; a live table shows each trial.
+
+    Interrupt it at any time: `arbkit tune` again continues the same study (trials left
+    RUNNING by a killed worker are retried, not lost).
+    """
+    import dataclasses
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from arbkit.tune import best_trial, delete_study, load_study, run_study, storage_for
+    from arbkit.tune.study import budget
+
+    spec = load_study(study_file)
+    if trials is not None:
+        spec = dataclasses.replace(spec, trials=trials)
+    if jobs < 1:
+        from arbkit.errors import ConfigError
+
+        raise ConfigError(f"-j {jobs}: use 1 or more worker processes")
+    st = storage_for(storage, results)
+    if fresh:
+        delete_study(spec.name, st)
+    console = Console(stderr=True)
+    console.print(f"study [bold]{spec.name}[/]: {budget(spec)} trials, sampler {spec.sampler}, "
+                  f"seed {spec.seed}, objective(s) {', '.join(spec.objectives)}, split "
+                  f"{spec.split.kind}, storage {st.masked}, {jobs} worker(s)")
+    view = ProgressView(spec)
+    with Live(view.table(), console=console, refresh_per_second=4, transient=False) as live:
+        def on_trial(row: dict[str, Any]) -> None:
+            view.add(row)
+            live.update(view.table())
+
+        def poll(study: Any) -> None:
+            view.from_study(study)
+            live.update(view.table())
+
+        study = run_study(spec, st, jobs=jobs, on_trial=on_trial, poll=poll)
+        view.from_study(study)
+        live.update(view.table())
+    try:
+        best = best_trial(study)
+        typer.echo(f"best trial {best.number}: {', '.join(spec.objectives)} = "
+                   f"{', '.join(f'{v:.4f}' for v in best.values)}; params "
+                   + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()))
+        typer.echo(f"next: arbkit report {spec.name}   |   arbkit preset promote {spec.name} "
+                   "--name <preset>")
+    except Exception as exc:  # noqa: BLE001 - no complete trial: say so, exit 1
+        from arbkit.errors import ConfigError
+
+        raise ConfigError(str(exc)) from None
+
+
+class ProgressView:
+    """The live progress table: last trials, best so far, ETA."""
+
+    def __init__(self, spec: Any) -> None:
+        from arbkit.tune.study import budget
+
+        self.spec = spec
+        self.total = budget(spec)
+        self.rows: list[dict[str, Any]] = []
+        self.t0 = time.perf_counter()
+        self.n0: int | None = None
+        self.maximize = spec.directions[0] == "maximize"
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+
+    def from_study(self, study: Any) -> None:
+        from optuna.trial import TrialState
+
+        rows = []
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
+                                                          TrialState.PRUNED)):
+            ua = t.user_attrs
+            rows.append({"number": t.number, "state": t.state.name,
+                         "values": t.values or [math.nan], "trades": _attr(ua, "m.trades"),
+                         "win_rate": _attr(ua, "m.win_rate"),
+                         "net_pnl": _attr(ua, "m.net_pnl"),
+                         "max_drawdown": _attr(ua, "m.max_drawdown"),
+                         "reason": ua.get("pruned_because", "")})
+        self.rows = sorted(rows, key=lambda r: r["number"])
+
+    def table(self) -> Any:
+        from rich.table import Table
+
+        done = len(self.rows)
+        if self.n0 is None and done:
+            self.n0 = done - 1
+        el = time.perf_counter() - self.t0
+        new = done - (self.n0 or 0)
+        eta = (self.total - done) * el / new if new > 0 and done < self.total else 0.0
+        complete = [r for r in self.rows if r["state"] == "COMPLETE"]
+        best = None
+        if complete:
+            def key(r):
+                return (r["values"][0])
+            best = max(complete, key=key) if self.maximize else min(complete, key=key)
+        title = (f"trial {done}/{self.total}   best "
+                 f"{'-' if best is None else _fmt(best['values'][0])}"
+                 f"{'' if best is None else ' (#' + str(best['number']) + ')'}   "
+                 f"elapsed {el:.0f} s   ETA {eta:.0f} s")
+        tb = Table(title=title, title_justify="left")
+        for c in ("trial", "state", "trades", "win %", "PnL", "max DD", "objective"):
+            tb.add_column(c, justify="right")
+        for r in self.rows[-12:]:
+            obj = ", ".join(_fmt(v) for v in r["values"]) if r["state"] == "COMPLETE" else \
+                (r.get("reason") or "")[:40]
+            tb.add_row(str(r["number"]), r["state"], _fmt(r["trades"]),
+                       _fmt(None if r["win_rate"] is None else 100 * r["win_rate"]),
+                       _fmt(r["net_pnl"]), _fmt(r["max_drawdown"]), obj)
+        return tb
+
+
+def _attr(ua: dict[str, Any], k: str) -> float | None:
+    return None if ua.get(k) is None else float(ua[k])
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return "n/a"
+        return f"{v:,.0f}" if v.is_integer() and abs(v) < 1e9 else f"{v:,.2f}"
+    return str(v)
+
+
+def report(
+    study: Annotated[str, typer.Argument(help="Study name (as in its study file's [study] name).")],
+    out: Annotated[Path | None, typer.Option(help="HTML file to write (default reports/<study>.html).")] = None,
+    storage: Annotated[str | None, typer.Option(help=STORAGE_HELP)] = None,
+    results: Annotated[Path, typer.Option(help="Folder of the default file storage.")] = Path("results"),
+) -> None:
+    """Write one self-contained HTML report of a study (opens in any browser, no server)."""
+    from arbkit.report import write_report
+    from arbkit.tune import storage_for
+    from arbkit.tune.reporting import build_report
+
+    rep = build_report(study, storage_for(storage, results))
+    path = write_report(rep, out or Path("reports") / f"{study}.html")
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {rep.trials.height} trials, "
+               f"best #{rep.best_number}")
+
+
+def promote(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    name: Annotated[str, typer.Option(help="Preset name: writes presets/<name>.toml.")],
+    trial: Annotated[int | None, typer.Option(help="Trial number (default: the best).")] = None,
+    storage: Annotated[str | None, typer.Option(help=STORAGE_HELP)] = None,
+    results: Annotated[Path, typer.Option(help="Folder of the default file storage.")] = Path("results"),
+    presets: Annotated[Path, typer.Option(help="Presets folder.")] = Path("presets"),
+) -> None:
+    """Write a trial's effective config as presets/<name>.toml, with its provenance."""
+    from arbkit.tune import storage_for
+    from arbkit.tune.preset import promote as do_promote
+
+    path = do_promote(study, storage_for(storage, results), name, trial=trial, folder=presets)
+    typer.echo(f"wrote {path}; reproduce it with: arbkit backtest --preset {name}")
+
+
+preset_app.command("promote")(promote)

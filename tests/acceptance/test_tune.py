@@ -1,0 +1,261 @@
+"""Tuning end to end: sweeps that change trades, stored configs that are the engine's, resume
+after a kill, two workers on PostgreSQL, the grid fast path, presets reproduced bit for bit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import polars as pl
+import pytest
+from optuna.trial import TrialState
+
+from arbkit.config.load import from_dict
+from arbkit.data.synth import write_scenario
+from arbkit.engine.backtest import prepare, run_prepared
+from arbkit.engine.sweep import run_batch
+from arbkit.tune import apply_params, load_study, run_study, storage_for
+from arbkit.tune.evaluate import mean_metrics
+from arbkit.tune.preset import load_preset, promote, run_preset
+
+ROOT = Path(__file__).resolve().parents[2]
+ARBKIT = [sys.executable, "-m", "arbkit"]
+
+STUDY = """
+[study]
+name = "{name}"
+data = "{data}"
+config = "{config}"
+trials = {trials}
+sampler = "{sampler}"
+seed = 3
+objectives = ["net_pnl"]
+directions = ["maximize"]
+min_trades = 1
+batch = {batch}
+
+[split]
+kind = "holdout"
+train = 0.7
+embargo_s = 10
+
+[space]
+{space}
+"""
+SPACE = """"strategy.entry_bps" = { low = 0.0, high = 5.0 }
+"strategy.stop_loss_bps" = { low = 4.0, high = 30.0 }"""
+GRID = """"strategy.entry_bps" = { values = [0.5, 1.5, 3.0] }
+"strategy.max_hold_s" = { values = [60.0, 300.0] }"""
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_scenario("normal", tmp_path_factory.mktemp("tune"), n_events=60_000)
+
+
+def study_file(tmp: Path, scen: Path, *, name: str | None = None, trials: int = 6,
+               sampler: str = "random", batch: int = 1, space: str = SPACE) -> Path:
+    p = tmp / f"{name or 'study'}.toml"
+    p.write_text(STUDY.format(name=name or f"t{uuid.uuid4().hex[:8]}", data=scen /
+                              "quotes.parquet", config=scen / "config.toml", trials=trials,
+                              sampler=sampler, batch=batch, space=space))
+    return p
+
+
+def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+
+
+def test_sweep_changes_trades_and_each_trial_stored_the_config_the_engine_used(
+        tmp_path: Path, scenario: Path) -> None:
+    spec = load_study(study_file(tmp_path, scenario, trials=5))
+    st = storage_for(None, tmp_path / "results")
+    study = run_study(spec, st)
+    done = finished(study)
+    assert len(done) == 5
+    prep = prepare(scenario / "quotes.parquet", scenario / "config.toml")
+    trade_sets = set()
+    with st.store() as store:
+        runs = store.runs(spec.name)
+        assert runs.height == 10  # train + test per trial
+        for t in done:
+            cfg = from_dict(t.user_attrs["config"])
+            assert cfg.config_hash() == t.user_attrs["config_hash"]
+            # the stored config carries the trial's parameters ...
+            assert cfg.strategy.entry_bps == t.params["strategy.entry_bps"]
+            assert cfg.strategy.stop_loss_bps == t.params["strategy.stop_loss_bps"]
+            # ... and running it gives the trial's metrics exactly: it is what the engine ran
+            (a, b) = t.user_attrs["windows"]["train"][0]
+            res = run_prepared(cfg, prep.window(a, b))
+            m = mean_metrics([res])
+            for k in ("net_pnl", "trades", "fees", "max_drawdown", "trade_sharpe"):
+                assert m[k] == t.user_attrs[f"m.{k}"] or (m[k] != m[k]), k
+            rid = runs.filter((pl.col("trial") == t.number)
+                              & pl.col("extra_json").str.contains('"train"'))["run_id"][0]
+            stored = store.frame("trades", rid)
+            assert stored.height == res.trades.height
+            trade_sets.add(tuple(stored["net_pnl"].to_list()))
+    assert len(trade_sets) == 5, "different configs must give different trade sets"
+
+
+def test_objective_expression_min_trades_and_bad_study_keys(tmp_path: Path,
+                                                            scenario: Path) -> None:
+    p = study_file(tmp_path, scenario, trials=3)
+    text = p.read_text().replace('objectives = ["net_pnl"]',
+                                 'objectives = ["net_pnl - 0.5 * max_drawdown"]')
+    p.write_text(text.replace("min_trades = 1", "min_trades = 100000"))
+    spec = load_study(p)
+    study = run_study(spec, storage_for(None, tmp_path / "r"))
+    states = {t.state for t in study.get_trials()}
+    assert states == {TrialState.PRUNED}
+    assert "min_trades" in study.get_trials()[0].user_attrs["pruned_because"]
+    p.write_text(text.replace("seed = 3", "seeed = 3"))
+    r = subprocess.run([*ARBKIT, "tune", str(p)], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 1
+    assert "unknown key study.seeed" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_grid_fast_path_equals_one_by_one(tmp_path: Path, scenario: Path) -> None:
+    prep = prepare(scenario / "quotes.parquet", scenario / "config.toml")
+    base = load_study(study_file(tmp_path, scenario))
+    from arbkit.config import load_config
+
+    cfg0 = load_config(scenario / "config.toml")
+    cfgs = [apply_params(cfg0, {"strategy.entry_bps": e, "strategy.max_hold_s": h})
+            for e in (0.5, 1.5, 3.0) for h in (60.0, 300.0)]
+    batch = run_batch(cfgs, prep)
+    for cfg, rb in zip(cfgs, batch):
+        r1 = run_prepared(cfg, prep)
+        for name in ("trades", "fills", "equity", "guards"):
+            assert getattr(rb, name).equals(getattr(r1, name)), name
+        assert rb.summary.filter(pl.col("metric") != "run_s").equals(
+            r1.summary.filter(pl.col("metric") != "run_s"))
+    assert len({r.trades.height for r in batch}) > 1
+    # the study's batch path gives the same trials as one at a time
+    vals = []
+    for b in (1, 6):
+        spec = load_study(study_file(tmp_path, scenario, name=f"grid{b}", sampler="grid",
+                                     batch=b, space=GRID, trials=6))
+        study = run_study(spec, storage_for(None, tmp_path / f"g{b}"))
+        vals.append(sorted((tuple(sorted(t.params.items())), t.values[0])
+                           for t in finished(study)))
+    assert vals[0] == vals[1] and len(vals[0]) == 6
+    assert base.name
+
+
+def test_resume_after_kill_loses_and_duplicates_nothing(tmp_path: Path,
+                                                        scenario: Path) -> None:
+    p = study_file(tmp_path, scenario, name="killed", trials=8)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([*ARBKIT, "tune", str(p)], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    st = storage_for(None, tmp_path / "results")
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.3)
+        try:
+            s = optuna.load_study(study_name="killed", storage=st.optuna())
+        except KeyError:
+            continue
+        if len(finished(s)) >= 2:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    spec = load_study(p)
+    s = optuna.load_study(study_name="killed", storage=st.optuna())
+    before = len(finished(s))
+    assert 2 <= before < 8
+    # a trial a killed worker left RUNNING (made certain here: one more, owned by a dead pid)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    orphan = s.ask({"strategy.entry_bps": optuna.distributions.FloatDistribution(0.0, 5.0),
+                    "strategy.stop_loss_bps": optuna.distributions.FloatDistribution(4, 30)})
+    import socket
+
+    orphan.set_user_attr("worker", f"{socket.gethostname()}:{dead}")
+    study = run_study(spec, st)
+    trials = study.get_trials()
+    done = finished(study)
+    assert len(done) == 8  # the budget exactly: nothing lost, nothing extra
+    assert len({t.number for t in trials}) == len(trials)
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert orphan.number in {t.number for t in failed}
+    retries = [t for t in done if t.user_attrs.get("retry_of") is not None]
+    assert {t.user_attrs["retry_of"] for t in retries} >= {orphan.number}
+    for r in retries:
+        src = next(t for t in trials if t.number == r.user_attrs["retry_of"])
+        assert r.params == src.params
+    # every finished trial has its runs in the store, once
+    with st.store() as store:
+        runs = store.runs("killed")
+    per_trial = runs.group_by("trial").len()
+    assert set(per_trial["trial"].to_list()) >= {t.number for t in done}
+    assert (per_trial.filter(pl.col("trial").is_in([t.number for t in done]))["len"] == 2).all()
+
+
+def test_two_workers_on_postgresql_share_one_study(tmp_path: Path, scenario: Path,
+                                                   pg_url: str) -> None:
+    name = f"pg{uuid.uuid4().hex[:8]}"
+    p = study_file(tmp_path, scenario, name=name, trials=10)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    r = subprocess.run([*ARBKIT, "tune", str(p), "-j", "2", "--storage", pg_url],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    secret = pg_url.split("@")[0].rsplit(":", 1)[-1]
+    assert f":{secret}@" not in r.stderr + r.stdout and ":***@" in r.stderr  # masked
+    st = storage_for(pg_url)
+    study = optuna.load_study(study_name=name, storage=st.optuna())
+    done = finished(study)
+    assert len(done) == 10
+    assert len({t.number for t in study.get_trials()}) == len(study.get_trials())
+    workers = {t.user_attrs["worker"] for t in done}
+    assert len(workers) == 2, workers  # both processes did trials
+    with st.store() as store:
+        runs = store.runs(name)
+        assert runs.height == 20
+        assert runs.select("trial", "extra_json").is_duplicated().sum() == 0
+        store.delete_study(name)
+    optuna.delete_study(study_name=name, storage=st.optuna())
+
+
+def test_preset_round_trip_and_report(tmp_path: Path, scenario: Path) -> None:
+    p = study_file(tmp_path, scenario, name="presetstudy", trials=4)
+    st = storage_for(None, tmp_path / "results")
+    study = run_study(load_study(p), st)
+    path = promote("presetstudy", st, "best", folder=tmp_path / "presets")
+    pr = load_preset(path)
+    best = study.best_trial
+    assert pr.meta["trial"] == best.number
+    _, metrics, bad = run_preset(pr)
+    assert bad == []
+    assert metrics["net_pnl"] == best.user_attrs["m.net_pnl"]
+    # the CLI does the same, from the presets folder of the working directory
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    (tmp_path / "presets").rename(tmp_path / "presets_moved")
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets_moved" / "best.toml").rename(tmp_path / "presets" / "best.toml")
+    r = subprocess.run([*ARBKIT, "backtest", "--preset", "best", "--json"], cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "bit for bit" in r.stderr
+    # an edited preset is refused, not silently run
+    text = (tmp_path / "presets" / "best.toml").read_text()
+    (tmp_path / "presets" / "bad.toml").write_text(text.replace("\nnotional = ", "\nnotional = 1"))
+    r = subprocess.run([*ARBKIT, "backtest", "--preset", "bad"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "was edited" in r.stderr
+    # the HTML report of the study has every section
+    r = subprocess.run([*ARBKIT, "report", "presetstudy", "--out", "rep.html"], cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    from arbkit.report import SECTION_IDS
+
+    html = (tmp_path / "rep.html").read_text()
+    for sid in SECTION_IDS:
+        assert f'id="{sid}"' in html, sid
