@@ -64,6 +64,7 @@ def tune(
         study = run_study(spec, st, jobs=jobs, on_trial=on_trial, poll=poll)
         view.from_study(study)
         live.update(view.table())
+    console.print()
     try:
         best = best_trial(study)
         typer.echo(f"best trial {best.number}: {', '.join(spec.objectives)} = "
@@ -132,7 +133,7 @@ class ProgressView:
             tb.add_column(c, justify="right")
         for r in self.rows[-12:]:
             obj = ", ".join(_fmt(v) for v in r["values"]) if r["state"] == "COMPLETE" else \
-                (r.get("reason") or "")[:40]
+                "pruned: " + (r.get("reason") or "").split(":")[0]
             tb.add_row(str(r["number"]), r["state"], _fmt(r["trades"]),
                        _fmt(None if r["win_rate"] is None else 100 * r["win_rate"]),
                        _fmt(r["net_pnl"]), _fmt(r["max_drawdown"]), obj)

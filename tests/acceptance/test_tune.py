@@ -20,7 +20,7 @@ from arbkit.config.load import from_dict
 from arbkit.data.synth import write_scenario
 from arbkit.engine.backtest import prepare, run_prepared
 from arbkit.engine.sweep import run_batch
-from arbkit.tune import apply_params, load_study, run_study, storage_for
+from arbkit.tune import apply_params, load_study, run_study, storage_for, trials_frame
 from arbkit.tune.evaluate import mean_metrics
 from arbkit.tune.preset import load_preset, promote, run_preset
 
@@ -259,3 +259,26 @@ def test_preset_round_trip_and_report(tmp_path: Path, scenario: Path) -> None:
     html = (tmp_path / "rep.html").read_text()
     for sid in SECTION_IDS:
         assert f'id="{sid}"' in html, sid
+
+
+def test_walk_forward_multi_objective(tmp_path: Path, scenario: Path) -> None:
+    p = study_file(tmp_path, scenario, name="wf", trials=4)
+    text = p.read_text().replace('objectives = ["net_pnl"]\ndirections = ["maximize"]',
+                                 'objectives = ["net_pnl", "max_drawdown"]\n'
+                                 'directions = ["maximize", "minimize"]')
+    text = text.replace('kind = "holdout"\ntrain = 0.7', 'kind = "walk_forward"\nwindows = 2')
+    p.write_text(text)
+    spec = load_study(p)
+    study = run_study(spec, storage_for(None, tmp_path / "r"))
+    done = [t for t in finished(study) if t.state == TrialState.COMPLETE]
+    assert done and all(len(t.values) == 2 for t in done)
+    w = done[0].user_attrs["windows"]
+    assert len(w["train"]) == 2 and len(w["test"]) == 2
+    for (a, b), (c, d) in zip(w["train"], w["test"]):
+        assert b + 10 * 1_000_000_000 == c and a < b < c < d  # embargo between them
+    assert w["train"][1][0] == w["train"][0][1]  # rolling: fold 2 trains where fold 1 ended
+    df = trials_frame(study)
+    assert {"value_net_pnl", "value_max_drawdown", "test_net_pnl"} <= set(df.columns)
+    from arbkit.tune import best_trial
+
+    assert best_trial(study).number in {t.number for t in done}
