@@ -71,11 +71,11 @@ def part_trials(tmp: Path, scen: Path, n: int) -> None:
 
     print(f"\n== trials/s on a {scen.name} study ({n} trials, random sampler, holdout 70/30: "
           "two engine runs per trial) ==")
-    print(f"{'storage':<10} {'save':<5} {'trials/s':>9} {'per trial s':>12} {'engine s':>9} "
-          f"{'overhead s':>11}")
-    for save in ("all", "runs", "none"):
-        spec = study(tmp, scen, f"bt_{save}", n, save=save)
-        st = storage_for(None, tmp / f"res_{save}")
+    print(f"{'storage':<15} {'save':<5} {'batch':>5} {'trials/s':>9} {'per trial s':>12} "
+          f"{'engine s':>9} {'overhead s':>11}")
+    for save, batch in (("all", 1), ("runs", 1), ("none", 1), ("none", 4)):
+        spec = study(tmp, scen, f"bt_{save}_{batch}", n, save=save, batch=batch)
+        st = storage_for(None, tmp / f"res_{save}_{batch}")
         ev = Evaluator(spec)  # data loaded once per worker: not part of a trial
         engine = []
         t0 = time.perf_counter()
@@ -83,8 +83,8 @@ def part_trials(tmp: Path, scen: Path, n: int) -> None:
         wall = time.perf_counter() - t0
         per = wall / n
         eng = sum(engine) / len(engine)
-        print(f"{'journal+duckdb':<10} {save:<5} {n / wall:>9.2f} {per:>12.3f} {eng:>9.3f} "
-              f"{per - eng:>11.3f}")
+        print(f"{'journal+duckdb':<15} {save:<5} {batch:>5} {n / wall:>9.2f} {per:>12.3f} "
+              f"{eng:>9.3f} {per - eng:>11.3f}")
 
 
 def part_grid(scen: Path, k: int) -> None:

@@ -23,7 +23,14 @@ from optuna.trial import TrialState
 
 from arbkit.tune.evaluate import Evaluator, apply_params
 from arbkit.tune.spec import StudySpec, load_study
-from arbkit.tune.study import Storage, budget, open_study, run_worker, storage_for
+from arbkit.tune.study import (
+    Storage,
+    budget,
+    open_study,
+    run_worker,
+    storage_for,
+    trial_metrics,
+)
 
 __all__ = ["Evaluator", "StudySpec", "Storage", "apply_params", "delete_study", "load_study",
            "run_study", "storage_for", "trials_frame"]
@@ -97,9 +104,10 @@ def trials_frame(study: optuna.Study) -> pl.DataFrame:
             row[f"test_{o}"] = math.nan if w is None else float(w)
         for k, v in t.params.items():
             row[f"p_{k}"] = v
-        for k, v in t.user_attrs.items():
-            if k.startswith(("m.", "t.")):
-                row[f"{k[0]}_{k[2:]}"] = math.nan if v is None else float(v)
+        for k, v in trial_metrics(t, "train").items():
+            row[f"m_{k}"] = v
+        for k, v in trial_metrics(t, "test").items():
+            row[f"t_{k}"] = v
         row["config_hash"] = t.user_attrs.get("config_hash")
         row["pruned_because"] = t.user_attrs.get("pruned_because")
         row["retry_of"] = t.user_attrs.get("retry_of")

@@ -9,6 +9,7 @@ same windows and checks that every metric equals the stored one, bit for bit.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import tempfile
@@ -51,7 +52,7 @@ def promote(study_name: str, storage: Any, name: str, *, trial: int | None = Non
     ua = t.user_attrs
     if "config" not in ua:
         raise ConfigError(f"trial {t.number} of {study_name!r} has no recorded config")
-    cfg = from_dict(ua["config"], source=f"study {study_name} trial {t.number}")
+    cfg = from_dict(json.loads(ua["config"]), source=f"study {study_name} trial {t.number}")
     if cfg.config_hash() != ua.get("config_hash"):
         raise ConfigError(f"trial {t.number}: the stored config hashes to {cfg.config_hash()}, "
                           f"not the recorded {ua.get('config_hash')}; the config model changed "
@@ -67,8 +68,9 @@ def promote(study_name: str, storage: Any, name: str, *, trial: int | None = Non
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "params": {k: v for k, v in t.params.items()},
     }
-    metrics = {k[2:]: (math.nan if v is None else float(v)) for k, v in ua.items()
-               if k.startswith("m.")}
+    from arbkit.tune.study import trial_metrics
+
+    metrics = trial_metrics(t)
     lines = [f"# preset {name}: study {study_name}, trial {t.number} "
              f"({', '.join(f'{k}={v}' for k, v in t.params.items())})",
              f"# reproduce: arbkit backtest --preset {name}", "", "[preset]"]

@@ -3,6 +3,7 @@ after a kill, two workers on PostgreSQL, the grid fast path, presets reproduced 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -85,7 +86,7 @@ def test_sweep_changes_trades_and_each_trial_stored_the_config_the_engine_used(
         runs = store.runs(spec.name)
         assert runs.height == 10  # train + test per trial
         for t in done:
-            cfg = from_dict(t.user_attrs["config"])
+            cfg = from_dict(json.loads(t.user_attrs["config"]))
             assert cfg.config_hash() == t.user_attrs["config_hash"]
             # the stored config carries the trial's parameters ...
             assert cfg.strategy.entry_bps == t.params["strategy.entry_bps"]
