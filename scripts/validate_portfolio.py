@@ -241,7 +241,7 @@ STATUS = """## Status
 | inverse (contract-sized, coin-settled) perps | ❌ not modelled: `kind` is spot or linear_perp |
 | per-venue balances: spot legs sell only what they hold; fees in the received asset | ⚠️ balances are per instrument (one currency pair per venue account), not one wallet per venue and currency shared by its symbols; `fee_ccy = "received"` works (spot buys) | `docs/architecture.md` |
 | transfer / rebalance cost and delay between venues | ❌ | |
-| treasury line (inventory revaluation) and a buy-and-hold baseline | ⚠️ arbitrage PnL excludes pre-funded inventory by construction (only what trading changed is marked); no separate treasury report or baseline yet | |
+| treasury line (inventory revaluation) and a buy-and-hold baseline | ✅ `treasury_pnl` (the starting balances held from the first quote to the end, at mid and FX = the buy-and-hold baseline), `account_pnl` = strategy + treasury, per instrument in `res.venues` | `test_fx_funding.py::test_treasury_line_is_the_buy_and_hold_of_the_starting_balances_by_hand` |
 | legging policies unwind, chase, hold; scale-out exits; EWMA anchor | ✅ | `tests/acceptance/test_golden.py`, `test_strategy_options.py` |
 | a user @njit signal in place of the built-in entry rule | ✅ ⚠️ one cold compile of the loop per process (~7 s, `benchmarks/bench_plugin.py`) | `tests/acceptance/test_strategy_options.py` |
 | every risk guard: fires, and blocks/flattens as designed; a control where it does not | ✅ | below; `tests/acceptance/test_guards.py` |

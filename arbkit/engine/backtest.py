@@ -51,6 +51,11 @@ class Runner:
 
             self.kernel = kernel_with_signal(signal)
             self.state.route["plugin"] = 1
+        n_inst = len(arrays.inst_keys)
+        # the treasury line's starting marks (metrics.breakdown.treasury): each instrument's
+        # first mid and its FX series' first rate, taken from the events as they are fed
+        self.first_mid = np.full(n_inst, np.nan)
+        self.first_fx = np.where(self.state.inst["fx_id"] < 0, 1.0, np.nan)
         self.first_ts: int | None = None  # span of everything fed (for time-in-market)
         self.last_ts: int | None = None
         self.n_fed = 0
@@ -65,6 +70,7 @@ class Runner:
             return
         if self.first_ts is None:
             self.first_ts = int(events[0]["ts_recv"])
+        self.note_first(events)
         self.last_ts = int(events[-1]["ts_recv"])
         self.n_fed += int(events.shape[0])
         depth = self.arrays.depth if depth is None else depth
@@ -86,6 +92,24 @@ class Runner:
                     "the data and config")
             # the largest room one step asks for (has_room in loop.run_chunk)
             self.state = grow(self.state, extra=ROOM * self.state.orders.shape[0])
+
+    def note_first(self, events: np.ndarray) -> None:
+        """Record first mids and first FX rates not seen yet (cheap once all are known)."""
+        inst = self.state.inst
+        for arr, kind in ((self.first_mid, T.EV_QUOTE), (self.first_fx, T.EV_FX)):
+            if not np.isnan(arr).any():
+                continue
+            sel = events[events["kind"] == kind]
+            ids, at = np.unique(sel["inst"], return_index=True)
+            for k, j in zip(ids.tolist(), at.tolist()):
+                e = sel[j]
+                if kind == T.EV_QUOTE:
+                    if 0 <= k < arr.shape[0] and np.isnan(arr[k]):
+                        arr[k] = 0.5 * (float(e["bid_px"]) + float(e["ask_px"]))
+                else:  # FX series k: every instrument converted by it
+                    for i in np.nonzero((inst["fx_id"] == k) & np.isnan(arr))[0]:
+                        rate = float(e["bid_px"])
+                        arr[i] = 1.0 / rate if inst[i]["fx_inv"] == 1 else rate
 
     def finish(self) -> None:
         """Settle in-flight orders and mark open round trips at the end of data."""

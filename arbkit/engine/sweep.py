@@ -38,6 +38,7 @@ def run_batch(cfgs: list[Config], prep: Prepared) -> list[BacktestResult]:
         for r in runners:
             r.first_ts, r.last_ts = int(ev[0]["ts_recv"]), int(ev[-1]["ts_recv"])
             r.n_fed = int(ev.shape[0])
+            r.note_first(ev)
             start(r.state, int(ev[0]["ts_recv"]))
         starts = np.zeros(len(runners), np.int64)
         status = np.zeros(len(runners), np.int64)

@@ -103,3 +103,30 @@ def venue_frame(inst_keys: list[str], inst: np.ndarray, book_px: np.ndarray,
             "pnl_mid": float(rec["cash"]) + mark,
         })
     return pl.DataFrame(rows)
+
+
+def treasury(cfg, inst_keys: list[str], inst: np.ndarray, book_px: np.ndarray,
+             first_mid: np.ndarray, first_fx: np.ndarray) -> tuple[float, list[float]]:
+    """What the *initial* balances gained or lost by being held: the treasury line, which is
+    also the buy-and-hold baseline (do nothing, keep the starting inventory and cash).
+
+    Per instrument, in the reference currency: ``pos0 x (mid_end x fx_end - mid_start x
+    fx_start)`` for the starting inventory (spot coins, or a starting perp position) and, for
+    spot cash in a foreign quote currency, ``cash0 x (fx_end - fx_start)``. ``mid_start`` is
+    the first quote's mid, ``fx_start`` the series' first rate. None of it is arbitrage PnL:
+    the strategy's equity counts only what trading changed. Returns (total, per instrument).
+    """
+    per = []
+    for i, key in enumerate(inst_keys):
+        rec = inst[i]
+        kind = cfg.instrument(key).kind
+        mid_end = 0.5 * (book_px[i, T.BID, 0] + book_px[i, T.ASK, 0])
+        fx_end, fx0, m0 = float(rec["fx"]), float(first_fx[i]), float(first_mid[i])
+        v = 0.0
+        pos0 = float(rec["pos0"])
+        if pos0 != 0.0 and np.isfinite(mid_end * fx_end * m0 * fx0):
+            v += pos0 * (mid_end * fx_end - m0 * fx0)
+        if kind == "spot" and rec["fx_id"] >= 0 and np.isfinite(fx_end * fx0):
+            v += float(rec["cash0"]) * (fx_end - fx0)
+        per.append(v)
+    return float(sum(per)), per

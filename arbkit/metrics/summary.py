@@ -9,7 +9,13 @@ import numpy as np
 import polars as pl
 
 from arbkit.core import types as T
-from arbkit.metrics.breakdown import portfolio_sums, route_frame, symbol_frame, venue_frame
+from arbkit.metrics.breakdown import (
+    portfolio_sums,
+    route_frame,
+    symbol_frame,
+    treasury,
+    venue_frame,
+)
 
 NS_PER_DAY = 86_400_000_000_000
 MIN_DAYS_FOR_RATIOS = 30
@@ -197,6 +203,10 @@ def build_result(runner: Any, meta: dict[str, Any]):
     if runner.problems:
         notes += [f"INFEASIBLE (run anyway): {p}" for p in runner.problems]
     meta["notes"] = notes
+    tre, tre_per = treasury(runner.cfg, runner.arrays.inst_keys, st.inst, st.book_px,
+                            runner.first_mid, runner.first_fx)
+    m["treasury_pnl"] = tre  # = the buy-and-hold baseline: the starting balances, held
+    m["account_pnl"] = m["final_equity"] - runner.cfg.run.capital + tre
     k = int(np.argmax(st.route["best_miss_bps"]))
     rt = st.route[k]
     meta["nearest_miss"] = {"route": runner.cfg.routes[k].label,
@@ -208,7 +218,8 @@ def build_result(runner: Any, meta: dict[str, Any]):
         trades=frames["trades"], fills=frames["fills"], orders=frames["orders"],
         equity=frames["equity"], legs=frames["legs"], opportunities=opp, summary=summary,
         config=runner.cfg, meta=meta, routes=routes, symbols=symbols,
-        venues=venue_frame(runner.arrays.inst_keys, st.inst, st.book_px, frames["fills"]),
+        venues=venue_frame(runner.arrays.inst_keys, st.inst, st.book_px, frames["fills"])
+        .with_columns(pl.Series("treasury_pnl", tre_per, pl.Float64)),
         guards=guard_frame(frames["guards"], runner.cfg),
     )
 

@@ -217,3 +217,18 @@ def test_a_long_perp_pays_when_the_rate_is_positive() -> None:
 def test_a_perp_without_a_funding_series_says_so() -> None:
     res = arbkit.backtest(perp_market(), load_config_text(FUND))
     assert any("no funding series for P:X" in n for n in res.meta["notes"])
+
+
+def test_treasury_line_is_the_buy_and_hold_of_the_starting_balances_by_hand() -> None:
+    """U starts with 5 BTC and 1e9 KRW; holding them from the first quote (mid 99,995 KRW at
+    1000 KRW/USDT) to the end (mid 100,005 KRW at 980) is the treasury line, in USDT; the
+    perp leg (no starting position) adds nothing; the strategy's PnL is not in it."""
+    res = arbkit.backtest(quotes(MARKET), cfg(), fx=fx([(0.5, 1000.0), (1.5, 980.0)]))
+    inventory = 5.0 * (100_005 / 980 - 99_995 / 1000)
+    cash = 1e9 * (1 / 980 - 1 / 1000)
+    assert res.metric("treasury_pnl") == pytest.approx(inventory + cash, rel=1e-12)
+    assert res.venues["treasury_pnl"].to_list() == pytest.approx([inventory + cash, 0.0])
+    assert res.metric("account_pnl") == pytest.approx(
+        res.metric("final_equity") - 100_000.0 + inventory + cash, rel=1e-12)
+    # the arbitrage figures do not move with it
+    assert res.metric("net_pnl") == pytest.approx(-1.81 + 100_000 * (1 / 980 - 1 / 1000))
