@@ -64,7 +64,7 @@ TUNING = [
              "path"),
     ("code", "from arbkit.tune.preset import load_preset, promote, run_preset\n"
              "preset = load_preset(promote(spec.name, storage, 'notebook_best', "
-             "folder='out/presets'))\n"
+             "folder='out/presets', force=True))\n"
              "_, metrics, mismatches = run_preset(preset)\n"
              "assert mismatches == []  # the preset reproduces its trial bit for bit\n"
              "preset.meta['trial'], metrics['net_pnl']"),

@@ -88,8 +88,16 @@ def _run_preset(name: str, data: Path | None, out: Path | None, as_json: bool) -
         payload = {k: _finite_or_none(v) for k, v in metrics.items()}
         payload["preset"] = p.name
         typer.echo(json.dumps(payload, default=str, indent=1, allow_nan=False))
-    typer.echo(f"preset {p.name}: study {m.get('study')} trial {m.get('trial')}, "
-               f"{len(results)} window(s), {len(m.get('metrics', {}))} metrics checked", err=True)
+    from datetime import UTC, datetime
+
+    def iso(ns: int | None) -> str:
+        return "start" if ns is None else datetime.fromtimestamp(ns / 1e9, UTC).strftime(
+            "%Y-%m-%d %H:%M:%S")
+
+    spans = ", ".join(f"{iso(a)} -> {iso(b)}" for a, b in (m.get("windows") or [[None, None]]))
+    typer.echo(f"preset {p.name}: study {m.get('study')} trial {m.get('trial')}, the trial's "
+               f"train window(s) {spans} UTC, {len(m.get('metrics', {}))} metrics checked",
+               err=True)
     if bad:
         lines = "; ".join(f"{k}: stored {a!r}, now {b!r}" for k, a, b in bad[:5])
         raise EngineError(f"preset {p.name} does NOT reproduce its trial: {lines}")

@@ -26,8 +26,7 @@ def tune(
 ) -> None:
     """Run or resume an Optuna study; a live table shows each trial.
 
-    Interrupt it at any time: `arbkit tune` again continues the same study (trials left
-    RUNNING by a killed worker are retried, not lost).
+    Interrupt it at any time (Ctrl-C): the same command again continues the study, and trials cut short (or left RUNNING by a killed worker) are run again, not lost.
     """
     import dataclasses
 
@@ -35,6 +34,7 @@ def tune(
     from rich.live import Live
 
     from arbkit.tune import best_trial, delete_study, load_study, run_study, storage_for
+    from arbkit.tune.evaluate import Evaluator
     from arbkit.tune.study import budget
 
     spec = load_study(study_file)
@@ -45,37 +45,72 @@ def tune(
 
         raise ConfigError(f"-j {jobs}: use 1 or more worker processes")
     st = storage_for(storage, results)
+    # data, windows and objectives are checked before anything is shown or stored
+    ev = Evaluator(spec)
+    ev.check_objectives()
     if fresh:
         delete_study(spec.name, st)
     console = Console(stderr=True)
     console.print(f"study [bold]{spec.name}[/]: {budget(spec)} trials, sampler {spec.sampler}, "
                   f"seed {spec.seed}, objective(s) {', '.join(spec.objectives)}, split "
-                  f"{spec.split.kind}, storage {st.masked}, {jobs} worker(s)")
+                  f"{spec.split.kind}, storage {st.masked}, {jobs} worker(s)", markup=True,
+                  highlight=False)
+    before = _finished_so_far(spec, st)
+    if before is not None:
+        console.print(f"resuming: {before[0]}/{budget(spec)} finished trials already stored; "
+                      f"{before[1]} trial(s) cut short earlier will be run again",
+                      highlight=False)
     view = ProgressView(spec)
-    with Live(view.table(), console=console, refresh_per_second=4, transient=False) as live:
-        def on_trial(row: dict[str, Any]) -> None:
-            view.add(row)
-            live.update(view.table())
+    try:
+        with Live(view.table(), console=console, refresh_per_second=4,
+                  transient=False) as live:
+            def on_trial(row: dict[str, Any]) -> None:
+                view.add(row)
+                live.update(view.table())
 
-        def poll(study: Any) -> None:
+            def poll(study: Any) -> None:
+                view.from_study(study)
+                live.update(view.table())
+
+            study = run_study(spec, st, jobs=jobs, on_trial=on_trial, poll=poll, evaluator=ev)
             view.from_study(study)
             live.update(view.table())
-
-        study = run_study(spec, st, jobs=jobs, on_trial=on_trial, poll=poll)
-        view.from_study(study)
-        live.update(view.table())
+    except KeyboardInterrupt:
+        now = _finished_so_far(spec, st)
+        console.print(f"\ninterrupted: {0 if now is None else now[0]}/{budget(spec)} finished "
+                      "trials stored; run the same command again to resume", highlight=False)
+        raise SystemExit(130) from None
     console.print()
     try:
         best = best_trial(study)
-        typer.echo(f"best trial {best.number}: {', '.join(spec.objectives)} = "
-                   f"{', '.join(f'{v:.4f}' for v in best.values)}; params "
-                   + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()))
-        typer.echo(f"next: arbkit report {spec.name}   |   arbkit preset promote {spec.name} "
-                   "--name <preset>")
     except Exception as exc:  # noqa: BLE001 - no complete trial: say so, exit 1
         from arbkit.errors import ConfigError
 
         raise ConfigError(str(exc)) from None
+    typer.echo(f"best trial {best.number}: {', '.join(spec.objectives)} = "
+               f"{', '.join(f'{v:.4f}' for v in best.values)}; params "
+               + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()))
+    if spec.directions[0] == "maximize" and best.values[0] <= 0:
+        typer.echo(f"warning: the best {spec.objectives[0]} is {best.values[0]:.4f} <= 0: no "
+                   "trial did well on its train window; the best one is the least bad, not "
+                   "an edge", err=True)
+    typer.echo(f"next: arbkit report {spec.name}   |   arbkit preset promote {spec.name} "
+               "--name <preset>")
+
+
+def _finished_so_far(spec: Any, st: Any) -> tuple[int, int] | None:
+    """(finished trials, trials to retry) of an existing study; None if there is none."""
+    import optuna
+    from optuna.trial import TrialState
+
+    try:
+        study = optuna.load_study(study_name=spec.name, storage=st.optuna())
+    except KeyError:
+        return None
+    trials = study.get_trials(deepcopy=False)
+    done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
+    again = sum(t.state in (TrialState.WAITING, TrialState.RUNNING) for t in trials)
+    return (done, again) if trials else None
 
 
 class ProgressView:
@@ -117,7 +152,8 @@ class ProgressView:
             self.n0 = done - 1
         el = time.perf_counter() - self.t0
         new = done - (self.n0 or 0)
-        eta = (self.total - done) * el / new if new > 0 and done < self.total else 0.0
+        eta = (f"{(self.total - done) * el / new:.0f} s" if new > 0 and done < self.total
+               else ("-" if done < self.total else "0 s"))
         complete = [r for r in self.rows if r["state"] == "COMPLETE"]
         best = None
         if complete:
@@ -127,9 +163,9 @@ class ProgressView:
         title = (f"trial {done}/{self.total}   best "
                  f"{'-' if best is None else _fmt(best['values'][0])}"
                  f"{'' if best is None else ' (#' + str(best['number']) + ')'}   "
-                 f"elapsed {el:.0f} s   ETA {eta:.0f} s")
+                 f"elapsed {el:.0f} s   ETA {eta}")
         tb = Table(title=title, title_justify="left")
-        for c in ("trial", "state", "trades", "win %", "PnL", "max DD", "objective"):
+        for c in ("trial", "state", "trades", "win %", "net PnL", "max DD", "objective"):
             tb.add_column(c, justify="right")
         for r in self.rows[-12:]:
             obj = ", ".join(_fmt(v) for v in r["values"]) if r["state"] == "COMPLETE" else \
@@ -155,7 +191,7 @@ def _fmt(v: Any) -> str:
 
 
 def report(
-    study: Annotated[str, typer.Argument(help="Study name (as in its study file's [study] name).")],
+    study: Annotated[str, typer.Argument(help="Study name (study.name in its study file).")],
     out: Annotated[Path | None, typer.Option(help="HTML file to write (default reports/<study>.html).")] = None,
     storage: Annotated[str | None, typer.Option(help=STORAGE_HELP)] = None,
     results: Annotated[Path, typer.Option(help="Folder of the default file storage.")] = Path("results"),
@@ -178,12 +214,14 @@ def promote(
     storage: Annotated[str | None, typer.Option(help=STORAGE_HELP)] = None,
     results: Annotated[Path, typer.Option(help="Folder of the default file storage.")] = Path("results"),
     presets: Annotated[Path, typer.Option(help="Presets folder.")] = Path("presets"),
+    force: Annotated[bool, typer.Option(help="Replace an existing preset of that name.")] = False,
 ) -> None:
     """Write a trial's effective config as presets/<name>.toml, with its provenance."""
     from arbkit.tune import storage_for
     from arbkit.tune.preset import promote as do_promote
 
-    path = do_promote(study, storage_for(storage, results), name, trial=trial, folder=presets)
+    path = do_promote(study, storage_for(storage, results), name, trial=trial, folder=presets,
+                      force=force)
     typer.echo(f"wrote {path}; reproduce it with: arbkit backtest --preset {name}")
 
 

@@ -55,16 +55,17 @@ class Axis:
     log: bool = False
 
 
-def encode(name: str, col: pl.Series) -> Axis:
-    """Map a parameter column to [0, 1]: numbers min-max (log10 when positive over ≥ 2
-    decades), anything else as evenly spaced sorted categories."""
+def encode(name: str, col: pl.Series, log: bool | None = None) -> Axis:
+    """Map a parameter column to [0, 1]: numbers min-max (log10 when ``log``, i.e. the search
+    space samples it on a log scale; unknown: when positive over ≥ 2 decades), anything else
+    as evenly spaced sorted categories."""
     if col.dtype.is_numeric() and col.dtype != pl.Boolean:
         v = col.cast(pl.Float64).fill_null(math.nan).to_numpy().copy()
         ok = np.isfinite(v)
         if not ok.any():
             return Axis(name, v, v.copy(), ())
         lo, hi = float(v[ok].min()), float(v[ok].max())
-        log = lo > 0 and hi / lo >= 100.0
+        log = lo > 0 and (hi / lo >= 100.0 if log is None else bool(log))
         f = np.log10 if log else (lambda a: a)
         span = float(f(hi) - f(lo))
         unit = (f(v) - f(lo)) / span if span > 0 else np.where(ok, 0.5, np.nan)
@@ -105,8 +106,11 @@ def parallel(axes: Sequence[Axis], colour: np.ndarray, colour_name: str, best: i
     xs = np.arange(len(axes))
     cmap = matplotlib.colormaps["viridis" if direction == "maximize" else "viridis_r"]
     finite = colour[np.isfinite(colour)]
-    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    norm = matplotlib.colors.Normalize(lo, hi if hi > lo else lo + 1.0)
+    # the colour scale spans the 10th-90th percentiles (clipped beyond): a few very bad
+    # trials would otherwise paint every trial worth comparing one colour
+    lo, hi = ((float(np.percentile(finite, 10)), float(np.percentile(finite, 90)))
+              if finite.size else (0.0, 1.0))
+    norm = matplotlib.colors.Normalize(lo, hi if hi > lo else lo + 1.0, clip=True)
     # worst first, so the good trials are drawn on top
     order = np.argsort(np.nan_to_num(colour if direction == "maximize" else -colour,
                                      nan=-np.inf), kind="stable")
@@ -130,7 +134,7 @@ def parallel(axes: Sequence[Axis], colour: np.ndarray, colour_name: str, best: i
         ax.set_yticks([])
         ax.grid(False)
         sm = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
-        fig.colorbar(sm, ax=ax, label=colour_name, pad=0.01)
+        fig.colorbar(sm, ax=ax, label=f"{colour_name} (10th-90th pct)", pad=0.01)
         fig.tight_layout()
         return to_png(fig)
 

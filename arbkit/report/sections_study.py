@@ -65,11 +65,27 @@ def summary(rep: StudyReport) -> str:
     keys = [k for k in META_FIRST if k in meta] + sorted(k for k in meta if k not in META_FIRST)
     pairs += [(k, meta[k]) for k in keys]
     body = [kv(pairs)]
-    warnings = reproduce_check(rep) + [str(n) for n in rep.best.meta.get("notes", [])]
+    warnings = (verdict(rep) + reproduce_check(rep)
+                + [str(n) for n in rep.best.meta.get("notes", [])])
     if warnings:
         body.append("<h3>Notes on the best trial</h3>")
         body.append(bullets(warnings, "warn"))
     return section("summary", f"Study {rep.study}", "\n".join(body))
+
+
+def verdict(rep: StudyReport) -> list[str]:
+    """Say it first when no trial did well on the first objective (e.g. none made money)."""
+    c = rep.complete()
+    o, d = rep.objectives[0], rep.directions[0]
+    if c.height == 0 or d != "maximize":
+        return []
+    v = floats(c, value_col(o))
+    v = v[np.isfinite(v)]
+    if v.size and float(v.max()) <= 0.0:
+        return [f"NO EDGE FOUND: no COMPLETE trial has a positive {o} on its train window "
+                f"(best {float(v.max()):.6g} over {v.size} trials); the best trial below is "
+                "the least bad, not a strategy"]
+    return []
 
 
 def reproduce_check(rep: StudyReport) -> list[str]:
@@ -160,8 +176,13 @@ def importance(rep: StudyReport) -> str:
 # ----------------------------------------------------------------------------- parallel / slices
 
 
-def parameter_axes(frame: pl.DataFrame, params: list[str]) -> list[figures.Axis]:
-    return [figures.encode(p, frame.get_column(f"p_{p}")) for p in params]
+def parameter_axes(frame: pl.DataFrame, params: list[str],
+                   log: dict[str, bool] | None = None) -> list[figures.Axis]:
+    """``log``: the search space's log flag per parameter (``meta["log_params"]``); without
+    it, a positive parameter spanning two decades is drawn on a log axis."""
+    log = log or {}
+    return [figures.encode(p, frame.get_column(f"p_{p}"), log=log.get(p))
+            for p in params]
 
 
 def parallel(rep: StudyReport) -> str:
@@ -171,7 +192,7 @@ def parallel(rep: StudyReport) -> str:
         why = ("the study has no parameters" if not rep.params
                else f"{c.height} COMPLETE trial(s); at least 2 are needed to draw lines")
         return section("parallel", title, para(f"Not drawn: {why}."))
-    axes = parameter_axes(c, rep.params)
+    axes = parameter_axes(c, rep.params, rep.meta.get("log_params"))
     axes += [figures.encode(o, pl.Series(floats(c, value_col(o)))) for o in rep.objectives]
     colour = floats(c, value_col(rep.objectives[0]))
     png = figures.parallel(axes, colour, rep.objectives[0], best_index(c, rep.best_number),
@@ -189,7 +210,7 @@ def slices(rep: StudyReport) -> str:
         why = "the study has no parameters" if not rep.params else "no COMPLETE trial"
         return section("slices", title, para(f"Not drawn: {why}."))
     params = rep.params[:MAX_SLICE_PARAMS]
-    axes = parameter_axes(c, params)
+    axes = parameter_axes(c, params, rep.meta.get("log_params"))
     numbers = c.get_column("number").to_numpy()
     best = best_index(c, rep.best_number)
     parts = [para("One panel per parameter; darker points are later trials, the star is the "

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import math
 import multiprocessing as mp
+import signal
+import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +27,7 @@ from optuna.trial import TrialState
 from arbkit.tune.evaluate import Evaluator, apply_params
 from arbkit.tune.spec import StudySpec, load_study
 from arbkit.tune.study import (
+    STOP,
     Storage,
     budget,
     open_study,
@@ -38,19 +42,47 @@ __all__ = ["Evaluator", "StudySpec", "Storage", "apply_params", "delete_study", 
 
 def run_study(spec: StudySpec, storage: Storage, *, jobs: int = 1,
               on_trial: Callable[[dict[str, Any]], None] | None = None,
-              poll: Callable[[optuna.Study], None] | None = None) -> optuna.Study:
+              poll: Callable[[optuna.Study], None] | None = None,
+              evaluator: Evaluator | None = None) -> optuna.Study:
     """Run (or resume) the study with ``jobs`` worker processes until it holds its budget of
     finished trials. ``on_trial`` gets each trial's row (one worker, in-process); ``poll``
-    gets the study about twice a second while worker processes run."""
+    gets the study about twice a second while worker processes run.
+
+    The data, the windows and the objectives are checked here, before anything is written
+    to storage (``Evaluator`` + ``check_objectives``): a bad study file leaves no study."""
+    ev = evaluator or Evaluator(spec)
+    ev.check_objectives()
+    STOP.clear()
     if jobs <= 1:
-        run_worker(spec, storage, on_trial=on_trial)
+        # first Ctrl-C: finish the trial in hand and stop; a second one stops at once (the
+        # trial in hand is then handed back for the next run)
+        def on_sigint(*_: Any) -> None:
+            if STOP.is_set():
+                raise KeyboardInterrupt
+            STOP.set()
+
+        main = threading.current_thread() is threading.main_thread()
+        old = signal.signal(signal.SIGINT, on_sigint) if main else None
+        try:
+            run_worker(spec, storage, on_trial=on_trial, evaluator=ev)
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, old)
+        if STOP.is_set():
+            raise KeyboardInterrupt
         return open_study(spec, storage)
     open_study(spec, storage)  # create it once, before the workers race to
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_worker_main, args=(spec, storage), daemon=False)
-             for _ in range(jobs)]
-    for p in procs:
-        p.start()
+    procs = [ctx.Process(target=_worker_main, args=(spec, storage, k), daemon=False)
+             for k in range(jobs)]
+    # the workers start with SIGINT ignored (a terminal's Ctrl-C goes to the whole process
+    # group): this process stops them with SIGTERM, which they turn into a clean hand-back
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for p in procs:
+            p.start()
+    finally:
+        signal.signal(signal.SIGINT, old)
     study = open_study(spec, storage)
     try:
         while any(p.is_alive() for p in procs):
@@ -59,7 +91,11 @@ def run_study(spec: StudySpec, storage: Storage, *, jobs: int = 1,
             time.sleep(0.5)
     except KeyboardInterrupt:
         for p in procs:
-            p.terminate()
+            p.terminate()  # SIGTERM: each finishes the trial in hand, then exits
+        for p in procs:
+            p.join(timeout=60)
+            if p.is_alive():  # a very long trial: its RUNNING trial is retried next run
+                p.kill()
         raise
     for p in procs:
         p.join()
@@ -74,8 +110,12 @@ def run_study(spec: StudySpec, storage: Storage, *, jobs: int = 1,
     return study
 
 
-def _worker_main(spec: StudySpec, storage: Storage) -> None:
-    run_worker(spec, storage)
+def _worker_main(spec: StudySpec, storage: Storage, worker: int) -> None:
+    signal.signal(signal.SIGTERM, lambda *_: STOP.set())
+    try:
+        run_worker(spec, storage, worker=worker)
+    except KeyboardInterrupt:
+        sys.exit(0)  # the trial in hand was given back (run_worker); nothing to print
 
 
 def delete_study(name: str, storage: Storage) -> None:
@@ -110,7 +150,10 @@ def trials_frame(study: optuna.Study) -> pl.DataFrame:
             row[f"t_{k}"] = v
         row["config_hash"] = t.user_attrs.get("config_hash")
         row["pruned_because"] = t.user_attrs.get("pruned_because")
-        row["retry_of"] = t.user_attrs.get("retry_of")
+        retry = t.user_attrs.get("retry_of")
+        if retry is None and "failed_trial" in t.system_attrs:  # Optuna's heartbeat retry
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(t)
+        row["retry_of"] = retry
         row["engine_s"] = t.user_attrs.get("engine_s")
         rows.append(row)
     if not rows:

@@ -106,7 +106,11 @@ class Evaluator:
             scenario = spec.data.split(":", 1)[1]
             out = Path("out") / "synth" / scenario
             if not (out / "quotes.parquet").is_file():
-                write_scenario(scenario, out)
+                try:
+                    write_scenario(scenario, out)
+                except ArbkitError as exc:
+                    raise ConfigError(f"{spec.source}: study.data = {spec.data!r}: {exc}") \
+                        from None
             cfg = spec.resolve(spec.config) if spec.config else out / "config.toml"
             return out / "quotes.parquet", cfg
         assert spec.config is not None
@@ -115,6 +119,26 @@ class Evaluator:
             raise ConfigError(f"{spec.source}: study.data = {spec.data!r}: no such file or "
                               "folder")
         return data, spec.resolve(spec.config)
+
+    def check_objectives(self) -> None:
+        """Every objective names metrics that exist: checked on a run of the base config over
+        the first instant of the data, before any trial."""
+        import ast
+        import difflib
+
+        from arbkit.tune.spec import FUNCS, check_expression
+
+        base = self.base.replace_strategy(allow_infeasible=True)
+        names = set(metrics_of(run_prepared(base, self.prep.window(self.t_first,
+                                                                   self.t_first + 1))))
+        for o in self.spec.objectives:
+            tree = check_expression(o, self.spec.source)
+            used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - set(FUNCS)
+            for u in sorted(used - names):
+                close = difflib.get_close_matches(u, sorted(names), n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ConfigError(f"{self.spec.source}: study.objectives: {o!r} uses unknown "
+                                  f"metric {u!r}; {hint}(metrics: docs/metrics.md)")
 
     def config_for(self, params: dict[str, Any]) -> Config:
         return apply_params(self.base, params)

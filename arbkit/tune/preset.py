@@ -35,8 +35,9 @@ class Preset:
 
 
 def promote(study_name: str, storage: Any, name: str, *, trial: int | None = None,
-            folder: str | Path = PRESETS) -> Path:
-    """Write ``folder/<name>.toml`` from trial ``trial`` (default: the best) of a study."""
+            folder: str | Path = PRESETS, force: bool = False) -> Path:
+    """Write ``folder/<name>.toml`` from trial ``trial`` (default: the best) of a study;
+    an existing preset of that name is replaced only with ``force``."""
     import optuna
 
     from arbkit.tune import best_trial
@@ -49,6 +50,9 @@ def promote(study_name: str, storage: Any, name: str, *, trial: int | None = Non
         raise ConfigError(f"no study {study_name!r} in {storage.masked}; run `arbkit tune` "
                           "first, or pass the same --storage") from None
     t = best_trial(study, trial)
+    if (Path(folder) / f"{name}.toml").exists() and not force:
+        raise ConfigError(f"preset {name!r} exists ({Path(folder) / (name + '.toml')}); pick "
+                          "another --name, or pass --force to replace it")
     ua = t.user_attrs
     if "config" not in ua:
         raise ConfigError(f"trial {t.number} of {study_name!r} has no recorded config")

@@ -57,4 +57,5 @@ def build_report(study_name: str, storage: Any) -> StudyReport:
               "code_version": ua.get("code_version"), "config_hash": ua.get("config_hash"),
               "storage": storage.masked, "split": rec.get("split"),
               "created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-              "best_values": [v for v in best.values if not math.isnan(v)]})
+              "best_values": [v for v in best.values if not math.isnan(v)],
+              "log_params": {p.name: p.log for p in spec.params if p.choices is None}})

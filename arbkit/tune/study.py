@@ -24,10 +24,13 @@ hash, the data manifest hash, the code version, the windows, every train metric
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
 import os
 import socket
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -36,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages._heartbeat import get_heartbeat_thread  # (what Study.optimize uses)
 from optuna.trial import TrialState
 
 from arbkit.errors import ConfigError
@@ -44,11 +48,15 @@ from arbkit.tune.spec import StudySpec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+# ask/tell with a heartbeat storage: the heartbeat is run here (run_worker), not by optimize
+warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
 
 ENV_VAR = "ARBKIT_STORAGE"
 HEADLINE = ("trades", "win_rate", "net_pnl", "max_drawdown", "sharpe", "trade_sharpe", "fees")
 HEARTBEAT_S = 5
 GRACE_S = 20
+WAIT_OTHERS_S = 300  # how long a worker with nothing to do waits for the others' last trials
+STOP = threading.Event()  # set by a signal handler: finish the trial in hand, then stop
 
 
 @dataclass
@@ -98,10 +106,22 @@ def storage_for(url: str | None = None, results: str | Path = "results") -> Stor
                       "leave it out for the files under results/")
 
 
-def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
+def make_sampler(spec: StudySpec, seed: int | None = None) -> optuna.samplers.BaseSampler:
+    seed = spec.seed if seed is None else seed
     if spec.sampler in ("grid", "random"):  # grid: every point is enqueued (open_study)
-        return optuna.samplers.RandomSampler(seed=spec.seed)
-    return optuna.samplers.TPESampler(seed=spec.seed, multivariate=True)
+        return optuna.samplers.RandomSampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+
+
+def sampler_seed(spec: StudySpec, worker: int, n_existing: int) -> int:
+    """The study's seed for the first worker of a new study (so one worker on a fresh study is
+    reproducible); for any other worker, or a resumed study, a seed derived from it: every
+    sampler started with the same seed proposes the same first points, so workers and resumes
+    would re-run the same trials."""
+    if worker == 0 and n_existing == 0:
+        return spec.seed
+    h = hashlib.sha256(f"{spec.seed}:{worker}:{n_existing}".encode()).digest()
+    return int.from_bytes(h[:4], "little") & 0x7FFFFFFF
 
 
 def suggest(trial: optuna.Trial, spec: StudySpec) -> dict[str, Any]:
@@ -126,9 +146,10 @@ def budget(spec: StudySpec) -> int:
     return spec.trials
 
 
-def open_study(spec: StudySpec, storage: Storage) -> optuna.Study:
+def open_study(spec: StudySpec, storage: Storage, seed: int | None = None) -> optuna.Study:
     st = storage.optuna()
-    study = optuna.create_study(study_name=spec.name, storage=st, sampler=make_sampler(spec),
+    study = optuna.create_study(study_name=spec.name, storage=st,
+                                sampler=make_sampler(spec, seed),
                                 directions=list(spec.directions), load_if_exists=True)
     attrs = study.user_attrs
     if "spec" not in attrs:
@@ -180,8 +201,7 @@ def _pid_alive(pid: int) -> bool:
 def retry_dead_trials(study: optuna.Study) -> int:
     """Fail and enqueue again the RUNNING trials whose worker process on this host is gone
     (the journal storage has no heartbeat; on PostgreSQL Optuna's heartbeat does this too)."""
-    if isinstance(study._storage, optuna.storages.RDBStorage):
-        optuna.storages.fail_stale_trials(study)
+    optuna.storages.fail_stale_trials(study)  # a no-op unless the storage has heartbeats
     host = socket.gethostname()
     n = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -190,7 +210,9 @@ def retry_dead_trials(study: optuna.Study) -> int:
         if h != host or not pid.isdigit() or _pid_alive(int(pid)):
             continue
         try:
-            study._storage.set_trial_user_attr(t._trial_id, "failed_because", "worker died")
+            study._storage.set_trial_user_attr(
+                t._trial_id, "failed_because",
+                "its worker stopped before it finished (killed or crashed); retried")
             study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         except Exception:  # noqa: BLE001 - another worker failed it first: not ours to retry
             continue
@@ -213,12 +235,13 @@ class Progress:
 
 
 def run_worker(spec: StudySpec, storage: Storage, *, on_trial: Callable[[dict], None] | None
-               = None, evaluator: Evaluator | None = None, max_trials: int | None = None
-               ) -> int:
+               = None, evaluator: Evaluator | None = None, max_trials: int | None = None,
+               worker: int = 0) -> int:
     """Work on the study until it holds its budget of finished trials. Returns the number of
-    trials this worker finished."""
+    trials this worker finished. ``worker`` numbers the processes of one ``arbkit tune``."""
     ev = evaluator or Evaluator(spec)
-    study = open_study(spec, storage)
+    n_existing = len(open_study(spec, storage).get_trials(deepcopy=False))
+    study = open_study(spec, storage, seed=sampler_seed(spec, worker, n_existing))
     n_target = budget(spec)
     store = storage.store() if spec.save != "none" else None
     me = worker_id()
@@ -226,6 +249,8 @@ def run_worker(spec: StudySpec, storage: Storage, *, on_trial: Callable[[dict], 
     idle = 0
     try:
         while max_trials is None or done_here < max_trials:
+            if STOP.is_set():  # asked to stop (Ctrl-C, SIGTERM): between trials, never
+                break          # inside a storage write
             retry_dead_trials(study)
             trials = study.get_trials(deepcopy=False)
             finished = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
@@ -235,6 +260,8 @@ def run_worker(spec: StudySpec, storage: Storage, *, on_trial: Callable[[dict], 
             slots = n_target - finished - running
             if slots <= 0:  # the others are on the last trials; wait in case one dies
                 idle += 1
+                if idle * 2.0 > WAIT_OTHERS_S:  # a worker that never comes back (another
+                    break  # host on the journal file): leave; the next run retries them
                 time.sleep(min(2.0, 0.2 * idle))
                 continue
             idle = 0
@@ -244,24 +271,47 @@ def run_worker(spec: StudySpec, storage: Storage, *, on_trial: Callable[[dict], 
                 trial = study.ask()
                 trial.set_user_attr("worker", me)
                 if _surplus(study, trial.number, n_target):
-                    study.tell(trial, state=TrialState.FAIL)
-                    study._storage.set_trial_user_attr(trial._trial_id, "surplus", True)
+                    trial.set_user_attr("surplus", True)  # (attributes before tell: after
+                    study.tell(trial, state=TrialState.FAIL)  # it the trial is read-only)
                     continue
                 asked.append((trial, suggest(trial, spec)))
             if not asked:
                 continue
-            t0 = time.perf_counter()
-            outcomes = ev.run([p for _, p in asked])
-            engine_s = (time.perf_counter() - t0) / len(asked)
-            for (trial, _params), out in zip(asked, outcomes):
-                row = record(study, trial, out, ev, engine_s, store, spec)
-                done_here += 1
-                if on_trial:
-                    on_trial(row)
+            told: set[int] = set()
+            try:
+                with contextlib.ExitStack() as beats:  # Optuna heartbeats (PostgreSQL)
+                    for trial, _ in asked:
+                        beats.enter_context(get_heartbeat_thread(trial._trial_id,
+                                                                 study._storage))
+                    t0 = time.perf_counter()
+                    outcomes = ev.run([p for _, p in asked])
+                engine_s = (time.perf_counter() - t0) / len(asked)
+                for (trial, _params), out in zip(asked, outcomes):
+                    row = record(study, trial, out, ev, engine_s, store, spec)
+                    told.add(trial.number)
+                    done_here += 1
+                    if on_trial:
+                        on_trial(row)
+            except KeyboardInterrupt:  # Ctrl-C (or SIGTERM from the parent): hand back
+                for trial, params in asked:
+                    if trial.number not in told:
+                        _give_back(study, trial, params)
+                raise
     finally:
         if store is not None:
             store.close()
     return done_here
+
+
+def _give_back(study: optuna.Study, trial: optuna.Trial, params: dict[str, Any]) -> None:
+    """An interrupted trial: FAIL, and its parameters queued again for the next run."""
+    try:
+        trial.set_user_attr("failed_because", "interrupted before it finished; retried")
+        study.tell(trial, state=TrialState.FAIL)
+        study.enqueue_trial(params, user_attrs={"retry_of": trial.number},
+                            skip_if_exists=False)
+    except Exception:  # noqa: BLE001 - already finished elsewhere: nothing to give back
+        pass
 
 
 def _surplus(study: optuna.Study, number: int, n_target: int) -> bool:

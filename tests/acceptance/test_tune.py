@@ -184,6 +184,8 @@ def test_resume_after_kill_loses_and_duplicates_nothing(tmp_path: Path,
     trials = study.get_trials()
     done = finished(study)
     assert len(done) == 8  # the budget exactly: nothing lost, nothing extra
+    # a resumed sampler does not start over from the same seed (no repeated parameter sets)
+    assert len({tuple(sorted(t.params.items())) for t in done}) == len(done)
     assert len({t.number for t in trials}) == len(trials)
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert orphan.number in {t.number for t in failed}
@@ -217,6 +219,8 @@ def test_two_workers_on_postgresql_share_one_study(tmp_path: Path, scenario: Pat
     assert len({t.number for t in study.get_trials()}) == len(study.get_trials())
     workers = {t.user_attrs["worker"] for t in done}
     assert len(workers) == 2, workers  # both processes did trials
+    # each worker's sampler has its own seed: no trial repeats another's parameters
+    assert len({tuple(sorted(t.params.items())) for t in done}) == len(done)
     with st.store() as store:
         runs = store.runs(name)
         assert runs.height == 20
@@ -283,3 +287,81 @@ def test_walk_forward_multi_objective(tmp_path: Path, scenario: Path) -> None:
     from arbkit.tune import best_trial
 
     assert best_trial(study).number in {t.number for t in done}
+
+
+def test_a_bad_objective_is_refused_before_anything_is_stored(tmp_path: Path,
+                                                              scenario: Path) -> None:
+    p = study_file(tmp_path, scenario, name="badobj", trials=2)
+    p.write_text(p.read_text().replace('objectives = ["net_pnl"]',
+                                       'objectives = ["net_pnll"]'))
+    r = subprocess.run([*ARBKIT, "tune", str(p)], capture_output=True, text=True, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 1
+    assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1, r.stderr
+    assert "study.objectives" in r.stderr and "did you mean 'net_pnl'" in r.stderr
+    st = storage_for(None, tmp_path / "results")
+    with pytest.raises(KeyError):
+        optuna.load_study(study_name="badobj", storage=st.optuna())
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_stops_cleanly_and_resumes(tmp_path: Path, scenario: Path, jobs: str) -> None:
+    p = study_file(tmp_path, scenario, name="ctrlc", trials=30)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([*ARBKIT, "tune", str(p), "-j", jobs], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    st = storage_for(None, tmp_path / "results")
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        time.sleep(0.3)
+        try:
+            s = optuna.load_study(study_name="ctrlc", storage=st.optuna())
+        except KeyError:
+            continue
+        if len(finished(s)) >= 3:
+            break
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "interrupted:" in err and "Traceback" not in err and "SpawnProcess" not in err
+    r = subprocess.run([*ARBKIT, "tune", str(p), "-j", jobs], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "resuming:" in r.stderr
+    study = optuna.load_study(study_name="ctrlc", storage=st.optuna())
+    done = finished(study)
+    assert len(done) == 30
+    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+
+
+def test_a_dead_worker_on_another_host_is_retried_through_postgresql_heartbeats(
+        tmp_path: Path, scenario: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No pid to check across machines: Optuna's heartbeat (recorded by run_worker) says the
+    trial's worker went silent; the trial is failed and its parameters run again."""
+    from arbkit.tune import study as study_mod
+
+    monkeypatch.setattr(study_mod, "HEARTBEAT_S", 1)
+    monkeypatch.setattr(study_mod, "GRACE_S", 2)
+    name = f"hb{uuid.uuid4().hex[:8]}"
+    spec = load_study(study_file(tmp_path, scenario, name=name, trials=3))
+    st = storage_for(pg_url)
+    s = study_mod.open_study(spec, st)
+    orphan = s.ask({"strategy.entry_bps": optuna.distributions.FloatDistribution(0.0, 5.0),
+                    "strategy.stop_loss_bps": optuna.distributions.FloatDistribution(4, 30)})
+    orphan.set_user_attr("worker", "another-machine:4242")
+    s._storage.record_heartbeat(orphan._trial_id)  # its last sign of life
+    time.sleep(3)
+    study = run_study(spec, st)
+    trials = study.get_trials()
+    assert len(finished(study)) == 3
+    assert next(t for t in trials if t.number == orphan.number).state == TrialState.FAIL
+    from arbkit.tune import trials_frame as tf
+
+    retried = tf(study).filter(pl.col("retry_of") == orphan.number)
+    assert retried.height == 1
+    r = next(t for t in trials if t.number == retried["number"][0])
+    assert r.params == orphan.params and r.state == TrialState.COMPLETE
+    with st.store() as store:
+        store.delete_study(name)
+    optuna.delete_study(study_name=name, storage=st.optuna())
