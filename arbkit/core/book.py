@@ -133,3 +133,13 @@ def take(s, i, side_idx, qty, limit, lot):
         s.inst[i]["taken_dirty"] = 1
         return filled, notional / filled, levels
     return 0.0, np.nan, 0
+
+
+@njit_inline
+def ref_touch(inst, book_px, a, b):
+    """The touch of legs ``a`` and ``b`` in the reference currency (each leg's price times its
+    FX of the moment): ``(bid_a, ask_a, bid_b, ask_b)``. Inlined: it is on the hot path."""
+    fa = inst[a]["fx"]
+    fb = inst[b]["fx"]
+    return (book_px[a, BID, 0] * fa, book_px[a, ASK, 0] * fa,
+            book_px[b, BID, 0] * fb, book_px[b, ASK, 0] * fb)

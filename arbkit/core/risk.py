@@ -14,6 +14,7 @@ per *episode*: when the reason blocking a route changes, not on every event it p
 
 from __future__ import annotations
 
+from arbkit.core.book import ref_touch
 from arbkit.core.jit import njit
 from arbkit.core.types import (
     ASK,
@@ -105,12 +106,7 @@ def _edge_now_clears(s, j) -> bool:
     rt = s.route[j]
     a = rt["inst_a"]
     b = rt["inst_b"]
-    fa = s.inst[a]["fx"]
-    fb = s.inst[b]["fx"]
-    bid_a = s.book_px[a, BID, 0] * fa
-    ask_a = s.book_px[a, ASK, 0] * fa
-    bid_b = s.book_px[b, BID, 0] * fb
-    ask_b = s.book_px[b, ASK, 0] * fb
+    bid_a, ask_a, bid_b, ask_b = ref_touch(s.inst, s.book_px, a, b)
     sum4 = bid_a + ask_a + bid_b + ask_b
     adj = rt["anchor_bps"] * sum4 * 2.5e-5 if rt["anchor_on"] == 1 else 0.0
     thr = rt["thr_entry_bps"] * sum4

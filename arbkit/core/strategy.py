@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from arbkit.core.book import available, floor_lot, vwap
+from arbkit.core.book import available, floor_lot, ref_touch, vwap
 from arbkit.core.jit import njit, njit_inline
 from arbkit.core.orders import limit_price, send_order
 from arbkit.core.risk import pre_guards, sized_guards
@@ -67,12 +67,7 @@ def on_market(inst, route, book_px, skips, r, t):
     rt = route[r]
     a = rt["inst_a"]
     b = rt["inst_b"]
-    fa = inst[a]["fx"]
-    fb = inst[b]["fx"]
-    bid_a = book_px[a, BID, 0] * fa
-    ask_a = book_px[a, ASK, 0] * fa
-    bid_b = book_px[b, BID, 0] * fb
-    ask_b = book_px[b, ASK, 0] * fb
+    bid_a, ask_a, bid_b, ask_b = ref_touch(inst, book_px, a, b)
     # edges in bps = diff * 1e4 / mid_ref = diff * 4e4 / sum4. Books start as NaN, so nothing
     # below is true until both legs have quoted.
     sum4 = bid_a + ask_a + bid_b + ask_b
@@ -194,16 +189,14 @@ def try_entry(s, r, d, t) -> None:
     rt = s.route[r]
     a = rt["inst_a"]
     b = rt["inst_b"]
-    fa = s.inst[a]["fx"]
-    fb = s.inst[b]["fx"]
+    bid_a, ask_a, bid_b, ask_b = ref_touch(s.inst, s.book_px, a, b)
     # the same sum, in the same order, as on_market's sum4 (bit-identical thresholds)
-    inv = 4e4 / (s.book_px[a, BID, 0] * fa + s.book_px[a, ASK, 0] * fa
-                 + s.book_px[b, BID, 0] * fb + s.book_px[b, ASK, 0] * fb)
+    inv = 4e4 / (bid_a + ask_a + bid_b + ask_b)
     anchor = rt["anchor_bps"] if rt["anchor_on"] == 1 else 0.0
     if d == 1:
-        edge = (s.book_px[b, BID, 0] * fb - s.book_px[a, ASK, 0] * fa) * inv - anchor
+        edge = (bid_b - ask_a) * inv - anchor
     else:
-        edge = (s.book_px[a, BID, 0] * fa - s.book_px[b, ASK, 0] * fb) * inv + anchor
+        edge = (bid_a - ask_b) * inv + anchor
     why = _guards_block(s, r, edge, t)
     if why >= 0:
         s.skips[r, why] += 1
@@ -303,12 +296,7 @@ def exit_reason(inst, route, book_px, r, t) -> int:
         return rt["force_exit"]
     a = rt["inst_a"]
     b = rt["inst_b"]
-    fa = inst[a]["fx"]
-    fb = inst[b]["fx"]
-    bid_a = book_px[a, BID, 0] * fa
-    ask_a = book_px[a, ASK, 0] * fa
-    bid_b = book_px[b, BID, 0] * fb
-    ask_b = book_px[b, ASK, 0] * fb
+    bid_a, ask_a, bid_b, ask_b = ref_touch(inst, book_px, a, b)
     sum4 = bid_a + ask_a + bid_b + ask_b
     d = rt["dir"]
     if rt["sl_on"] == 1:
@@ -320,6 +308,8 @@ def exit_reason(inst, route, book_px, r, t) -> int:
     if rt["tp_on"] == 1:
         # round-trip net PnL if both legs closed at the touch now, after taker fees
         # (terms precomputed when the route became OPEN: lifecycle._take_profit_terms)
+        fa = inst[a]["fx"]
+        fb = inst[b]["fx"]
         if (rt["tp_ca"] * book_px[a, rt["tp_sa"], 0] * fa
                 + rt["tp_cb"] * book_px[b, rt["tp_sb"], 0] * fb >= rt["tp_k"]):
             return X_TAKE_PROFIT
@@ -370,12 +360,7 @@ def send_exit(s, r, reason, t) -> None:
     rt = s.route[r]
     a = rt["inst_a"]
     b = rt["inst_b"]
-    fa = s.inst[a]["fx"]
-    fb = s.inst[b]["fx"]
-    bid_a = s.book_px[a, BID, 0] * fa
-    ask_a = s.book_px[a, ASK, 0] * fa
-    bid_b = s.book_px[b, BID, 0] * fb
-    ask_b = s.book_px[b, ASK, 0] * fb
+    bid_a, ask_a, bid_b, ask_b = ref_touch(s.inst, s.book_px, a, b)
     inv = 4e4 / (bid_a + ask_a + bid_b + ask_b)
     rt["exit_edge_bps"] = ((bid_a - ask_b) if rt["dir"] == 1 else (bid_b - ask_a)) * inv
     rt["exit_prem_bps"] = (bid_b + ask_b - bid_a - ask_a) * 0.5 * inv

@@ -199,7 +199,7 @@ def backtest(data: Any, config: Any, *, chunk: int | None = None, stream: bool =
         raise ConfigError("stream / start_day / end_day need a catalog root as data (see "
                           "`arbkit data import`); a file or frame is read whole")
     if catalog and stream:
-        return _backtest_catalog(data, cfg, chunk=chunk, stream=stream, start_day=start_day,
+        return _backtest_catalog(data, cfg, chunk=chunk, start_day=start_day,
                                  end_day=end_day, stream_rows=stream_rows, controls=controls,
                                  signal=signal)
     prep = prepare(data, cfg, fx=fx, funding=funding, controls=controls, start_day=start_day,
@@ -285,43 +285,35 @@ def result_of(runner: Runner, prep: Prepared, run_s: float) -> BacktestResult:
     return _result(runner, meta)
 
 
-def _backtest_catalog(root: Any, cfg: Config, *, chunk: int | None, stream: bool,
-                      start_day: str | None, end_day: str | None,
-                      stream_rows: int | None,
+def _backtest_catalog(root: Any, cfg: Config, *, chunk: int | None, start_day: str | None,
+                      end_day: str | None, stream_rows: int | None,
                       controls: list[tuple[int, str]] | None = None,
                       signal: Any = None) -> BacktestResult:
+    """A catalog read and run one UTC day (in windows of ``stream_rows`` events) at a time;
+    the in-memory catalog run goes through ``prepare`` like any other data."""
     from arbkit.data.stream import CatalogEvents, day_range
 
     t0 = time.perf_counter()
     ce = CatalogEvents(root, cfg, **dict(zip(("start", "end"), day_range(start_day, end_day))),
                        carry=True, controls=controls)
-    load_s = 0.0
     crossed = 0
     offsets: dict[str, set[int]] = {k: set() for k in ce.keys}
-    if stream:
-        runner: Runner | None = None
-        for arrays in ce.chunks(max_rows=stream_rows):
-            runner = runner or Runner(cfg, arrays, signal=signal)
-            crossed += _crossed(arrays.events)
-            for k, v in arrays.clock_offset_ns.items():
-                offsets[k].update(v)
-            for lo in range(0, arrays.events.shape[0], chunk or max(1, arrays.events.shape[0])):
-                runner.feed(arrays.events[lo:lo + (chunk or arrays.events.shape[0])],
-                            arrays.depth)
-        assert runner is not None
-        runner.finish()
-        ce.implied.verdict()  # collected chunk by chunk; an implied FX voids the run
-        run_s = time.perf_counter() - t0
-    else:
-        arrays = ce.whole()
-        crossed = _crossed(arrays.events)
-        offsets = {k: set(v) for k, v in arrays.clock_offset_ns.items()}
-        load_s = time.perf_counter() - t0
-        runner = run_arrays(cfg, arrays, chunk=chunk, signal=signal)
-        run_s = time.perf_counter() - t0 - load_s
-    meta = _meta(str(root), runner, runner.arrays, load_s, run_s, crossed, ce.kinds, ce.notes)
+    runner: Runner | None = None
+    for arrays in ce.chunks(max_rows=stream_rows):
+        runner = runner or Runner(cfg, arrays, signal=signal)
+        crossed += _crossed(arrays.events)
+        for k, v in arrays.clock_offset_ns.items():
+            offsets[k].update(v)
+        for lo in range(0, arrays.events.shape[0], chunk or max(1, arrays.events.shape[0])):
+            runner.feed(arrays.events[lo:lo + (chunk or arrays.events.shape[0])],
+                        arrays.depth)
+    assert runner is not None
+    runner.finish()
+    ce.implied.verdict()  # collected chunk by chunk; an implied FX voids the run
+    run_s = time.perf_counter() - t0
+    meta = _meta(str(root), runner, runner.arrays, 0.0, run_s, crossed, ce.kinds, ce.notes)
     meta["clock_offset_ns"] = {k: sorted(v) for k, v in offsets.items()}
-    meta["streamed_days"] = len(ce.days) if stream else 0
+    meta["streamed_days"] = len(ce.days)
     return _result(runner, meta)
 
 

@@ -161,10 +161,6 @@ def trials_frame(study: optuna.Study) -> pl.DataFrame:
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
-def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    return study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-
-
 def best_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.FrozenTrial:
     """Trial ``number``, or the best COMPLETE trial (first objective for multi-objective:
     the Pareto front's best on it)."""
@@ -188,4 +184,4 @@ def best_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.F
     return max(study.best_trials, key=lambda t: sign * t.values[0])
 
 
-__all__ += ["best_trial", "budget", "finished"]
+__all__ += ["best_trial", "budget"]

@@ -16,7 +16,6 @@ objective expression evaluated on those means. ``min_trades`` applies to every t
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass
@@ -97,6 +96,7 @@ class Evaluator:
         self.windows = split_windows(spec, self.t_first, self.t_end)
         self._train = [self.prep.window(a, b) for (a, b), _ in self.windows]
         self._test = [self.prep.window(*t) for _, t in self.windows if t is not None]
+        self.objectives_checked = False
 
     def _inputs(self) -> tuple[Path, Path]:
         spec = self.spec
@@ -128,6 +128,8 @@ class Evaluator:
 
         from arbkit.tune.spec import FUNCS, check_expression
 
+        if self.objectives_checked:
+            return
         base = self.base.replace_strategy(allow_infeasible=True)
         names = set(metrics_of(run_prepared(base, self.prep.window(self.t_first,
                                                                    self.t_first + 1))))
@@ -139,6 +141,7 @@ class Evaluator:
                 hint = f"did you mean {close[0]!r}? " if close else ""
                 raise ConfigError(f"{self.spec.source}: study.objectives: {o!r} uses unknown "
                                   f"metric {u!r}; {hint}(metrics: docs/metrics.md)")
+        self.objectives_checked = True
 
     def config_for(self, params: dict[str, Any]) -> Config:
         return apply_params(self.base, params)
@@ -241,7 +244,3 @@ def data_hash(path: Path, prep: Prepared) -> str:
     except (OSError, ArbkitError, ValueError):
         h = hashlib.sha256(prep.arrays.events.tobytes())
         return h.hexdigest()[:16]
-
-
-def replace_spec(spec: StudySpec, **changes: Any) -> StudySpec:
-    return dataclasses.replace(spec, **changes)

@@ -34,7 +34,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -220,18 +220,6 @@ def retry_dead_trials(study: optuna.Study) -> int:
                             skip_if_exists=False)
         n += 1
     return n
-
-
-@dataclass
-class Progress:
-    """What the progress table shows after each trial."""
-
-    done: int = 0
-    total: int = 0
-    started: float = field(default_factory=time.perf_counter)
-    best: float = math.nan
-    last: dict[str, Any] = field(default_factory=dict)
-    rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 def run_worker(spec: StudySpec, storage: Storage, *, on_trial: Callable[[dict], None] | None
