@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import arbkit  # noqa: E402
-from arbkit.config import RiskConfig, load_config  # noqa: E402
+from arbkit.config import RiskConfig, TransferConfig, WalletConfig, load_config  # noqa: E402
 from arbkit.data.catalog import Catalog  # noqa: E402
 from arbkit.data.importers.common import SHARED_REAL  # noqa: E402
 from arbkit.data.importers.registry import ImportOptions, run_import  # noqa: E402
@@ -113,6 +113,98 @@ def guards_section(df: pl.DataFrame, cfg) -> str:
     return ("BTC (always loses) + ETH (always wins), each guard on its own "
             "(`tests/acceptance/test_guards.py` also has the control runs where each must not "
             "fire, the same-jump, slippage and midnight-reset cases):\n\n" + "\n".join(rows))
+
+
+SAMPLE = ROOT / "data" / "samples" / "binance_btcusdt_spot_usdm.parquet"
+STUDY = ROOT / "studies" / "binance_spot_usdm_hypothetical_fees.toml"
+
+
+def inverse_section() -> str:
+    """The shipped real Binance sample: spot vs the USD-M perp, and the same route with the
+    perp leg turned into an inverse contract of 100 per contract (same prices, sizes in
+    contracts). No real COIN-M recording is available here: the inverse book is derived."""
+    quotes = pl.read_parquet(SAMPLE)
+    inv = quotes.filter(pl.col("venue") == "binance_usdm").with_columns(
+        pl.lit("binance_coinm_derived").alias("venue"), pl.lit("BTCUSD_PERP").alias("symbol"),
+        (pl.col("bid_qty") * pl.col("bid_px") / 100.0).floor().alias("bid_qty"),
+        (pl.col("ask_qty") * pl.col("ask_px") / 100.0).floor().alias("ask_qty"))
+    lin_cfg = load_config(STUDY)
+    perp = lin_cfg.instruments[1]
+    inv_inst = dataclasses.replace(perp, venue="binance_coinm_derived", symbol="BTCUSD_PERP",
+                                   kind="inverse_perp", contract_value=100.0, lot=1.0,
+                                   min_notional=0.0)
+    inv_cfg = dataclasses.replace(
+        lin_cfg, instruments=(lin_cfg.instruments[0], inv_inst),
+        routes=(dataclasses.replace(lin_cfg.routes[0], b=inv_inst.key),))
+    lin = arbkit.backtest(quotes, lin_cfg)
+    res = arbkit.backtest(pl.concat([quotes.filter(pl.col("venue") == "binance_spot"), inv])
+                          .sort("ts_recv_ns", maintain_order=True), inv_cfg)
+    rows = ["| metric | linear USD-M perp (real) | inverse, 100 per contract (derived) |",
+            "|---|---:|---:|"]
+    for m in ("trades", "win_rate", "net_pnl", "price_pnl", "slippage", "fees",
+              "legging_incidents", "naked_residual_qty"):
+        rows.append(f"| {m} | {fmt(lin.metric(m))} | {fmt(res.metric(m))} |")
+    perp_fills = res.fills.filter(pl.col("instrument") == inv_inst.key)
+    t = res.trades.filter(pl.col("is_open") == 0)
+    ident = (t["net_pnl"] - (t["price_pnl"] - t["slippage"] - t["fees"] + t["fx_pnl"]
+                             + t["funding"])).abs().max()
+    whole = bool((perp_fills["qty"] == perp_fills["qty"].round()).all())
+    return (
+        "The shipped real sample (`data/samples/binance_btcusdt_spot_usdm.parquet`, two "
+        "Binance BTCUSDT sessions, spot and USD-M) with the hypothetical-fees study "
+        "(`studies/binance_spot_usdm_hypothetical_fees.toml`), and the same study with its perp "
+        "leg turned into an **inverse** contract: same prices, book sizes converted to "
+        "contracts of 100 (`floor(qty x px / 100)`), `contract_value = 100`, `lot = 1`. ⚠️ No "
+        "real COIN-M recording is available here, so the inverse book is derived from the real "
+        "USD-M one, and it stays quoted in USDT (its source's prices) rather than USD.\n\n"
+        + "\n".join(rows)
+        + f"\n\nAn inverse short of N contracts opened at P0 is a linear short of N x 100 / P0 "
+          "coins (core/inverse.py), so the two runs should nearly agree; they differ by the "
+          "whole-contract sizing (the spot leg matches the contracts' base-equivalent) and by "
+          f"the fee basis. Inverse fills in whole contracts: {'✅' if whole else '❌'} "
+          f"({perp_fills.height} fills, {fmt(float(perp_fills['qty'].sum()))} contracts); "
+          f"`net = price - slippage - fees + fx + funding` on every closed trade: max error "
+          f"{float(ident or 0.0):.2e}. Funding of inverse contracts is hand-checked in "
+          "`tests/acceptance/test_inverse.py` (`-contracts x 100 / mark x rate` coins = "
+          "`-contracts x 100 x rate` USD, whatever the mark).")
+
+
+def wallets_section() -> str:
+    """Shared per-venue wallets and rebalancing transfers on a 2-symbol synthetic universe."""
+    spec = {"BTC": "normal", "ETH": "normal"}
+    df, cfg = generate_universe(spec, n_events=40_000, depth=3, seed=11)
+    own = arbkit.backtest(df, cfg)
+    spot = [dataclasses.replace(i, initial_base=0.0, initial_quote=1e12)
+            for i in cfg.instruments]
+    wallets = tuple(WalletConfig(venue=v, balances={"USDT": 25_000.0, "BTC": 0.5, "ETH": 0.5})
+                    for v in ("A", "B"))
+    shared_cfg = dataclasses.replace(cfg, instruments=tuple(spot), wallets=wallets)
+    shared = arbkit.backtest(df, shared_cfg)
+    moved_cfg = dataclasses.replace(shared_cfg, transfers=TransferConfig(
+        rebalance_below=0.5, delay_s=600.0, fee_bps=1.0,
+        fee_fixed={"BTC": 0.0002, "ETH": 0.002, "USDT": 1.0}))
+    moved = arbkit.backtest(df, moved_cfg)
+    rows = ["| run | trades | skipped for balance | transfers | transfer cost | net PnL (trades) "
+            "| final equity - capital | equity = trades - transfer cost |", "|---|" + "---:|" * 7]
+    for name, r in (("per-instrument balances (25,000 USDT + 0.5 coin each)", own),
+                    ("one wallet per venue (50,000 USDT shared, 0.5 BTC, 0.5 ETH)", shared),
+                    ("... + transfers (below 50%, 600 s, 1 bps + fixed)", moved)):
+        trades_net = float(r.trades["net_pnl_mid"].sum()) if r.trades.height else 0.0
+        gap = r.metric("final_equity") - cfg.run.capital
+        ok = abs(gap - (trades_net - r.metric("transfer_cost"))) < 1e-6
+        rows.append(f"| {name} | {r.metric('trades'):.0f} | {r.metric('skipped_balance'):,.0f} "
+                    f"| {r.metric('transfers'):.0f} | {r.metric('transfer_cost'):,.4f} | "
+                    f"{trades_net:,.4f} | {gap:,.4f} | {'✅' if ok else '❌'} |")
+    g = moved.guards.filter(pl.col("guard").str.starts_with("transfer")).head(6)
+    first = ("\n\nFirst transfer rows of the last run (`res.guards`; `value` = amount, "
+             "`limit` = fee, `route_name` = the receiving wallet):\n\n"
+             + table(g.with_columns(((pl.col("ts") - df["ts_recv_ns"][0]) / S).alias("t_s")),
+                     ["t_s", "guard", "route_name", "value", "limit"])) if g.height else \
+        "\n\n❌ no transfer happened in this run."
+    return ("BTC and ETH on venues A and B (synthetic, seed 11, 40,000 rows per symbol), three "
+            "ways to hold the balances:\n\n" + "\n".join(rows) + first
+            + "\n\nWallets at the end of the last run (`res.wallets`):\n\n"
+            + table(moved.wallets, ["wallet", "start", "end", "in_transit", "transfers_in"]))
 
 
 def krw_section() -> str:
@@ -224,6 +316,10 @@ def main() -> None:
         print(krw_section())
     except ArbkitError as exc:
         print(f"❌ the run failed: {exc}")
+    print("\n## Inverse perpetuals on the real Binance sample\n")
+    print(inverse_section())
+    print("\n## Shared venue wallets and rebalancing transfers\n")
+    print(wallets_section())
     print("\n## FX traps and funding\n")
     print(FX_TRAPS_NOTE)
     print(f"\n(generated in {time.time() - t0:.0f} s)")
@@ -238,9 +334,9 @@ STATUS = """## Status
 | routes across quote currencies through a recorded FX series with its own timestamps and staleness cutoff | ✅ | below; `tests/acceptance/test_fx_funding.py` |
 | FX traps: wrong constant (sanity guard), stale (blocked, control trades), implied from the traded asset (refused), USD/USDT/USDC distinct | ✅ | `test_fx_funding.py` |
 | funding of linear perps at funding times with the realised rate (sign, timing, by hand) | ✅ | `test_fx_funding.py` |
-| inverse (contract-sized, coin-settled) perps | ❌ not modelled: `kind` is spot or linear_perp |
-| per-venue balances: spot legs sell only what they hold; fees in the received asset | ⚠️ balances are per instrument (one currency pair per venue account), not one wallet per venue and currency shared by its symbols; `fee_ccy = "received"` works (spot buys) | `docs/architecture.md` |
-| transfer / rebalance cost and delay between venues | ❌ | |
+| inverse (contract-sized, coin-settled) perps: whole-contract sizing, harmonic fill price, coin fees and funding (`-contracts x cv / mark x rate` coins), by hand | ✅ ⚠️ coin amounts are valued in the quote currency when they happen (holding the coin PnL afterwards is not modelled); at most one inverse leg per route; no real COIN-M data here (derived book below) | below; `tests/acceptance/test_inverse.py` |
+| per-venue balances: one wallet per venue and currency shared by its spot symbols (`[[wallets]]`), spot legs sell only what the wallet holds; fees in the received asset | ✅ ⚠️ perpetual margin is not modelled (no balance check on perps); venues without `[[wallets]]` keep per-instrument balances | below; `tests/acceptance/test_wallets.py` |
+| transfer / rebalance cost and delay between venues (`[transfers]`) | ✅ ⚠️ one rule (refill below a fraction of the start from the richest venue), checked after fills; no currency conversion | below; `test_wallets.py` (amount, fee, arrival time, balance-blocked entry during transit, by hand) |
 | treasury line (inventory revaluation) and a buy-and-hold baseline | ✅ `treasury_pnl` (the starting balances held from the first quote to the end, at mid and FX = the buy-and-hold baseline), `account_pnl` = strategy + treasury, per instrument in `res.venues` | `test_fx_funding.py::test_treasury_line_is_the_buy_and_hold_of_the_starting_balances_by_hand` |
 | legging policies unwind, chase, hold; scale-out exits; EWMA anchor | ✅ | `tests/acceptance/test_golden.py`, `test_strategy_options.py` |
 | a user @njit signal in place of the built-in entry rule | ✅ ⚠️ one cold compile of the loop per process (~7 s, `benchmarks/bench_plugin.py`) | `tests/acceptance/test_strategy_options.py` |

@@ -43,10 +43,12 @@ from arbkit.config.model import (
     RouteConfig,
     RunConfig,
     StrategyConfig,
+    TransferConfig,
+    WalletConfig,
 )
 
 __all__ = [
     "CURRENCIES", "FEE_CCYS", "INSTRUMENT_KINDS", "LEGGING_POLICIES", "OFF", "BarsConfig",
     "Config", "FxConfig", "InstrumentConfig", "RiskConfig", "RouteConfig", "RunConfig",
-    "StrategyConfig", "dump_config", "from_dict", "load_config", "load_config_text",
+    "StrategyConfig", "TransferConfig", "WalletConfig", "dump_config", "from_dict", "load_config", "load_config_text",
 ]

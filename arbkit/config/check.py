@@ -43,6 +43,14 @@ def _check(cfg: Config, source: str) -> None:
         for name in ("tick", "lot"):
             if getattr(inst, name) <= 0:
                 raise ConfigError(f"{w}: {name} = {getattr(inst, name)}; must be > 0")
+        if (inst.kind == "inverse_perp") != (inst.contract_value > 0):
+            raise ConfigError(
+                f"{w}: contract_value = {inst.contract_value} with kind = {inst.kind!r}; an "
+                "inverse_perp needs contract_value > 0 (quote per contract, e.g. 100 for "
+                "BTCUSD_PERP) and only an inverse_perp takes one")
+        if inst.kind == "inverse_perp" and inst.lot < 1:
+            raise ConfigError(f"{w}: lot = {inst.lot}; an inverse_perp's lot is in contracts "
+                              "(set lot = 1, or the venue's contract step)")
         if inst.quote not in CURRENCIES:
             raise ConfigError(f"{w}: quote = {inst.quote!r}; use one of {CURRENCIES}")
     labels: set[str] = set()
@@ -55,6 +63,43 @@ def _check(cfg: Config, source: str) -> None:
         _check_strategy(cfg.route_strategy(r), f"{source}: routes[{r}] ({route.label})"
                         if route.strategy else source)
     _check_run(cfg, source)
+    _check_wallets(cfg, source)
+
+
+def _check_wallets(cfg: Config, source: str) -> None:
+    venues = {i.venue for i in cfg.instruments}
+    seen: set[str] = set()
+    for k, w in enumerate(cfg.wallets):
+        where = f"{source}: wallets[{k}] ({w.venue})"
+        if w.venue not in venues:
+            raise ConfigError(f"{where}: no instrument trades on venue {w.venue!r}; known "
+                              f"venues: {', '.join(sorted(venues))}")
+        if w.venue in seen:
+            raise ConfigError(f"{where}: a second wallet for the venue; give one per venue")
+        seen.add(w.venue)
+        for ccy, amount in w.balances.items():
+            if ccy not in CURRENCIES:
+                raise ConfigError(f"{where}: balances.{ccy}; use one of {CURRENCIES}")
+            if amount < 0:
+                raise ConfigError(f"{where}: balances.{ccy} = {amount}; must be >= 0")
+        for inst in cfg.instruments:
+            if inst.venue == w.venue and inst.kind == "spot" and (
+                    inst.initial_base != 0.0 or inst.initial_quote != 1e12):
+                raise ConfigError(f"{where}: {inst.key} sets initial_base/initial_quote but its "
+                                  "venue has a wallet; put its balances in wallets.balances")
+    t = cfg.transfers
+    if t.rebalance_below != OFF:
+        if not 0.0 < float(t.rebalance_below) < 1.0:
+            raise ConfigError(f"{source}: transfers.rebalance_below = {t.rebalance_below}; use "
+                              "a fraction of the starting balance in (0, 1), e.g. 0.25")
+        if len(cfg.wallets) < 2:
+            raise ConfigError(f"{source}: [transfers] needs [[wallets]] on at least two venues "
+                              "to move balances between")
+    if t.delay_s < 0 or t.fee_bps < 0 or any(v < 0 for v in t.fee_fixed.values()):
+        raise ConfigError(f"{source}: [transfers] delay_s, fee_bps and fee_fixed must be >= 0")
+    for ccy in t.fee_fixed:
+        if ccy not in CURRENCIES:
+            raise ConfigError(f"{source}: transfers.fee_fixed.{ccy}; use one of {CURRENCIES}")
 
 
 def _check_route(cfg: Config, r: int, route: RouteConfig, source: str) -> None:
@@ -64,6 +109,9 @@ def _check_route(cfg: Config, r: int, route: RouteConfig, source: str) -> None:
         raise ConfigError(f"{w}: a and b are both {a.key!r}; pick two markets")
     if a.base != b.base:
         raise ConfigError(f"{w}: legs trade {a.base} and {b.base}; use the same base")
+    if a.kind == "inverse_perp" and b.kind == "inverse_perp":
+        raise ConfigError(f"{w}: both legs are inverse_perp ({a.key}, {b.key}); a route takes "
+                          "at most one inverse leg (pair it with a spot or linear leg)")
     for leg in (a, b):
         try:
             cfg.fx_for(leg.quote)

@@ -21,6 +21,8 @@ from arbkit.config.model import (
     RouteConfig,
     RunConfig,
     StrategyConfig,
+    TransferConfig,
+    WalletConfig,
 )
 from arbkit.errors import ConfigError
 
@@ -50,6 +52,11 @@ def _build(cls: type, raw: Any, where: str, source: str) -> Any:
 
 def _coerce(cls: type, f: dataclasses.Field, value: Any, where: str, source: str) -> Any:
     ann = str(f.type)
+    if ann.startswith("dict[str, float]"):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {where} = {value!r}; expected a table of currency = "
+                              "amount, e.g. { USDT = 100000.0, BTC = 2.0 }")
+        return {k: _number(v, f"{where}.{k}", source) for k, v in value.items()}
     if "str" in ann and "float" in ann:
         if isinstance(value, str):
             if value != OFF:
@@ -81,7 +88,8 @@ def _number(value: Any, where: str, source: str) -> float:
 
 def from_dict(raw: dict[str, Any], source: str = "<config>") -> Config:
     """Build and validate a Config from a plain dict (as parsed from TOML)."""
-    allowed = {"run", "instruments", "route", "routes", "strategy", "bars", "fx", "risk"}
+    allowed = {"run", "instruments", "route", "routes", "strategy", "bars", "fx", "risk",
+               "wallets", "transfers"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ConfigError(
@@ -106,6 +114,9 @@ def from_dict(raw: dict[str, Any], source: str = "<config>") -> Config:
         bars=_build(BarsConfig, raw.get("bars", {}), "bars", source),
         fx=tuple(_build(FxConfig, d, f"fx[{k}]", source) for k, d in enumerate(raw.get("fx", []))),
         risk=_build(RiskConfig, raw.get("risk", {}), "risk", source),
+        wallets=tuple(_build(WalletConfig, d, f"wallets[{k}]", source)
+                      for k, d in enumerate(raw.get("wallets", []))),
+        transfers=_build(TransferConfig, raw.get("transfers", {}), "transfers", source),
     )
     _check(cfg, source)
     return cfg
@@ -170,12 +181,17 @@ def dump_config(cfg: Config) -> str:
     for fx in d["fx"]:
         out += ["", "[[fx]]"] + [f"{k} = {_toml(v)}" for k, v in fx.items()]
     out += ["", "[risk]"] + [f"{k} = {_toml(v)}" for k, v in d["risk"].items()]
+    for w in d["wallets"]:
+        out += ["", "[[wallets]]"] + [f"{k} = {_toml(v)}" for k, v in w.items()]
+    out += ["", "[transfers]"] + [f"{k} = {_toml(v)}" for k, v in d["transfers"].items()]
     return "\n".join(out) + "\n"
 
 
 def _toml(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(x)}" for k, x in v.items()) + " }"
     if isinstance(v, (int, float)):
         return repr(v)
     return json.dumps(v)

@@ -11,7 +11,7 @@ from typing import Any
 from arbkit.errors import ConfigError
 
 OFF = "off"
-INSTRUMENT_KINDS = ("spot", "linear_perp")
+INSTRUMENT_KINDS = ("spot", "linear_perp", "inverse_perp")
 FEE_CCYS = ("quote", "received")
 LEGGING_POLICIES = ("unwind", "chase", "hold")
 CURRENCIES = ("USD", "USDT", "USDC", "BUSD", "KRW", "EUR", "BTC", "ETH")
@@ -37,6 +37,9 @@ class InstrumentConfig:
     exch_match_timeout_ms: float = 200.0
     initial_base: float = 0.0
     initial_quote: float = 1e12
+    # inverse_perp only: quote value of one contract (100 for Binance COIN-M BTCUSD_PERP);
+    # its lot, book sizes and order sizes are in contracts
+    contract_value: float = 0.0
 
     @property
     def key(self) -> str:
@@ -147,6 +150,31 @@ class FxConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class WalletConfig:
+    """One venue's spot wallet: starting balance per currency, shared by every spot instrument
+    of that venue (BTC/USDT and ETH/USDT on one venue draw on one USDT balance). A currency not
+    listed starts at 0. Without a ``[[wallets]]`` entry a venue's instruments keep their own
+    ``initial_base`` / ``initial_quote``."""
+
+    venue: str
+    balances: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TransferConfig:
+    """Rebalancing between venues' wallets (``[transfers]``, off unless ``rebalance_below`` is
+    set). When a wallet falls below ``rebalance_below`` x its starting balance, the venue with
+    the most of that currency sends what refills it to its start (never taking the sender
+    below its own trigger); it arrives ``delay_s`` later, less ``fee_bps`` of the amount and
+    the currency's fixed fee (``fee_fixed``, e.g. ``{ BTC = 0.0002 }``, network withdrawal)."""
+
+    rebalance_below: float | str = OFF
+    delay_s: float = 1800.0
+    fee_bps: float = 0.0
+    fee_fixed: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
 class BarsConfig:
     """Bar mode: how bars become quotes (see ``arbkit.data.barmode``; coarser than book data)."""
 
@@ -166,6 +194,15 @@ class Config:
     bars: BarsConfig = field(default_factory=BarsConfig)
     fx: tuple[FxConfig, ...] = ()
     risk: RiskConfig = field(default_factory=RiskConfig)
+    wallets: tuple[WalletConfig, ...] = ()
+    transfers: TransferConfig = field(default_factory=TransferConfig)
+
+    def wallet(self, venue: str) -> WalletConfig | None:
+        """The venue's ``[[wallets]]`` entry, if it has one."""
+        for w in self.wallets:
+            if w.venue == venue:
+                return w
+        return None
 
     def fx_for(self, ccy: str) -> tuple[int, bool] | None:
         """(index of the [[fx]] series converting ``ccy`` to the reference currency, whether

@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from arbkit.core.jit import njit, njit_inline
-from arbkit.core.types import ASK, BID
+from arbkit.core.types import ASK, BID, KIND_INVERSE_PERP
 
 
 @njit
@@ -108,11 +108,14 @@ def vwap(s, i, side_idx, qty, limit) -> float:
 def take(s, i, side_idx, qty, limit, lot):
     """Walk one side up to ``limit`` taking at most ``qty`` in whole lots.
 
-    Returns (filled, vwap, levels touched) and marks the size as taken.
+    Returns (filled, average price, levels touched) and marks the size as taken. The average
+    is volume-weighted; for an inverse perpetual (sizes in contracts) it is the harmonic one,
+    ``filled / sum(got / px)``, which is what its coin amounts are made of.
     """
     remaining = qty
     filled = 0.0
     notional = 0.0
+    coins = 0.0
     levels = 0
     for lvl in range(s.book_n[i, side_idx]):
         px = s.book_px[i, side_idx, lvl]
@@ -125,12 +128,15 @@ def take(s, i, side_idx, qty, limit, lot):
         s.book_taken[i, side_idx, lvl] += got
         filled += got
         notional += got * px
+        coins += got / px
         remaining -= got
         levels += 1
         if remaining < 1e-6 * lot:
             break
     if levels > 0:
         s.inst[i]["taken_dirty"] = 1
+        if s.inst[i]["kind"] == KIND_INVERSE_PERP and levels > 1:
+            return filled, filled / coins, levels
         return filled, notional / filled, levels
     return 0.0, np.nan, 0
 

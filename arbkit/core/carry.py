@@ -7,12 +7,15 @@ event time on the kernel's clock.
   in the quote currency (longs pay when the rate is positive), with the *realised* rate of
   that funding time. Each route holding the instrument is attributed its own share
   (``-route position x mark x rate``, in the reference currency at today's FX).
+- Funding (inverse perpetuals, core/inverse.py): ``-contracts x cv / mark x rate`` coins,
+  valued at the mark: ``-contracts x cv x rate`` in the quote currency. Routes get their share
+  of it in proportion to their base-equivalent positions.
 """
 
 from __future__ import annotations
 
 from arbkit.core.jit import njit
-from arbkit.core.types import EXITING, FLAT, OPEN
+from arbkit.core.types import EXITING, FLAT, KIND_INVERSE_PERP, OPEN
 
 
 @njit
@@ -31,8 +34,11 @@ def apply_fx(fx, inst, k, rate, t) -> None:
 def apply_funding(s, i, rate, mark) -> None:
     """Funding of instrument ``i`` settles now (see module doc)."""
     inst = s.inst[i]
-    pos = inst["pos0"] + inst["pos"]
-    pay = -pos * mark * rate
+    inverse = inst["kind"] == KIND_INVERSE_PERP
+    if inverse:  # initial_base is the coin margin there, not a position
+        pay = -inst["contracts"] * inst["cv"] * rate
+    else:
+        pay = -(inst["pos0"] + inst["pos"]) * mark * rate
     inst["cash"] += pay
     inst["funding"] += pay
     fx = inst["fx"]
@@ -47,7 +53,10 @@ def apply_funding(s, i, rate, mark) -> None:
             share += rt["pos_b"]
         if share == 0.0:
             continue
-        ref = -share * mark * rate * fx
+        if inverse:
+            ref = pay * (share / inst["pos"]) * fx
+        else:
+            ref = -share * mark * rate * fx
         rt["funding"] += ref
         if rt["state"] == OPEN or rt["state"] == EXITING:
             rt["tp_k"] -= ref  # take-profit compares net PnL, which now includes this

@@ -80,15 +80,18 @@ def write_equity(s, ts) -> None:
 
 
 @njit
-def book_fill(s, o, ts, filled, px, fee, levels) -> None:
-    """Record one fill: fill row, route trade accumulators, legging cost attribution."""
+def book_fill(s, o, ts, filled, qty, px, fee, levels) -> None:
+    """Record one fill: fill row, route trade accumulators, legging cost attribution.
+
+    ``filled`` is in the instrument's units (the row's ``qty``), ``qty`` its base-equivalent
+    (the same number except for inverse perpetuals' contracts), which the money uses."""
     g = s.glob[0]
     rt = s.route[o["route"]]
     side = o["side"]
     fx = s.inst[o["inst"]]["fx"]
     fx0 = rt["fx_a0"] if o["inst"] == rt["inst_a"] else rt["fx_b0"]
-    slip = side * filled * (px - o["dec_px"]) * fx0
-    cf = -side * filled * px
+    slip = side * qty * (px - o["dec_px"]) * fx0
+    cf = -side * qty * px
     f = s.fills[g["n_fills"]]
     f["ts"] = ts
     f["oid"] = o["oid"]
@@ -106,13 +109,13 @@ def book_fill(s, o, ts, filled, px, fee, levels) -> None:
     f["fx"] = fx
     g["n_fills"] += 1
     rt["cash_flow"] += cf * fx
-    rt["dec_pnl"] += -side * filled * o["dec_px"] * fx0
+    rt["dec_pnl"] += -side * qty * o["dec_px"] * fx0
     rt["slip_cost"] += slip
     rt["fee_sum"] += fee * fx
     rt["fx_pnl"] += cf * (fx - fx0)
     rt["n_fills"] += 1
     if o["purpose"] >= 2:  # unwind or chase: what legging cost vs the leg's decision price
-        rt["leg_cost"] += side * filled * (px - rt["leg_ref_px"]) * fx0 + fee * fx
+        rt["leg_cost"] += side * qty * (px - rt["leg_ref_px"]) * fx0 + fee * fx
 
 
 @njit

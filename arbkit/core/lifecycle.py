@@ -38,7 +38,7 @@ def process_ack(s, slot, now) -> None:
     o = s.orders[slot]
     r = o["route"]
     rt = s.route[r]
-    signed = o["side"] * o["filled"]
+    signed = o["side"] * o["filled_be"]
     if o["inst"] == rt["inst_a"]:
         rt["pos_a"] = _snap(rt["pos_a"] + signed, rt["lot"])
     else:
@@ -63,6 +63,8 @@ def _snap(x, lot) -> float:
 def _all_acked(s, r, now) -> None:
     rt = s.route[r]
     net = _snap(rt["pos_a"] + rt["pos_b"], rt["lot"])
+    if net != 0.0 and abs(net) <= rt["hedge_tol"]:
+        net = 0.0  # an inverse leg is sized in whole contracts: within half of one is hedged
     if net != 0.0:
         if rt["leg_open"] == 0:
             rt["leg_open"] = 1

@@ -17,6 +17,7 @@ from arbkit.core.jit import njit
 from arbkit.core.ledger import has_room, write_equity, write_equity_arrays, write_trade
 from arbkit.core.lifecycle import process_ack
 from arbkit.core.orders import match_arrived, match_order
+from arbkit.core.wallet import settle as wallet_settle
 from arbkit.core.strategy import (
     A_ENTRY_AB,
     A_EXIT,
@@ -285,6 +286,7 @@ def finish(s) -> int:
         if slot < 0:
             break
         _one_wakeup(s, NEVER, False)
+    wallet_settle(s, g["now"])  # transfers that arrived by the end (later ones stay in flight)
     write_equity(s, g["now"])
     for r in range(s.route.shape[0]):
         if s.route[r]["state"] != FLAT:

@@ -14,6 +14,13 @@ import math
 import numpy as np
 
 from arbkit.core.book import take
+from arbkit.core.inverse import book_contracts, to_contracts
+from arbkit.core.wallet import (
+    book as wallet_book,
+    cash as wallet_cash,
+    coins as wallet_coins,
+    settle as wallet_settle,
+)
 from arbkit.core.jit import njit
 from arbkit.core.ledger import book_fill, write_order_log
 from arbkit.core.risk import count_order
@@ -21,6 +28,7 @@ from arbkit.core.types import (
     ASK,
     BID,
     BUY,
+    KIND_INVERSE_PERP,
     KIND_SPOT,
     RJ_BALANCE,
     RJ_CROSSED,
@@ -61,6 +69,8 @@ def send_order(s, r, i, side, qty, limit_px, dec_px, purpose, t) -> None:
     """Put an order in flight (a free slot always exists: slots = 4 per route)."""
     g = s.glob[0]
     inst = s.inst[i]
+    if inst["kind"] == KIND_INVERSE_PERP:  # the route sizes in coins, the venue in contracts
+        qty = to_contracts(inst, side, qty, dec_px)
     slot = 0
     while s.orders[slot]["active"] == 1:
         slot += 1
@@ -87,6 +97,7 @@ def send_order(s, r, i, side, qty, limit_px, dec_px, purpose, t) -> None:
     o["t_match"] = -1
     o["t_ack"] = -1
     o["filled"] = 0.0
+    o["filled_be"] = 0.0
     o["fill_px"] = np.nan
     o["fee"] = 0.0
     o["status"] = ST_NEW
@@ -125,7 +136,7 @@ def match_order(s, slot) -> None:
     if inst["stale_ns"] > 0 and ts - book_ts > inst["stale_ns"]:
         _finish(s, o, ST_REJECTED, RJ_STALE)
         return
-    if not _balance_ok(inst, side, o["qty"], o["limit_px"]):
+    if inst["kind"] == KIND_SPOT and not _balance_ok(s, i, side, o["qty"], o["limit_px"], ts):
         _finish(s, o, ST_REJECTED, RJ_BALANCE)
         return
     side_idx = ASK if side == BUY else BID
@@ -134,31 +145,43 @@ def match_order(s, slot) -> None:
         _finish(s, o, ST_CANCELLED, RJ_NONE)
         return
     fee = filled * px * inst["fee_rate"]  # its value in the quote currency
-    if inst["fee_in_base"] == 1 and side == BUY:
-        # paid in the received asset (Binance spot buys): fewer coins arrive, no quote fee
-        inst["cash"] += -filled * px
-        inst["pos"] += filled * (1.0 - inst["fee_rate"])
+    filled_be = filled
+    if inst["kind"] == KIND_INVERSE_PERP:
+        # coins in and out, valued at the fill price (core/inverse.py)
+        filled_be = book_contracts(inst, side, filled, px)
+        fee = filled * inst["cv"] * inst["fee_rate"]
+        inst["cash"] += -side * filled_be * px - fee
     else:
-        inst["cash"] += -side * filled * px - fee
-        inst["pos"] += side * filled
+        if inst["fee_in_base"] == 1 and side == BUY:
+            # paid in the received asset (Binance spot buys): fewer coins arrive, no quote fee
+            d_cash = -filled * px
+            d_pos = filled * (1.0 - inst["fee_rate"])
+        else:
+            d_cash = -side * filled * px - fee
+            d_pos = side * filled
+        inst["cash"] += d_cash
+        inst["pos"] += d_pos
+        if inst["kind"] == KIND_SPOT:
+            wallet_book(s, i, d_cash, d_pos, ts)
     inst["fees"] += fee
     o["filled"] = filled
+    o["filled_be"] = filled_be
     o["fill_px"] = px
     o["fee"] = fee
-    book_fill(s, o, ts, filled, px, fee, levels)
+    book_fill(s, o, ts, filled, filled_be, px, fee, levels)
     status = ST_FILLED if filled >= o["qty"] - 1e-6 * inst["lot"] else ST_PARTIAL
     _finish(s, o, status, RJ_NONE)
 
 
 @njit
-def _balance_ok(inst, side, qty, limit_px) -> bool:
-    """Venue-side check at arrival: spot cannot go short or spend cash it does not have."""
-    if inst["kind"] != KIND_SPOT:
-        return True
+def _balance_ok(s, i, side, qty, limit_px, t) -> bool:
+    """Venue-side check at arrival: spot cannot go short or spend cash its wallet lacks."""
+    inst = s.inst[i]
+    wallet_settle(s, t)
     if side == BUY:
         fee = 0.0 if inst["fee_in_base"] == 1 else inst["fee_rate"]
-        return inst["cash0"] + inst["cash"] >= qty * limit_px * (1.0 + fee)
-    return inst["pos0"] + inst["pos"] >= qty - 1e-6 * inst["lot"]
+        return wallet_cash(s, i) >= qty * limit_px * (1.0 + fee)
+    return wallet_coins(s, i) >= qty - 1e-6 * inst["lot"]
 
 
 @njit

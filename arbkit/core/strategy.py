@@ -13,6 +13,12 @@ from __future__ import annotations
 import math
 
 from arbkit.core.book import available, floor_lot, ref_touch, vwap
+from arbkit.core.inverse import to_base, to_contracts
+from arbkit.core.wallet import (
+    cash as wallet_cash,
+    coins as wallet_coins,
+    settle as wallet_settle,
+)
 from arbkit.core.jit import njit, njit_inline
 from arbkit.core.orders import limit_price, send_order
 from arbkit.core.risk import pre_guards, sized_guards
@@ -23,6 +29,7 @@ from arbkit.core.types import (
     ENTERING,
     EXITING,
     FLAT,
+    KIND_INVERSE_PERP,
     KIND_SPOT,
     OPEN,
     P_ENTRY,
@@ -212,18 +219,22 @@ def try_entry(s, r, d, t) -> None:
     f_buy = s.inst[buy_i]["fx"]
     f_sell = s.inst[sell_i]["fx"]
     qty = rt["notional"] / (ask * f_buy)  # notional is in the reference currency
-    depth_q = min(available(s, buy_i, ASK, buy_lim), available(s, sell_i, BID, sell_lim))
+    depth_q = min(_depth(s, buy_i, ASK, buy_lim, ask), _depth(s, sell_i, BID, sell_lim, bid))
     bal_q = qty
+    wallet_settle(s, t)
     if s.inst[buy_i]["kind"] == KIND_SPOT:
-        bal_q = min(bal_q, (s.inst[buy_i]["cash0"] + s.inst[buy_i]["cash"]) / (buy_lim * (1.0 + s.inst[buy_i]["fee_rate"])))
+        bal_q = min(bal_q, wallet_cash(s, buy_i) / (buy_lim * (1.0 + s.inst[buy_i]["fee_rate"])))
     if s.inst[sell_i]["kind"] == KIND_SPOT:
-        bal_q = min(bal_q, s.inst[sell_i]["pos0"] + s.inst[sell_i]["pos"])
+        bal_q = min(bal_q, wallet_coins(s, sell_i))
     qty = floor_lot(min(qty, depth_q, bal_q), rt["lot"])
+    if qty > 0.0 and (s.inst[buy_i]["kind"] == KIND_INVERSE_PERP
+                      or s.inst[sell_i]["kind"] == KIND_INVERSE_PERP):
+        qty = _whole_contracts(s, r, buy_i, sell_i, qty, ask, bid)
     if qty <= 0.0:
         s.skips[r, SK_BALANCE if bal_q < depth_q else SK_DEPTH] += 1
         return
-    vb = vwap(s, buy_i, ASK, qty, buy_lim)
-    vs = vwap(s, sell_i, BID, qty, sell_lim)
+    vb = _vwap(s, buy_i, ASK, qty, buy_lim, ask)
+    vs = _vwap(s, sell_i, BID, qty, sell_lim, bid)
     e_vwap = (vs * f_sell - vb * f_buy) * inv  # the executable edge itself
     forced = rt["plugin"] == 1 and rt["sig_force"] == 1
     if not forced and not (e_vwap - d * anchor >= rt["thr_entry_bps"]):  # against the anchor
@@ -240,6 +251,36 @@ def try_entry(s, r, d, t) -> None:
     send_order(s, r, sell_i, SELL, qty, sell_lim, bid, P_ENTRY, t)
     rt["dec_px_a"] = ask if d == 1 else bid
     rt["dec_px_b"] = bid if d == 1 else ask
+
+
+@njit
+def _depth(s, i, side_idx, limit, touch) -> float:
+    """Size within ``limit``, in base units (an inverse perpetual's book is in contracts)."""
+    n = available(s, i, side_idx, limit)
+    return to_base(s.inst[i], n, touch) if s.inst[i]["kind"] == KIND_INVERSE_PERP else n
+
+
+@njit
+def _vwap(s, i, side_idx, qty, limit, touch) -> float:
+    """VWAP of a base quantity (as the contracts it will be sent as, for an inverse leg)."""
+    if s.inst[i]["kind"] == KIND_INVERSE_PERP:
+        return vwap(s, i, side_idx, to_contracts(s.inst[i], BUY if side_idx == ASK else SELL,
+                                                 qty, touch), limit)
+    return vwap(s, i, side_idx, qty, limit)
+
+
+@njit
+def _whole_contracts(s, r, buy_i, sell_i, qty, ask, bid) -> float:
+    """Size a route with an inverse leg: whole lots of contracts first (at the touch), then
+    the other leg's quantity to match their base-equivalent; the hedge tolerance is half a
+    lot of contracts. Returns 0 when the size is under one lot of contracts."""
+    rt = s.route[r]
+    inv_i = buy_i if s.inst[buy_i]["kind"] == KIND_INVERSE_PERP else sell_i
+    k = s.inst[inv_i]["cv"] / (ask if inv_i == buy_i else bid)  # coins per contract
+    lot = s.inst[inv_i]["lot"]
+    n = math.floor(qty / k / lot + 1e-9) * lot
+    rt["hedge_tol"] = 0.5 * lot * k
+    return floor_lot(n * k, rt["lot"])
 
 
 @njit

@@ -38,6 +38,7 @@ BUY = 1
 SELL = -1
 KIND_SPOT = 0
 KIND_LINEAR_PERP = 1
+KIND_INVERSE_PERP = 2  # coin-margined: orders in contracts of ``cv`` quote each (core/inverse.py)
 BID = 0
 ASK = 1
 
@@ -126,6 +127,8 @@ G_DAY_RESET = 101  # a new UTC day: a daily-loss halt is lifted
 G_DRAWDOWN = 102  # halt for good and flatten
 G_KILL = 103  # kill switch
 G_LOSS_STREAK = 104  # a route starts its loss-streak pause
+G_TRANSFER = 105  # a rebalancing transfer sent (route = receiving wallet, value, limit = fee)
+G_TRANSFER_IN = 106  # ... and arrived
 HALT_NONE = 0
 HALT_DAILY = 1
 HALT_DRAWDOWN = 2
@@ -172,6 +175,14 @@ INST_DTYPE = np.dtype(
         ("fee_in_base", "i4"),  # spot buys pay the fee in the received asset (Binance spot)
         ("funding", "f8"),  # funding paid (-) or received (+), quote ccy
         ("venue_id", "i4"),  # index into the venue arrays (rate limit, imbalance)
+        # inverse perpetuals (core/inverse.py): ``pos`` is the base-equivalent of the position
+        # (what it was worth in coins at the prices it was opened at), ``contracts`` the count
+        ("cv", "f8"),  # contract value in the quote currency (0: not an inverse perpetual)
+        ("contracts", "f8"),
+        # spot balances live in wallets (core/wallet.py): a venue's shared one per currency,
+        # or the instrument's own pair; -1 for perpetuals (no balance check)
+        ("w_quote", "i4"),
+        ("w_base", "i4"),
     ]
 )
 
@@ -289,6 +300,8 @@ ROUTE_DTYPE = np.dtype(
         ("plugin", "i4"),  # a user signal decides entries (core/plugin.py)
         ("fx_route", "i4"),  # a leg is quoted in another currency than the reference
         ("sig_force", "i4"),  # the signal asked to enter whatever the threshold (+-2)
+        ("hedge_tol", "f8"),  # legs within this (base units) count as hedged: half a contract
+        # of an inverse leg, whose size is whole contracts (0 when no leg is inverse)
     ]
 )
 
@@ -310,11 +323,29 @@ ORDER_DTYPE = np.dtype(
         ("t_deadline", "i8"),  # receive-timeline time by which it is matched regardless
         ("t_match", "i8"),
         ("t_ack", "i8"),
-        ("filled", "f8"),
+        ("filled", "f8"),  # in the instrument's units (contracts for an inverse perpetual)
+        ("filled_be", "f8"),  # its base-equivalent (== filled unless inverse): the route's unit
         ("fill_px", "f8"),
         ("fee", "f8"),
         ("status", "i4"),
         ("reason", "i4"),
+    ]
+)
+
+WALLET_DTYPE = np.dtype(
+    [
+        ("bal0", "f8"),  # starting balance
+        ("bal", "f8"),  # change since the start: fills, transfers (kept apart, as inst cash)
+        ("ccy", "i4"),  # currency code (transfers move between wallets of one currency)
+        ("shared", "i4"),  # a venue's [[wallets]] balance (may send and receive transfers)
+        ("floor", "f8"),  # refill below this (0: never)
+        ("fee_fixed", "f8"),  # fixed fee of a transfer out of this wallet
+        ("owner", "i4"),  # instrument whose ledger books this wallet's transfer fees
+        ("owner_base", "i4"),  # 1: the fee is in the owner's base (pos), 0: its quote (cash)
+        ("incoming", "f8"),  # a transfer in flight to this wallet (net of fee)
+        ("sent", "f8"),  # its amount as sent
+        ("arrive", "i8"),
+        ("n_in", "i8"),
     ]
 )
 
@@ -343,6 +374,11 @@ GLOB_DTYPE = np.dtype(
         ("peak_eq", "f8"),
         ("n_guard", "i8"),
         ("running_guards", "i4"),  # daily loss or drawdown on: samples take the slow path
+        ("xfer_on", "i4"),  # [transfers] rebalancing on
+        ("xfer_fee_bps", "f8"),
+        ("xfer_delay_ns", "i8"),
+        ("n_transit", "i8"),  # transfers in flight
+        ("xfer_cost", "f8"),  # transfer fees paid, reference currency at the time
     ]
 )
 
@@ -415,5 +451,6 @@ VENUE_DTYPE = np.dtype([("second", "i8"), ("orders", "i8")])  # orders in the cu
 def guard_text(code: int) -> str:
     """Name of a guard-log code."""
     names = {G_DAILY_LOSS: "daily_loss", G_DAY_RESET: "day_reset", G_DRAWDOWN: "drawdown",
-             G_KILL: "kill", G_LOSS_STREAK: "loss_streak"}
+             G_KILL: "kill", G_LOSS_STREAK: "loss_streak", G_TRANSFER: "transfer_sent",
+             G_TRANSFER_IN: "transfer_arrived"}
     return names.get(code) or SKIP_TEXT[code]

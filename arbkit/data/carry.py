@@ -63,12 +63,12 @@ def fx_events(cfg: Config, fx: pl.DataFrame) -> np.ndarray:
 
 
 def funding_events(cfg: Config, inst_keys: list[str], funding: pl.DataFrame) -> tuple[np.ndarray, list[str]]:
-    """``EV_FUNDING`` events of every linear perpetual with a funding stream, and notes for
+    """``EV_FUNDING`` events of every perpetual with a funding stream, and notes for
     those without one (their funding is not accrued: said, never silently 0)."""
     parts, notes = [], []
     for i, key in enumerate(inst_keys):
         inst = cfg.instrument(key)
-        if inst.kind != "linear_perp":
+        if inst.kind == "spot":
             continue
         rows = funding.filter((pl.col("venue") == inst.venue) & (pl.col("symbol") == inst.symbol)) \
             if funding.height else funding
@@ -117,7 +117,7 @@ def from_catalog(cfg: Config, inst_keys: list[str], root: Path) -> tuple[np.ndar
     for key in inst_keys:
         inst = cfg.instrument(key)
         sel = Selection("funding", inst.venue, inst.symbol)
-        if inst.kind == "linear_perp" and cat.partitions(sel):
+        if inst.kind != "spot" and cat.partitions(sel):
             frames.append(cat.read_table(sel).frame)
     funding = pl.concat(frames) if frames else pl.DataFrame()
     fund_ev, notes = funding_events(cfg, inst_keys, funding)

@@ -136,6 +136,7 @@ class BacktestResult:
     routes: pl.DataFrame = field(default_factory=pl.DataFrame)  # one row per route
     symbols: pl.DataFrame = field(default_factory=pl.DataFrame)  # routes summed by base asset
     venues: pl.DataFrame = field(default_factory=pl.DataFrame)  # per venue:symbol balances
+    wallets: pl.DataFrame = field(default_factory=pl.DataFrame)  # spot wallets (core/wallet.py)
     guards: pl.DataFrame = field(default_factory=pl.DataFrame)  # the risk-guard log
 
     def metric(self, name: str) -> float:

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from arbkit.config import OFF, Config, InstrumentConfig
+from arbkit.config import CURRENCIES, OFF, Config, InstrumentConfig
 from arbkit.core import types as T
 from arbkit.errors import ConfigError
 
@@ -40,6 +40,7 @@ class KernelState(NamedTuple):
     equity: np.ndarray
     legs: np.ndarray
     guards: np.ndarray
+    wallet: np.ndarray
 
 
 BUFFERS = ("fills", "olog", "trades", "equity", "legs", "guards")
@@ -85,8 +86,8 @@ def _route_feasibility(cfg: Config, r: int) -> list[str]:
             f"{fees4_bps(cfg, r):.2f} bps: the stop fires on moves smaller than the fees"
         )
     a, b = cfg.instrument(cfg.routes[r].a), cfg.instrument(cfg.routes[r].b)
-    can_ab = b.shortable or b.initial_base > 0  # direction +1 sells b
-    can_ba = a.shortable or a.initial_base > 0
+    can_ab = b.shortable or _holds_base(cfg, b)  # direction +1 sells b
+    can_ba = a.shortable or _holds_base(cfg, a)
     if not (can_ab or can_ba):
         problems.append(
             f"both legs are spot with no inventory ({a.key}, {b.key}): neither direction can "
@@ -95,8 +96,15 @@ def _route_feasibility(cfg: Config, r: int) -> list[str]:
     return problems
 
 
+def _holds_base(cfg: Config, ic: InstrumentConfig) -> bool:
+    w = cfg.wallet(ic.venue)
+    return (w.balances.get(ic.base, 0.0) if w else ic.initial_base) > 0
+
+
 def _inst_record(rec: np.void, ic: InstrumentConfig, use_exch: bool, stale_ms: float | str) -> None:
-    rec["kind"] = T.KIND_SPOT if ic.kind == "spot" else T.KIND_LINEAR_PERP
+    rec["kind"] = {"spot": T.KIND_SPOT, "linear_perp": T.KIND_LINEAR_PERP,
+                   "inverse_perp": T.KIND_INVERSE_PERP}[ic.kind]
+    rec["cv"] = ic.contract_value
     rec["use_exch"] = 1 if use_exch else 0
     rec["fee_rate"] = ic.taker_fee_bps * 1e-4
     rec["lot"] = ic.lot
@@ -144,7 +152,9 @@ def _route_record(rec: np.void, cfg: Config, r: int, ia: int, ib: int) -> None:
     rec["slip"] = s.max_slippage_bps * 1e-4
     rec["force_slip"] = max(s.unwind_max_slippage_bps, s.max_slippage_bps) * 1e-4
     rec["cooldown_ns"] = round(s.cooldown_after_stop_s * S)
-    rec["lot"] = common_lot(a.lot, b.lot)
+    # an inverse leg's lot is in contracts: the route's lot (base units) is the other leg's
+    rec["lot"] = (b.lot if a.kind == "inverse_perp" else a.lot if b.kind == "inverse_perp"
+                  else common_lot(a.lot, b.lot))
     rec["fees4_bps"] = fees4_bps(cfg, r)
     rec["r_unit_bps"] = float(s.stop_loss_bps) if s.stop_loss_bps != OFF else max(fees4_bps(cfg, r), 1.0)
     rec["unwind_retries"] = s.unwind_retries
@@ -224,7 +234,64 @@ def build_state(cfg: Config, inst_keys: list[str], depth: int, use_exch: dict[st
         fills=np.zeros(capacity, T.FILL_DTYPE), olog=np.zeros(capacity, T.ORDER_LOG_DTYPE),
         trades=np.zeros(capacity, T.TRADE_DTYPE), equity=np.zeros(capacity, T.EQUITY_DTYPE),
         legs=np.zeros(capacity, T.LEG_DTYPE), guards=np.zeros(capacity, T.GUARD_DTYPE),
+        wallet=_wallets(cfg, inst_keys, inst, glob),
     )
+
+
+def wallet_names(cfg: Config, inst_keys: list[str]) -> list[str]:
+    """Label of each kernel wallet (``venue:CCY`` shared, ``venue:symbol:CCY`` an
+    instrument's own), in the kernel's order."""
+    names: list[str] = []
+    for key in inst_keys:
+        ic = cfg.instrument(key)
+        if ic.kind != "spot":
+            continue
+        for ccy in (ic.quote, ic.base):
+            name = f"{ic.venue}:{ccy}" if cfg.wallet(ic.venue) else f"{key}:{ccy}"
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _wallets(cfg: Config, inst_keys: list[str], inst: np.ndarray, glob: np.ndarray) -> np.ndarray:
+    """Spot wallets (core/wallet.py): one per venue and currency for ``[[wallets]]`` venues,
+    else a pair per instrument; the first instrument using a shared wallet owns it (its
+    ``cash0`` / ``pos0`` carry the starting balance once, for the treasury line)."""
+    names = wallet_names(cfg, inst_keys)
+    out = np.zeros(len(names), T.WALLET_DTYPE)
+    out["owner"] = -1
+    t = cfg.transfers
+    below = 0.0 if t.rebalance_below == OFF else float(t.rebalance_below)
+    glob[0]["xfer_on"] = int(below > 0.0)
+    glob[0]["xfer_fee_bps"] = t.fee_bps
+    glob[0]["xfer_delay_ns"] = round(t.delay_s * S)
+    for i, key in enumerate(inst_keys):
+        ic = cfg.instrument(key)
+        inst[i]["w_quote"] = inst[i]["w_base"] = -1
+        if ic.kind != "spot":
+            continue
+        shared = cfg.wallet(ic.venue)
+        for ccy, field, own in ((ic.quote, "w_quote", ic.initial_quote),
+                                (ic.base, "w_base", ic.initial_base)):
+            w = names.index(f"{ic.venue}:{ccy}" if shared else f"{key}:{ccy}")
+            inst[i][field] = w
+            rec = out[w]
+            start = shared.balances.get(ccy, 0.0) if shared else own
+            if rec["owner"] < 0:  # first user: owns it
+                rec["owner"] = i
+                rec["owner_base"] = int(field == "w_base")
+                rec["bal0"] = start
+                rec["ccy"] = CURRENCIES.index(ccy) if ccy in CURRENCIES else -1
+                rec["shared"] = int(shared is not None)
+                rec["floor"] = below * start if shared is not None else 0.0
+                rec["fee_fixed"] = t.fee_fixed.get(ccy, 0.0)
+            elif field == "w_base":
+                inst[i]["pos0"] = 0.0  # counted once, on the owner
+            else:
+                inst[i]["cash0"] = 0.0
+            if shared is not None and rec["owner"] == i:
+                inst[i]["cash0" if field == "w_quote" else "pos0"] = start
+    return out
 
 
 def _risk(cfg: Config) -> np.ndarray:

@@ -95,11 +95,15 @@ def venue_frame(inst_keys: list[str], inst: np.ndarray, book_px: np.ndarray,
         pos = float(rec["pos"])
         mark = pos * mid if pos != 0.0 else 0.0
         f = fills.filter(pl.col("inst") == i) if fills.height else fills
+        # an inverse perpetual's fills are contracts of cv quote each (core/inverse.py)
+        unit = f["qty"] * float(rec["cv"]) if rec["kind"] == T.KIND_INVERSE_PERP \
+            else f["qty"] * f["px"]
         rows.append({
             "venue": venue, "symbol": symbol, "fills": f.height,
-            "turnover": float((f["qty"] * f["px"]).sum()) if f.height else 0.0,
+            "turnover": float(unit.sum()) if f.height else 0.0,
             "fees": float(rec["fees"]), "cash_change": float(rec["cash"]),
-            "position_change": pos, "position_mark_mid": mark,
+            "position_change": pos, "contracts": float(rec["contracts"]),
+            "position_mark_mid": mark,
             "pnl_mid": float(rec["cash"]) + mark,
         })
     return pl.DataFrame(rows)

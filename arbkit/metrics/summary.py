@@ -34,8 +34,8 @@ def label_frames(frames: dict[str, pl.DataFrame], inst_keys: list[str],
                  route_labels: list[str] | None = None) -> dict[str, pl.DataFrame]:
     keys = tuple(inst_keys)
     names = tuple(route_labels or [])
-    frames = {k: _labels(v, "route", names, "route_name") if names else v
-              for k, v in frames.items()}
+    frames = {k: _labels(v, "route", names, "route_name") if names and k != "guards" else v
+              for k, v in frames.items()}  # guards: guard_frame names routes and wallets
     fills = _labels(frames["fills"], "inst", keys, "instrument")
     fills = _labels(fills, "purpose", T.PURPOSE_TEXT, "purpose_text")
     orders = _labels(frames["olog"], "inst", keys, "instrument")
@@ -179,6 +179,7 @@ def too_good_checks(closed: pl.DataFrame, rets: np.ndarray) -> list[str]:
 
 def build_result(runner: Any, meta: dict[str, Any]):
     from arbkit.engine.backtest import BacktestResult, state_frames
+    from arbkit.engine.state import wallet_names
 
     st = runner.state
     meta = dict(meta)
@@ -203,9 +204,14 @@ def build_result(runner: Any, meta: dict[str, Any]):
     if runner.problems:
         notes += [f"INFEASIBLE (run anyway): {p}" for p in runner.problems]
     meta["notes"] = notes
+    wallets = wallet_names(runner.cfg, runner.arrays.inst_keys)
     tre, tre_per = treasury(runner.cfg, runner.arrays.inst_keys, st.inst, st.book_px,
                             runner.first_mid, runner.first_fx)
     m["treasury_pnl"] = tre  # = the buy-and-hold baseline: the starting balances, held
+    # rebalancing fees ([transfers]): in the equity, in no round trip
+    m["transfer_cost"] = float(st.glob[0]["xfer_cost"])
+    m["transfers"] = int((frames["guards"]["code"] == T.G_TRANSFER).sum()) \
+        if frames["guards"].height else 0
     m["account_pnl"] = m["final_equity"] - runner.cfg.run.capital + tre
     k = int(np.argmax(st.route["best_miss_bps"]))
     rt = st.route[k]
@@ -220,16 +226,36 @@ def build_result(runner: Any, meta: dict[str, Any]):
         config=runner.cfg, meta=meta, routes=routes, symbols=symbols,
         venues=venue_frame(runner.arrays.inst_keys, st.inst, st.book_px, frames["fills"])
         .with_columns(pl.Series("treasury_pnl", tre_per, pl.Float64)),
-        guards=guard_frame(frames["guards"], runner.cfg),
+        guards=guard_frame(frames["guards"], runner.cfg, wallets),
+        wallets=wallet_frame(wallets, st.wallet),
     )
 
 
-def guard_frame(guards: pl.DataFrame, cfg: Any) -> pl.DataFrame:
-    """The guard log with the guard's and the route's names."""
+def wallet_frame(names: list[str], wallet: np.ndarray) -> pl.DataFrame:
+    """Spot wallets at the end: start, now, in flight to it (core/wallet.py)."""
+    return pl.DataFrame({
+        "wallet": names, "start": wallet["bal0"].tolist(),
+        "end": (wallet["bal0"] + wallet["bal"]).tolist(),
+        "in_transit": wallet["incoming"].tolist(), "transfers_in": wallet["n_in"].tolist(),
+        "shared": (wallet["shared"] == 1).tolist()},
+        schema={"wallet": pl.String, "start": pl.Float64, "end": pl.Float64,
+                "in_transit": pl.Float64, "transfers_in": pl.Int64, "shared": pl.Boolean})
+
+
+def guard_frame(guards: pl.DataFrame, cfg: Any, wallets: list[str] | None = None) -> pl.DataFrame:
+    """The guard log with the guard's and the route's names (a transfer row's ``route`` is the
+    receiving wallet: named by the wallet)."""
     labels = [r.label for r in cfg.routes]
-    return guards.with_columns(
+    wallets = wallets or []
+
+    def name(row: dict) -> str:
+        if row["code"] in (T.G_TRANSFER, T.G_TRANSFER_IN):
+            return wallets[row["route"]]
+        return labels[row["route"]] if row["route"] >= 0 else "portfolio"
+
+    return guards.sort("ts", maintain_order=True).with_columns(
+        pl.struct("code", "route").map_elements(name, return_dtype=pl.String)
+        .alias("route_name"),
         pl.col("code").map_elements(T.guard_text, return_dtype=pl.String).alias("guard"),
-        pl.col("route").map_elements(lambda r: labels[r] if r >= 0 else "portfolio",
-                                     return_dtype=pl.String).alias("route_name"),
-    ) if guards.height else guards.with_columns(pl.lit(None, pl.String).alias("guard"),
-                                                pl.lit(None, pl.String).alias("route_name"))
+    ) if guards.height else guards.with_columns(pl.lit(None, pl.String).alias("route_name"),
+                                                pl.lit(None, pl.String).alias("guard"))

@@ -26,6 +26,8 @@ from arbkit.config import (
     RouteConfig,
     RunConfig,
     StrategyConfig,
+    TransferConfig,
+    WalletConfig,
 )
 from arbkit.data import schema
 from arbkit.data.synth import SCENARIOS
@@ -33,7 +35,7 @@ from arbkit.data.synth import SCENARIOS
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 CONFIG_CLASSES = (RunConfig, InstrumentConfig, RouteConfig, StrategyConfig, BarsConfig,
-                  FxConfig)
+                  FxConfig, WalletConfig, TransferConfig)
 
 
 def _generator() -> ModuleType:
