@@ -77,9 +77,13 @@ def _check_wallets(cfg: Config, source: str) -> None:
         if w.venue in seen:
             raise ConfigError(f"{where}: a second wallet for the venue; give one per venue")
         seen.add(w.venue)
+        held = {c for i in cfg.instruments if i.venue == w.venue and i.kind == "spot"
+                for c in (i.base, i.quote)}
         for ccy, amount in w.balances.items():
-            if ccy not in CURRENCIES:
-                raise ConfigError(f"{where}: balances.{ccy}; use one of {CURRENCIES}")
+            if ccy not in held:
+                raise ConfigError(f"{where}: balances.{ccy}: no spot instrument on {w.venue} "
+                                  f"trades {ccy}; its spot currencies are "
+                                  f"{', '.join(sorted(held)) or 'none'}")
             if amount < 0:
                 raise ConfigError(f"{where}: balances.{ccy} = {amount}; must be >= 0")
         for inst in cfg.instruments:
@@ -97,9 +101,11 @@ def _check_wallets(cfg: Config, source: str) -> None:
                               "to move balances between")
     if t.delay_s < 0 or t.fee_bps < 0 or any(v < 0 for v in t.fee_fixed.values()):
         raise ConfigError(f"{source}: [transfers] delay_s, fee_bps and fee_fixed must be >= 0")
+    known = {c for i in cfg.instruments for c in (i.base, i.quote)}
     for ccy in t.fee_fixed:
-        if ccy not in CURRENCIES:
-            raise ConfigError(f"{source}: transfers.fee_fixed.{ccy}; use one of {CURRENCIES}")
+        if ccy not in known:
+            raise ConfigError(f"{source}: transfers.fee_fixed.{ccy}: no instrument trades "
+                              f"{ccy}; known currencies: {', '.join(sorted(known))}")
 
 
 def _check_route(cfg: Config, r: int, route: RouteConfig, source: str) -> None:

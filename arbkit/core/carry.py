@@ -54,6 +54,8 @@ def apply_funding(s, i, rate, mark) -> None:
         if share == 0.0:
             continue
         if inverse:
+            if inst["pos"] == 0.0:  # routes' opposite positions net out: nothing is paid
+                continue
             ref = pay * (share / inst["pos"]) * fx
         else:
             ref = -share * mark * rate * fx

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from arbkit.config import CURRENCIES, OFF, Config, InstrumentConfig
+from arbkit.config import OFF, Config, InstrumentConfig
 from arbkit.core import types as T
 from arbkit.errors import ConfigError
 
@@ -258,6 +258,7 @@ def _wallets(cfg: Config, inst_keys: list[str], inst: np.ndarray, glob: np.ndarr
     else a pair per instrument; the first instrument using a shared wallet owns it (its
     ``cash0`` / ``pos0`` carry the starting balance once, for the treasury line)."""
     names = wallet_names(cfg, inst_keys)
+    ccys = sorted({c for i in cfg.instruments for c in (i.base, i.quote)})
     out = np.zeros(len(names), T.WALLET_DTYPE)
     out["owner"] = -1
     t = cfg.transfers
@@ -281,7 +282,7 @@ def _wallets(cfg: Config, inst_keys: list[str], inst: np.ndarray, glob: np.ndarr
                 rec["owner"] = i
                 rec["owner_base"] = int(field == "w_base")
                 rec["bal0"] = start
-                rec["ccy"] = CURRENCIES.index(ccy) if ccy in CURRENCIES else -1
+                rec["ccy"] = ccys.index(ccy)
                 rec["shared"] = int(shared is not None)
                 rec["floor"] = below * start if shared is not None else 0.0
                 rec["fee_fixed"] = t.fee_fixed.get(ccy, 0.0)
