@@ -346,6 +346,7 @@ WALLET_DTYPE = np.dtype(
         ("sent", "f8"),  # its amount as sent
         ("arrive", "i8"),
         ("n_in", "i8"),
+        ("fees", "f8"),  # transfer fees this wallet paid as sender, in its currency
     ]
 )
 
@@ -378,7 +379,6 @@ GLOB_DTYPE = np.dtype(
         ("xfer_fee_bps", "f8"),
         ("xfer_delay_ns", "i8"),
         ("n_transit", "i8"),  # transfers in flight
-        ("xfer_cost", "f8"),  # transfer fees paid, reference currency at the time
     ]
 )
 

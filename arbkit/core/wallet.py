@@ -9,7 +9,8 @@ change the instrument's ``cash`` / ``pos`` (which equity and the reports use).
 Transfers (``[transfers]``): after a fill, a shared wallet under its floor is refilled to its
 start from the shared wallet of the same currency holding the most above its own floor. The
 amount leaves the sender now and arrives ``delay`` later less the fee (proportional + fixed,
-paid by the sender: booked on the sender wallet's owner instrument, so equity carries it).
+paid by the sender: booked on the sender wallet's owner instrument, so equity carries it;
+``fees`` sums them per wallet, in its currency).
 Arrivals are credited when a balance is next read at or after the arrival time, and at the end
 of the run; the log row carries the arrival time.
 """
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 from arbkit.core.jit import njit
 from arbkit.core.risk import log_guard
-from arbkit.core.types import ASK, BID, G_TRANSFER, G_TRANSFER_IN
+from arbkit.core.types import G_TRANSFER, G_TRANSFER_IN
 
 
 @njit
@@ -93,16 +94,12 @@ def _maybe_refill(s, w, t) -> None:
     rec["sent"] = amount
     rec["incoming"] = amount - fee
     rec["arrive"] = t + s.glob[0]["xfer_delay_ns"]
-    g = s.glob[0]
-    g["n_transit"] += 1
-    # the fee leaves the books: on the sender's owner instrument, valued now for the metric
-    i = sender["owner"]
-    inst = s.inst[i]
+    s.glob[0]["n_transit"] += 1
+    sender["fees"] += fee
+    # the fee leaves the books on the sender's owner instrument, so the equity carries it
+    inst = s.inst[sender["owner"]]
     if sender["owner_base"] == 1:
         inst["pos"] -= fee
-        px = 0.5 * (s.book_px[i, BID, 0] + s.book_px[i, ASK, 0]) * inst["fx"]
     else:
         inst["cash"] -= fee
-        px = inst["fx"]
-    g["xfer_cost"] += fee * px
     log_guard(s, t, G_TRANSFER, w, amount, fee)

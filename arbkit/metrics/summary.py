@@ -209,7 +209,7 @@ def build_result(runner: Any, meta: dict[str, Any]):
                             runner.first_mid, runner.first_fx)
     m["treasury_pnl"] = tre  # = the buy-and-hold baseline: the starting balances, held
     # rebalancing fees ([transfers]): in the equity, in no round trip
-    m["transfer_cost"] = float(st.glob[0]["xfer_cost"])
+    m["transfer_cost"] = transfer_cost(st)
     m["transfers"] = int((frames["guards"]["code"] == T.G_TRANSFER).sum()) \
         if frames["guards"].height else 0
     m["account_pnl"] = m["final_equity"] - runner.cfg.run.capital + tre
@@ -231,15 +231,32 @@ def build_result(runner: Any, meta: dict[str, Any]):
     )
 
 
+def transfer_cost(st: Any) -> float:
+    """Transfer fees in the reference currency, valued as the equity values them at the end:
+    coins at the owner instrument's last mid and FX, cash at its last FX (what was paid is
+    not held any more, so its value now is what the account lacks)."""
+    total = 0.0
+    for w in st.wallet[st.wallet["fees"] > 0.0]:
+        i = int(w["owner"])
+        rec = st.inst[i]
+        if w["owner_base"] == 1:
+            total += w["fees"] * 0.5 * (st.book_px[i, T.BID, 0] + st.book_px[i, T.ASK, 0]) \
+                * rec["fx"]
+        else:
+            total += w["fees"] * rec["fx"]
+    return float(total)
+
+
 def wallet_frame(names: list[str], wallet: np.ndarray) -> pl.DataFrame:
     """Spot wallets at the end: start, now, in flight to it (core/wallet.py)."""
     return pl.DataFrame({
         "wallet": names, "start": wallet["bal0"].tolist(),
         "end": (wallet["bal0"] + wallet["bal"]).tolist(),
         "in_transit": wallet["incoming"].tolist(), "transfers_in": wallet["n_in"].tolist(),
-        "shared": (wallet["shared"] == 1).tolist()},
+        "fees_paid": wallet["fees"].tolist(), "shared": (wallet["shared"] == 1).tolist()},
         schema={"wallet": pl.String, "start": pl.Float64, "end": pl.Float64,
-                "in_transit": pl.Float64, "transfers_in": pl.Int64, "shared": pl.Boolean})
+                "in_transit": pl.Float64, "transfers_in": pl.Int64, "fees_paid": pl.Float64,
+                "shared": pl.Boolean})
 
 
 def guard_frame(guards: pl.DataFrame, cfg: Any, wallets: list[str] | None = None) -> pl.DataFrame:
