@@ -77,7 +77,8 @@ the command fails without it.
   one of the two is an error (example above). Config format: `docs/config.md`; data format:
   `docs/data.md`.
 - `arbkit backtest --out DIR` writes `trades`, `fills`, `orders`, `equity`, `legs`,
-  `opportunities` and `summary` as `DIR/<name>.parquet`, plus `meta.json` and the effective
+  `opportunities`, `summary`, `routes`, `symbols`, `venues`, `wallets` and `guards` as
+  `DIR/<name>.parquet`, plus `meta.json` and the effective
   `config.toml`, into a temporary folder beside `DIR` that is then renamed to `DIR` (an
   existing `DIR` is replaced), so a failed run leaves no partial result.
 - `arbkit backtest --chunk N` feeds the kernel N events at a time; results are bit-identical to
@@ -116,8 +117,8 @@ def _subcommands(cmd: Any, ctx: Any) -> list[tuple[str, Any]]:
 
 
 def _cell(text: str) -> str:
-    """Text safe inside one Markdown table cell."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """Text safe inside one Markdown table cell (rich's markup escapes ``\\[`` dropped)."""
+    return " ".join(str(text).split()).replace("\\[", "[").replace("|", "\\|")
 
 
 def _help(cmd: Any) -> str:

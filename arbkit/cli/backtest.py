@@ -35,7 +35,7 @@ def backtest(
     stream: Annotated[bool, typer.Option(help="Catalog only: read and run one UTC day at a time (bounded memory, identical results).")] = False,
     start: Annotated[str | None, typer.Option(help="Catalog only: first UTC day, YYYY-MM-DD.")] = None,
     end: Annotated[str | None, typer.Option(help="Catalog only: last UTC day, YYYY-MM-DD (inclusive).")] = None,
-    fx: Annotated[Path | None, typer.Option(help="FX rates (fx table Parquet) for the config's [[fx]] series, when --data is not a catalog.")] = None,
+    fx: Annotated[Path | None, typer.Option(help="FX rates (fx table Parquet) for the config's \\[\\[fx]] series, when --data is not a catalog.")] = None,
     funding: Annotated[Path | None, typer.Option(help="Realised funding (funding table Parquet) of the perpetuals, when --data is not a catalog.")] = None,
     preset: Annotated[str | None, typer.Option(help="Run presets/<name>.toml on its recorded data and windows, and check the trial's metrics are reproduced bit for bit.")] = None,
 ) -> None:
@@ -117,7 +117,7 @@ def write_results(res, out: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=".arbkit-", dir=out.parent))
     try:
         for name in ("trades", "fills", "orders", "equity", "legs", "opportunities", "summary",
-                     "routes", "symbols", "venues"):
+                     "routes", "symbols", "venues", "wallets", "guards"):
             getattr(res, name).write_parquet(tmp / f"{name}.parquet")
         (tmp / "meta.json").write_text(json.dumps(res.meta, default=str, indent=1))
         from arbkit.config import dump_config

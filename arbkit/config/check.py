@@ -43,14 +43,17 @@ def _check(cfg: Config, source: str) -> None:
         for name in ("tick", "lot"):
             if getattr(inst, name) <= 0:
                 raise ConfigError(f"{w}: {name} = {getattr(inst, name)}; must be > 0")
-        if (inst.kind == "inverse_perp") != (inst.contract_value > 0):
+        if inst.kind == "inverse_perp" and not inst.contract_value > 0:
             raise ConfigError(
-                f"{w}: contract_value = {inst.contract_value} with kind = {inst.kind!r}; an "
-                "inverse_perp needs contract_value > 0 (quote per contract, e.g. 100 for "
-                "BTCUSD_PERP) and only an inverse_perp takes one")
-        if inst.kind == "inverse_perp" and inst.lot < 1:
-            raise ConfigError(f"{w}: lot = {inst.lot}; an inverse_perp's lot is in contracts "
-                              "(set lot = 1, or the venue's contract step)")
+                f"{w}: kind = 'inverse_perp' needs contract_value > 0 (quote currency per "
+                f"contract, e.g. contract_value = 100 for BTCUSD_PERP); got "
+                f"{'none' if inst.contract_value == 0 else inst.contract_value}")
+        if inst.kind != "inverse_perp" and inst.contract_value != 0:
+            raise ConfigError(f"{w}: contract_value = {inst.contract_value} is only for kind = "
+                              f"'inverse_perp' (this one is {inst.kind!r}); remove it")
+        if inst.kind == "inverse_perp" and (inst.lot < 1 or not float(inst.lot).is_integer()):
+            raise ConfigError(f"{w}: lot = {inst.lot}; an inverse_perp's lot is a whole number "
+                              "of contracts (set lot = 1, or the venue's contract step)")
         if inst.quote not in CURRENCIES:
             raise ConfigError(f"{w}: quote = {inst.quote!r}; use one of {CURRENCIES}")
     labels: set[str] = set()
@@ -79,6 +82,9 @@ def _check_wallets(cfg: Config, source: str) -> None:
         seen.add(w.venue)
         held = {c for i in cfg.instruments if i.venue == w.venue and i.kind == "spot"
                 for c in (i.base, i.quote)}
+        if not held:
+            raise ConfigError(f"{where}: venue {w.venue!r} has no spot instrument; wallets hold "
+                              "spot balances (perpetual margin is not modelled): remove it")
         for ccy, amount in w.balances.items():
             if ccy not in held:
                 raise ConfigError(f"{where}: balances.{ccy}: no spot instrument on {w.venue} "
@@ -99,8 +105,10 @@ def _check_wallets(cfg: Config, source: str) -> None:
         if len(cfg.wallets) < 2:
             raise ConfigError(f"{source}: [transfers] needs [[wallets]] on at least two venues "
                               "to move balances between")
-    if t.delay_s < 0 or t.fee_bps < 0 or any(v < 0 for v in t.fee_fixed.values()):
-        raise ConfigError(f"{source}: [transfers] delay_s, fee_bps and fee_fixed must be >= 0")
+    for name, v in [("delay_s", t.delay_s), ("fee_bps", t.fee_bps)] + [
+            (f"fee_fixed.{c}", x) for c, x in t.fee_fixed.items()]:
+        if v < 0:
+            raise ConfigError(f"{source}: transfers.{name} = {v}; must be >= 0")
     known = {c for i in cfg.instruments for c in (i.base, i.quote)}
     for ccy in t.fee_fixed:
         if ccy not in known:

@@ -17,7 +17,6 @@ from arbkit.core.jit import njit
 from arbkit.core.ledger import has_room, write_equity, write_equity_arrays, write_trade
 from arbkit.core.lifecycle import process_ack
 from arbkit.core.orders import match_arrived, match_order
-from arbkit.core.wallet import settle as wallet_settle
 from arbkit.core.strategy import (
     A_ENTRY_AB,
     A_EXIT,
@@ -39,6 +38,7 @@ from arbkit.core.types import (
     S_FULL,
     X_OPEN_AT_END,
 )
+from arbkit.core.wallet import wallet_settle
 
 NEVER = 9_223_372_036_854_775_807
 ROOM = 4  # records one wake-up step can write to any one buffer

@@ -15,12 +15,6 @@ import numpy as np
 
 from arbkit.core.book import take
 from arbkit.core.inverse import book_contracts, to_contracts
-from arbkit.core.wallet import (
-    book as wallet_book,
-    cash as wallet_cash,
-    coins as wallet_coins,
-    settle as wallet_settle,
-)
 from arbkit.core.jit import njit
 from arbkit.core.ledger import book_fill, write_order_log
 from arbkit.core.risk import count_order
@@ -41,6 +35,7 @@ from arbkit.core.types import (
     ST_PARTIAL,
     ST_REJECTED,
 )
+from arbkit.core.wallet import wallet_book, wallet_cash, wallet_coins, wallet_settle
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 

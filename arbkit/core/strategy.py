@@ -14,11 +14,6 @@ import math
 
 from arbkit.core.book import available, floor_lot, ref_touch, vwap
 from arbkit.core.inverse import to_base, to_contracts
-from arbkit.core.wallet import (
-    cash as wallet_cash,
-    coins as wallet_coins,
-    settle as wallet_settle,
-)
 from arbkit.core.jit import njit, njit_inline
 from arbkit.core.orders import limit_price, send_order
 from arbkit.core.risk import pre_guards, sized_guards
@@ -55,6 +50,7 @@ from arbkit.core.types import (
     X_TAKE_PROFIT,
     X_TIME,
 )
+from arbkit.core.wallet import wallet_cash, wallet_coins, wallet_settle
 
 # on_market's result, one int (a tuple return goes through memory on the per-event path):
 # 0 nothing; A_ENTRY_AB / A_ENTRY_BA an entry in direction +1 / -1; A_EXIT + reason an exit

@@ -23,21 +23,21 @@ from arbkit.core.types import G_TRANSFER, G_TRANSFER_IN
 
 
 @njit
-def cash(s, i) -> float:
+def wallet_cash(s, i) -> float:
     """Quote currency spot instrument ``i`` can spend."""
     w = s.wallet[s.inst[i]["w_quote"]]
     return w["bal0"] + w["bal"]
 
 
 @njit
-def coins(s, i) -> float:
+def wallet_coins(s, i) -> float:
     """Base spot instrument ``i`` can sell."""
     w = s.wallet[s.inst[i]["w_base"]]
     return w["bal0"] + w["bal"]
 
 
 @njit
-def book(s, i, d_cash, d_pos, t) -> None:
+def wallet_book(s, i, d_cash, d_pos, t) -> None:
     """A spot fill moved the instrument's cash and base: the wallets move the same."""
     inst = s.inst[i]
     s.wallet[inst["w_quote"]]["bal"] += d_cash
@@ -48,7 +48,7 @@ def book(s, i, d_cash, d_pos, t) -> None:
 
 
 @njit
-def settle(s, t) -> None:
+def wallet_settle(s, t) -> None:
     """Credit the transfers that have arrived by ``t``."""
     g = s.glob[0]
     if g["n_transit"] == 0:

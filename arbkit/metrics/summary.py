@@ -104,8 +104,18 @@ def trade_stats(closed: pl.DataFrame) -> dict[str, float]:
     }
 
 
+def traded_notional(fills: pl.DataFrame, cv: np.ndarray) -> float:
+    """Sum of fill notionals in the reference currency: qty x price x FX, or for an inverse
+    perpetual (``cv[inst] > 0``, qty in contracts) qty x contract value x FX."""
+    if fills.height == 0:
+        return 0.0
+    unit = cv[fills.get_column("inst").to_numpy()]
+    per = np.where(unit > 0.0, unit, fills.get_column("px").to_numpy())
+    return float((fills.get_column("qty").to_numpy() * per * fills.get_column("fx").to_numpy()).sum())
+
+
 def summarize(trades, fills, equity, legs, route, skips, capital, meta,
-              symbols: pl.DataFrame) -> tuple[dict, list[str]]:
+              symbols: pl.DataFrame, cv: np.ndarray) -> tuple[dict, list[str]]:
     closed = trades.filter(pl.col("is_open") == 0)
     notes: list[str] = []
     port = portfolio_sums(symbols)  # additive figures: the sum of the symbols, exactly
@@ -132,8 +142,7 @@ def summarize(trades, fills, equity, legs, route, skips, capital, meta,
     total_ret = m["final_equity"] / capital - 1.0
     years = max(rets.size, 1) / 365.0
     m["calmar"] = (total_ret / years) / dd_pct if dd_pct > 0 and rets.size >= MIN_DAYS_FOR_RATIOS else math.nan
-    turnover = float((fills.get_column("qty") * fills.get_column("px")).sum()) if fills.height else 0.0
-    m["turnover"] = turnover / capital
+    m["turnover"] = traded_notional(fills, cv) / capital
     m["fee_share"] = m["fees"] / m["price_pnl"] if m["price_pnl"] > 0 else math.nan
     span = meta.get("span_ns", 0)
     held = (closed.get_column("exit_ts") - closed.get_column("entry_ts")).sum() if closed.height else 0
@@ -190,7 +199,8 @@ def build_result(runner: Any, meta: dict[str, Any]):
     routes = route_frame(runner.cfg, frames["trades"], st.route, st.skips)
     symbols = symbol_frame(routes)
     m, notes = summarize(frames["trades"], frames["fills"], frames["equity"], frames["legs"],
-                         st.route, st.skips, runner.cfg.run.capital, meta, symbols)
+                         st.route, st.skips, runner.cfg.run.capital, meta, symbols,
+                         st.inst["cv"])
     if len(runner.cfg.routes) > 1:  # a too-good route hides inside a mixed portfolio
         closed = frames["trades"].filter(pl.col("is_open") == 0)
         for r, rc in enumerate(runner.cfg.routes):

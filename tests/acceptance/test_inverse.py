@@ -124,6 +124,9 @@ def test_contract_sizing_coin_pnl_fees_and_funding_by_hand() -> None:
     assert v["cash_change"] == pytest.approx(coin_pnl * 50_500 - 2 * n * CV * 0.0005 + fund,
                                              abs=1e-9)
     assert res.metric("final_equity") - 100_000.0 == pytest.approx(t["net_pnl"], abs=1e-9)
+    # turnover counts contracts at their contract value, not as coins
+    assert res.metric("turnover") == pytest.approx(
+        (q_spot * (50_000 + 50_500) + 2 * n * CV) / 100_000.0, rel=1e-12)
 
 
 def test_a_long_inverse_pays_positive_funding_sized_by_contracts_not_mark() -> None:
@@ -159,16 +162,18 @@ def test_a_partial_inverse_fill_is_unwound_and_leaves_no_naked_exposure() -> Non
     assert abs(spot_left - perp_coins) < 0.5 * CV / 50_300
 
 
-@pytest.mark.parametrize("change, message", [
-    ('contract_value = 100.0', "inverse_perp needs contract_value > 0"),
-    ('lot = 1\ntick = 0.1', "lot is in contracts"),
+@pytest.mark.parametrize("change, to, message", [
+    ("contract_value = 100.0\n", "", "needs contract_value > 0 .*; got none"),
+    ("lot = 1\ntick = 0.1", "lot = 0.5\ntick = 0.1", "lot = 0.5; an inverse_perp's lot is a whole"),
+    ("lot = 1\ntick = 0.1", "lot = 1.5\ntick = 0.1", "lot = 1.5; an inverse_perp's lot is a whole"),
+    ("initial_base = 5.0\n", "initial_base = 5.0\ncontract_value = 10.0\n",
+     "contract_value = 10.0 is only for kind = 'inverse_perp'"),
 ])
-def test_inverse_config_mistakes_are_one_clear_line(change: str, message: str) -> None:
+def test_inverse_config_mistakes_are_one_clear_line(change: str, to: str, message: str) -> None:
     text = CFG.format(a="A:BTC/USD", b="P:BTCUSD_PERP")
-    broken = text.replace(change, "contract_value = 0.0" if "contract" in change
-                          else "lot = 0.5\ntick = 0.1")
+    assert change in text
     with pytest.raises(ConfigError, match=message):
-        load_config_text(broken)
+        load_config_text(text.replace(change, to, 1))
 
 
 def test_two_inverse_legs_are_refused() -> None:

@@ -138,6 +138,7 @@ def test_instruments_without_a_wallet_keep_their_own_balances() -> None:
     ('[transfers]\nrebalance_below = 1.5\n', "rebalance_below = 1.5"),
     ('[[wallets]]\nvenue = "C"\nbalances = { ETH = 1.0 }\n', "no spot instrument on C trades ETH"),
     ('[transfers]\nrebalance_below = 0.5\nfee_fixed = { SOL = 0.1 }\n', "no instrument trades SOL"),
+    ('[transfers]\nrebalance_below = 0.5\ndelay_s = -5.0\n', r"transfers.delay_s = -5.0; must be >= 0"),
 ])
 def test_wallet_config_mistakes_are_one_clear_line(extra: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
