@@ -15,7 +15,7 @@ import copy
 import math
 
 import numpy as np
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 
 from arbkit.core import types as T
 from arbkit.metrics.summary import transfer_cost
@@ -29,6 +29,8 @@ def _inverse(scn: Scenario) -> Scenario:
     b = raw["instruments"][1]
     first = next(r for r in scn.rows if r[1] == 1)
     cv = round(first[4] / 100.0, 6)
+    b.pop("initial_base", None)  # a spot leg B becomes the perpetual: no balances
+    b.pop("initial_quote", None)
     b.update(kind="inverse_perp", contract_value=cv, lot=1.0, min_notional=0.0)
     rows = []
     for r in scn.rows:
@@ -51,10 +53,20 @@ def _identities(scn: Scenario, out: dict, cost: float = 0.0) -> None:
         assert math.isclose(net, parts, rel_tol=1e-9, abs_tol=1e-9), t
 
 
-@settings(max_examples=examples(120, 20), **SETTINGS)
+def _spot(scn: Scenario, legs: tuple[int, ...]) -> Scenario:
+    """The scenario with ``legs`` made spot (with the scenario's balances, or 50 coins and
+    1e6 cash when it had none): properties drawn for spot legs need no rejection."""
+    raw = copy.deepcopy(scn.raw)
+    for k in legs:
+        inst = raw["instruments"][k]
+        if inst["kind"] != "spot":
+            inst.update(kind="spot", initial_base=50.0, initial_quote=1e6)
+    return Scenario(raw=raw, rows=scn.rows, heartbeats=scn.heartbeats, n_levels=scn.n_levels)
+
+
+@settings(max_examples=examples(60, 20), **SETTINGS)
 @given(scenarios())
 def test_an_inverse_leg_keeps_every_money_identity(scn: Scenario) -> None:
-    assume(scn.raw["instruments"][1]["kind"] == "linear_perp")
     inv = _inverse(scn)
     runner, out, _ = kernel_run(inv)
     _identities(inv, out)
@@ -76,13 +88,12 @@ def _wallet_raw(scn: Scenario, venues: tuple[str, ...]) -> dict:
     return raw
 
 
-@settings(max_examples=examples(120, 20), **SETTINGS)
+@settings(max_examples=examples(60, 20), **SETTINGS)
 @given(scenarios())
 def test_a_wallet_holding_one_instruments_balances_changes_nothing(scn: Scenario) -> None:
-    spot = [i["venue"] for i in scn.raw["instruments"] if i["kind"] == "spot"]
-    assume(spot)
+    scn = _spot(scn, (0,))
     _, own, _ = kernel_run(scn)
-    walled = Scenario(raw=_wallet_raw(scn, (spot[0],)), rows=scn.rows,
+    walled = Scenario(raw=_wallet_raw(scn, ("A",)), rows=scn.rows,
                       heartbeats=scn.heartbeats, n_levels=scn.n_levels)
     _, out, _ = kernel_run(walled)
     for k in ("trades", "fills", "orders", "legs", "equity"):
@@ -91,10 +102,10 @@ def test_a_wallet_holding_one_instruments_balances_changes_nothing(scn: Scenario
             assert repr(x) == repr(y), (k, x, y)  # exact floats, NaN-safe
 
 
-@settings(max_examples=examples(120, 20), **SETTINGS)
+@settings(max_examples=examples(60, 20), **SETTINGS)
 @given(scenarios())
 def test_transfers_cost_exactly_their_fees_in_the_equity(scn: Scenario) -> None:
-    assume(all(i["kind"] == "spot" for i in scn.raw["instruments"]))
+    scn = _spot(scn, (0, 1))
     raw = _wallet_raw(scn, ("A", "B"))
     raw["transfers"] = {"rebalance_below": 0.9, "delay_s": 0.2, "fee_bps": 3.0,
                         "fee_fixed": {"BTC": 0.0001, "USDT": 0.5}}
