@@ -57,7 +57,7 @@ def kernel_run(scn: Scenario) -> tuple[Runner, dict, EventArrays]:
 
 
 @pytest.mark.nojit
-@settings(max_examples=examples(200, 40), **SETTINGS)
+@settings(max_examples=examples(150, 40), **SETTINGS)
 @given(scenarios())
 def test_final_equity_is_capital_plus_closed_net_plus_open_net_at_mid(scn: Scenario) -> None:
     """Equal to float precision of the amounts traded (the venues' cash and inventory are kept
@@ -73,7 +73,7 @@ def test_final_equity_is_capital_plus_closed_net_plus_open_net_at_mid(scn: Scena
 
 
 @pytest.mark.nojit
-@settings(max_examples=examples(200, 40), **SETTINGS)
+@settings(max_examples=examples(150, 40), **SETTINGS)
 @given(scenarios())
 def test_every_round_trip_satisfies_the_pnl_identity(scn: Scenario) -> None:
     """gross = price - slippage; net = price - slippage - fees + fx + funding (docs/metrics.md).
@@ -89,7 +89,7 @@ def test_every_round_trip_satisfies_the_pnl_identity(scn: Scenario) -> None:
 
 
 @pytest.mark.nojit
-@settings(max_examples=examples(200, 40), **SETTINGS)
+@settings(max_examples=examples(150, 40), **SETTINGS)
 @given(scenarios())
 def test_fills_reconcile_with_venue_positions_and_cash(scn: Scenario) -> None:
     runner, out, _ = kernel_run(scn)
@@ -112,7 +112,7 @@ def test_fills_reconcile_with_venue_positions_and_cash(scn: Scenario) -> None:
 
 
 @pytest.mark.nojit
-@settings(max_examples=examples(200, 40), **SETTINGS)
+@settings(max_examples=examples(150, 40), **SETTINGS)
 @given(scenarios())
 def test_fees_are_never_negative(scn: Scenario) -> None:
     _, out, _ = kernel_run(scn)
@@ -122,7 +122,7 @@ def test_fees_are_never_negative(scn: Scenario) -> None:
 
 
 @pytest.mark.nojit
-@settings(max_examples=examples(200, 40), **SETTINGS)
+@settings(max_examples=examples(150, 40), **SETTINGS)
 @given(scenarios())
 def test_a_round_trip_filled_on_one_leg_only_has_a_legging_incident(scn: Scenario) -> None:
     runner, out, _ = kernel_run(scn)
@@ -172,7 +172,7 @@ def arrival_touch(arrays: EventArrays, scn: Scenario, inst: int, t_arrive: int) 
 
 
 @pytest.mark.nojit
-@settings(max_examples=examples(200, 40), **SETTINGS)
+@settings(max_examples=examples(150, 40), **SETTINGS)
 @given(scenarios())
 def test_fills_are_within_the_limit_and_never_better_than_the_arrival_touch(scn: Scenario) -> None:
     """Buys fill at or above the ask of the book they meet and at or below their limit; sells
@@ -189,7 +189,7 @@ def test_fills_are_within_the_limit_and_never_better_than_the_arrival_touch(scn:
 
 
 @pytest.mark.nojit
-@settings(max_examples=examples(200, 40), **SETTINGS)
+@settings(max_examples=examples(150, 40), **SETTINGS)
 @given(scenarios())
 def test_orders_fill_in_whole_lots_and_never_more_than_asked(scn: Scenario) -> None:
     _, out, arrays = kernel_run(scn)
