@@ -10,10 +10,12 @@ slippage use each leg's FX at the entry decision, and the difference is the FX e
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from arbkit.core.jit import njit
-from arbkit.core.types import ASK, BID, FLAT, X_OPEN_AT_END
+from arbkit.core.types import ASK, BID, FLAT, KIND_INVERSE_PERP, X_OPEN_AT_END
 
 
 @njit
@@ -175,8 +177,19 @@ def close_value(inst, route, book_px, r, use_mid, at_entry_fx):
             total += pos * 0.5 * (book_px[i, BID, 0] + book_px[i, ASK, 0]) * fx
         else:
             px = book_px[i, BID, 0] if pos > 0 else book_px[i, ASK, 0]
-            total += (pos * px - abs(pos) * px * inst[i]["fee_rate"]) * fx
+            total += (pos * px - close_fee(inst[i], pos, px)) * fx
     return total
+
+
+@njit
+def close_fee(rec, pos, px) -> float:
+    """Taker fee of closing a base-equivalent position ``pos`` at ``px`` (quote currency): on
+    the notional, or for an inverse perpetual on the contracts that closing sends
+    (``contracts x cv x fee``, core/inverse.py), which does not depend on the price."""
+    if rec["kind"] == KIND_INVERSE_PERP and rec["pos"] != 0.0:
+        n = abs(pos) * abs(rec["contracts"]) / abs(rec["pos"])
+        return math.floor(n / rec["lot"] + 0.5) * rec["lot"] * rec["cv"] * rec["fee_rate"]
+    return abs(pos) * px * rec["fee_rate"]
 
 
 @njit

@@ -10,7 +10,7 @@ naked residual in the legging incident and the route goes OPEN so the exit rules
 from __future__ import annotations
 
 from arbkit.core.jit import njit
-from arbkit.core.ledger import write_leg, write_trade
+from arbkit.core.ledger import close_fee, write_leg, write_trade
 from arbkit.core.orders import limit_price, send_order
 from arbkit.core.risk import log_guard
 from arbkit.core.types import (
@@ -19,6 +19,7 @@ from arbkit.core.types import (
     BUY,
     FLAT,
     G_LOSS_STREAK,
+    KIND_INVERSE_PERP,
     LEG_CHASE,
     LEG_HOLD,
     OPEN,
@@ -186,8 +187,10 @@ def _take_profit_terms(s, r) -> None:
     currency, today's FX); TP holds when it reaches ``tp_bps`` of the entry notional.
     """
     rt = s.route[r]
-    fa = s.inst[rt["inst_a"]]["fee_rate"]
-    fb = s.inst[rt["inst_b"]]["fee_rate"]
+    ia = s.inst[rt["inst_a"]]
+    ib = s.inst[rt["inst_b"]]
+    fa = ia["fee_rate"]
+    fb = ib["fee_rate"]
     pa = rt["pos_a"]
     pb = rt["pos_b"]
     rt["tp_ca"] = pa * (1.0 - fa) if pa > 0 else pa * (1.0 + fa)
@@ -196,3 +199,11 @@ def _take_profit_terms(s, r) -> None:
     rt["tp_sb"] = BID if pb > 0 else ASK
     rt["tp_k"] = rt["tp_bps"] * 1e-4 * rt["entry_notional"] - (rt["cash_flow"] - rt["fee_sum"]
                                                                  + rt["funding"])
+    # an inverse leg's closing fee is on its contracts, not on the price: a constant (at
+    # today's FX of that leg) instead of a factor on the price
+    if ia["kind"] == KIND_INVERSE_PERP and pa != 0.0:
+        rt["tp_ca"] = pa
+        rt["tp_k"] += close_fee(ia, pa, 0.0) * ia["fx"]
+    if ib["kind"] == KIND_INVERSE_PERP and pb != 0.0:
+        rt["tp_cb"] = pb
+        rt["tp_k"] += close_fee(ib, pb, 0.0) * ib["fx"]

@@ -188,3 +188,19 @@ lot = 1
 """
     with pytest.raises(ConfigError, match="at most one inverse leg"):
         load_config_text(text)
+
+
+def test_an_open_inverse_position_is_marked_with_the_fee_on_its_contracts() -> None:
+    """Left open at the end: the execution mark closes the spot at its bid (fee on notional)
+    and buys back 100 contracts at the perp's ask (fee on 100 x 100, not on q0 x price)."""
+    res = arbkit.backtest(market(RICH_PERP[:3]), cfg())
+    t = res.trades.row(0, named=True)
+    assert t["is_open"] == 1
+    n = 100
+    q0 = n * CV / 50_300
+    q_spot = int(q0 / 1e-5) * 1e-5
+    cash = -q_spot * 50_000 + q0 * 50_300
+    entry_fees = q_spot * 50_000 * 0.001 + n * CV * 0.0005
+    close = (q_spot * 50_100 - q_spot * 50_100 * 0.001) + (-q0 * 50_310 - n * CV * 0.0005)
+    assert t["fees"] == pytest.approx(entry_fees, abs=1e-9)
+    assert t["net_pnl"] == pytest.approx(cash - entry_fees + close, abs=1e-9)
