@@ -238,25 +238,28 @@ def build_state(cfg: Config, inst_keys: list[str], depth: int, use_exch: dict[st
     )
 
 
+def _wallet_name(cfg: Config, key: str, ccy: str) -> str:
+    """``venue:CCY`` for a ``[[wallets]]`` venue's shared wallet, else ``venue:symbol:CCY``."""
+    venue = cfg.instrument(key).venue
+    return f"{venue}:{ccy}" if cfg.wallet(venue) else f"{key}:{ccy}"
+
+
 def wallet_names(cfg: Config, inst_keys: list[str]) -> list[str]:
-    """Label of each kernel wallet (``venue:CCY`` shared, ``venue:symbol:CCY`` an
-    instrument's own), in the kernel's order."""
+    """Label of each kernel wallet, in the kernel's order (spot instruments' quote, then base)."""
     names: list[str] = []
     for key in inst_keys:
         ic = cfg.instrument(key)
-        if ic.kind != "spot":
-            continue
-        for ccy in (ic.quote, ic.base):
-            name = f"{ic.venue}:{ccy}" if cfg.wallet(ic.venue) else f"{key}:{ccy}"
-            if name not in names:
-                names.append(name)
+        if ic.kind == "spot":
+            names += [n for n in (_wallet_name(cfg, key, ic.quote), _wallet_name(cfg, key, ic.base))
+                      if n not in names]
     return names
 
 
 def _wallets(cfg: Config, inst_keys: list[str], inst: np.ndarray, glob: np.ndarray) -> np.ndarray:
     """Spot wallets (core/wallet.py): one per venue and currency for ``[[wallets]]`` venues,
-    else a pair per instrument; the first instrument using a shared wallet owns it (its
-    ``cash0`` / ``pos0`` carry the starting balance once, for the treasury line)."""
+    else a pair per instrument. The first instrument using a shared wallet owns it: its
+    ``cash0`` / ``pos0`` carry the starting balance (once, for the treasury line), the other
+    users' are 0."""
     names = wallet_names(cfg, inst_keys)
     ccys = sorted({c for i in cfg.instruments for c in (i.base, i.quote)})
     out = np.zeros(len(names), T.WALLET_DTYPE)
@@ -272,26 +275,24 @@ def _wallets(cfg: Config, inst_keys: list[str], inst: np.ndarray, glob: np.ndarr
         if ic.kind != "spot":
             continue
         shared = cfg.wallet(ic.venue)
-        for ccy, field, own in ((ic.quote, "w_quote", ic.initial_quote),
-                                (ic.base, "w_base", ic.initial_base)):
-            w = names.index(f"{ic.venue}:{ccy}" if shared else f"{key}:{ccy}")
-            inst[i][field] = w
+        for ccy, field, start0 in (("quote", "cash0", ic.initial_quote),
+                                   ("base", "pos0", ic.initial_base)):
+            ccy = getattr(ic, ccy)
+            w = names.index(_wallet_name(cfg, key, ccy))
+            inst[i]["w_" + ("quote" if field == "cash0" else "base")] = w
             rec = out[w]
-            start = shared.balances.get(ccy, 0.0) if shared else own
-            if rec["owner"] < 0:  # first user: owns it
+            owner = rec["owner"] < 0
+            start = shared.balances.get(ccy, 0.0) if shared else start0
+            if owner:
                 rec["owner"] = i
-                rec["owner_base"] = int(field == "w_base")
+                rec["owner_base"] = int(field == "pos0")
                 rec["bal0"] = start
                 rec["ccy"] = ccys.index(ccy)
                 rec["shared"] = int(shared is not None)
                 rec["floor"] = below * start if shared is not None else 0.0
                 rec["fee_fixed"] = t.fee_fixed.get(ccy, 0.0)
-            elif field == "w_base":
-                inst[i]["pos0"] = 0.0  # counted once, on the owner
-            else:
-                inst[i]["cash0"] = 0.0
-            if shared is not None and rec["owner"] == i:
-                inst[i]["cash0" if field == "w_quote" else "pos0"] = start
+            if shared is not None:  # (an instrument's own wallet keeps its initial balances)
+                inst[i][field] = start if owner else 0.0
     return out
 
 

@@ -84,9 +84,20 @@ def _ordered_sum(values: list) -> Any:
     return total
 
 
+def fill_notionals(fills: pl.DataFrame, cv: np.ndarray) -> np.ndarray:
+    """Each fill's notional in its quote currency: qty x price, or for an inverse perpetual
+    (``cv[inst] > 0``, qty in contracts) qty x contract value."""
+    if fills.height == 0:
+        return np.zeros(0)
+    unit = cv[fills.get_column("inst").to_numpy()]
+    px = fills.get_column("px").to_numpy()
+    return fills.get_column("qty").to_numpy() * np.where(unit > 0.0, unit, px)
+
+
 def venue_frame(inst_keys: list[str], inst: np.ndarray, book_px: np.ndarray,
                 fills: pl.DataFrame) -> pl.DataFrame:
     """Per instrument (venue:symbol): what trading changed on that venue, marked to mid."""
+    notional = fill_notionals(fills, inst["cv"])
     rows = []
     for i, key in enumerate(inst_keys):
         venue, _, symbol = key.partition(":")
@@ -94,13 +105,10 @@ def venue_frame(inst_keys: list[str], inst: np.ndarray, book_px: np.ndarray,
         mid = 0.5 * (book_px[i, T.BID, 0] + book_px[i, T.ASK, 0])
         pos = float(rec["pos"])
         mark = pos * mid if pos != 0.0 else 0.0
-        f = fills.filter(pl.col("inst") == i) if fills.height else fills
-        # an inverse perpetual's fills are contracts of cv quote each (core/inverse.py)
-        unit = f["qty"] * float(rec["cv"]) if rec["kind"] == T.KIND_INVERSE_PERP \
-            else f["qty"] * f["px"]
+        mine = fills.get_column("inst").to_numpy() == i if fills.height else np.zeros(0, bool)
         rows.append({
-            "venue": venue, "symbol": symbol, "fills": f.height,
-            "turnover": float(unit.sum()) if f.height else 0.0,
+            "venue": venue, "symbol": symbol, "fills": int(mine.sum()),
+            "turnover": float(notional[mine].sum()),
             "fees": float(rec["fees"]), "cash_change": float(rec["cash"]),
             "position_change": pos, "contracts": float(rec["contracts"]),
             "position_mark_mid": mark,

@@ -10,6 +10,7 @@ import polars as pl
 
 from arbkit.core import types as T
 from arbkit.metrics.breakdown import (
+    fill_notionals,
     portfolio_sums,
     route_frame,
     symbol_frame,
@@ -104,16 +105,6 @@ def trade_stats(closed: pl.DataFrame) -> dict[str, float]:
     }
 
 
-def traded_notional(fills: pl.DataFrame, cv: np.ndarray) -> float:
-    """Sum of fill notionals in the reference currency: qty x price x FX, or for an inverse
-    perpetual (``cv[inst] > 0``, qty in contracts) qty x contract value x FX."""
-    if fills.height == 0:
-        return 0.0
-    unit = cv[fills.get_column("inst").to_numpy()]
-    per = np.where(unit > 0.0, unit, fills.get_column("px").to_numpy())
-    return float((fills.get_column("qty").to_numpy() * per * fills.get_column("fx").to_numpy()).sum())
-
-
 def summarize(trades, fills, equity, legs, route, skips, capital, meta,
               symbols: pl.DataFrame, cv: np.ndarray) -> tuple[dict, list[str]]:
     closed = trades.filter(pl.col("is_open") == 0)
@@ -142,7 +133,8 @@ def summarize(trades, fills, equity, legs, route, skips, capital, meta,
     total_ret = m["final_equity"] / capital - 1.0
     years = max(rets.size, 1) / 365.0
     m["calmar"] = (total_ret / years) / dd_pct if dd_pct > 0 and rets.size >= MIN_DAYS_FOR_RATIOS else math.nan
-    m["turnover"] = traded_notional(fills, cv) / capital
+    fx = fills.get_column("fx").to_numpy() if fills.height else np.zeros(0)
+    m["turnover"] = float((fill_notionals(fills, cv) * fx).sum()) / capital  # reference ccy
     m["fee_share"] = m["fees"] / m["price_pnl"] if m["price_pnl"] > 0 else math.nan
     span = meta.get("span_ns", 0)
     held = (closed.get_column("exit_ts") - closed.get_column("entry_ts")).sum() if closed.height else 0
