@@ -160,6 +160,9 @@ def _check_strategy(s: StrategyConfig, source: str) -> None:
     if s.scale_out_bps != OFF and s.exit_bps != OFF and s.scale_out_bps >= s.exit_bps:
         raise ConfigError(f"{source}: strategy.scale_out_bps = {s.scale_out_bps} must be below "
                           f"exit_bps = {s.exit_bps}: the partial exit comes before convergence")
+    if s.qty != OFF and s.qty <= 0:
+        raise ConfigError(f'{source}: strategy.qty = {s.qty}; must be > 0 (base units per '
+                          'entry, e.g. 0.01 BTC), or "off" to size by notional')
     if s.unwind_retries < 1:
         raise ConfigError(f"{source}: strategy.unwind_retries = {s.unwind_retries}; must be >= 1")
     if s.anchor not in ("none", "ewma"):
@@ -207,6 +210,10 @@ def _check_run(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: run.timeline = {cfg.run.timeline!r}; use 'recv' or 'exch'")
     if cfg.run.capital <= 0 or cfg.run.equity_interval_s <= 0:
         raise ConfigError(f"{source}: run.capital and run.equity_interval_s must be > 0")
+    g = cfg.run.max_gap_s
+    if isinstance(g, float) and g <= 0:
+        raise ConfigError(f'{source}: run.max_gap_s = {g}; must be > 0 seconds, "auto" (300 s, '
+                          'or 3 bar intervals for bar data) or "off"')
     b = cfg.bars
     for name in ("half_spread_bps", "quote_size"):
         v = getattr(b, name)

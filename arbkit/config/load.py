@@ -12,6 +12,7 @@ from typing import Any
 
 from arbkit.config.check import _check
 from arbkit.config.model import (
+    AUTO,
     OFF,
     BarsConfig,
     Config,
@@ -25,6 +26,9 @@ from arbkit.config.model import (
     WalletConfig,
 )
 from arbkit.errors import ConfigError
+
+# the words a number-or-word key accepts ("off" unless listed here)
+WORDS = {"max_gap_s": (AUTO, OFF)}
 
 
 def _build(cls: type, raw: Any, where: str, source: str) -> Any:
@@ -59,9 +63,11 @@ def _coerce(cls: type, f: dataclasses.Field, value: Any, where: str, source: str
         return {k: _number(v, f"{where}.{k}", source) for k, v in value.items()}
     if "str" in ann and "float" in ann:
         if isinstance(value, str):
-            if value != OFF:
-                raise ConfigError(f'{source}: {where} = {value!r}; use a number or "off"')
-            return OFF
+            words = WORDS.get(f.name, (OFF,))
+            if value not in words:
+                raise ConfigError(f'{source}: {where} = {value!r}; use a number or '
+                                  + " or ".join(f'"{w}"' for w in words))
+            return value
         return _number(value, where, source)
     if ann == "float":
         return _number(value, where, source)

@@ -11,6 +11,7 @@ from typing import Any
 from arbkit.errors import ConfigError
 
 OFF = "off"
+AUTO = "auto"
 INSTRUMENT_KINDS = ("spot", "linear_perp", "inverse_perp")
 FEE_CCYS = ("quote", "received")
 LEGGING_POLICIES = ("unwind", "chase", "hold")
@@ -95,6 +96,8 @@ class StrategyConfig:
     chase_max_slippage_bps: float = 20.0
     scale_out_bps: float | str = OFF
     scale_out_fraction: float = 0.5
+    # size each entry in base units (coins) instead of ``notional`` (reference currency)
+    qty: float | str = OFF
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,6 +110,10 @@ class RunConfig:
     equity_interval_s: float = 1.0
     timeline: str = "recv"
     label: str = ""
+    # a leg silent longer than this closes its positions at the last books (exit reason
+    # data_gap) and blocks entries until both legs quote again; the silence is left out of
+    # time-based metrics. "auto": 300 s, or 3 bar intervals for bar data if longer; "off".
+    max_gap_s: float | str = AUTO
 
 
 @dataclass(frozen=True, kw_only=True)

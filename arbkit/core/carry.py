@@ -15,24 +15,29 @@ event time on the kernel's clock.
 from __future__ import annotations
 
 from arbkit.core.jit import njit
-from arbkit.core.types import EXITING, FLAT, KIND_INVERSE_PERP, OPEN
+from arbkit.core.types import FLAT, KIND_INVERSE_PERP
 
 
 @njit
-def apply_fx(fx, inst, k, rate, t) -> None:
-    """A new rate of FX series ``k`` at receive time ``t``."""
+def apply_fx(fx, inst, k, rate, ts) -> None:
+    """A new rate of FX series ``k``, stamped ``ts`` (its own time: a rate in force before the
+    market data starts is delivered with the first market event but keeps its age)."""
     rec = fx[k]
     rec["rate"] = rate
-    rec["ts"] = t
+    rec["ts"] = ts
     rec["n"] += 1
     for i in range(inst.shape[0]):
         if inst[i]["fx_id"] == k:
             inst[i]["fx"] = 1.0 / rate if inst[i]["fx_inv"] == 1 else rate
+            if inst[i]["fx0"] != inst[i]["fx0"]:  # the treasury line's starting rate
+                inst[i]["fx0"] = inst[i]["fx"]
 
 
 @njit
 def apply_funding(s, i, rate, mark) -> None:
-    """Funding of instrument ``i`` settles now (see module doc)."""
+    """Funding of instrument ``i`` settles now (see module doc). Each round trip is paid on
+    the position the venue holds for it now (its fills so far, not the acks the strategy has
+    seen); what no round trip holds (a starting position, a leftover) is ``fund_free``."""
     inst = s.inst[i]
     inverse = inst["kind"] == KIND_INVERSE_PERP
     if inverse:  # initial_base is the coin margin there, not a position
@@ -42,23 +47,31 @@ def apply_funding(s, i, rate, mark) -> None:
     inst["cash"] += pay
     inst["funding"] += pay
     fx = inst["fx"]
+    rest = pay
     for r in range(s.route.shape[0]):
         rt = s.route[r]
         if rt["state"] == FLAT:
             continue
-        share = 0.0
-        if rt["inst_a"] == i:
-            share += rt["pos_a"]
-        if rt["inst_b"] == i:
-            share += rt["pos_b"]
-        if share == 0.0:
-            continue
-        if inverse:
-            if inst["pos"] == 0.0:  # routes' opposite positions net out: nothing is paid
+        for leg in range(2):
+            if (rt["inst_a"] if leg == 0 else rt["inst_b"]) != i:
                 continue
-            ref = pay * (share / inst["pos"]) * fx
-        else:
-            ref = -share * mark * rate * fx
-        rt["funding"] += ref
-        if rt["state"] == OPEN or rt["state"] == EXITING:
-            rt["tp_k"] -= ref  # take-profit compares net PnL, which now includes this
+            share = rt["vp_a"] if leg == 0 else rt["vp_b"]
+            if share == 0.0:
+                continue
+            if inverse:
+                if inst["pos"] == 0.0:  # routes' opposite positions net out: nothing is paid
+                    continue
+                q = pay * (share / inst["pos"])
+            else:
+                q = -share * mark * rate
+            rest -= q
+            rt["funding"] += q * fx
+            if leg == 0:
+                rt["uq_a"] += q
+                rt["ur_a"] += q * fx
+                rt["tp_qa"] += q  # take-profit compares net PnL, which now includes this
+            else:
+                rt["uq_b"] += q
+                rt["ur_b"] += q * fx
+                rt["tp_qb"] += q
+    inst["fund_free"] += rest

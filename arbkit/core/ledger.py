@@ -42,20 +42,28 @@ def equity_now(glob, inst, book_px):
     """(strategy equity, gross exposure) marked to mid.
 
     Only what trading changed counts (cash and inventory deltas since the start), so pre-funded
-    inventory revaluation never shows up as arbitrage PnL.
+    inventory revaluation never shows up as arbitrage PnL. A closed round trip's foreign cash
+    and leftover coins count at their value when it closed (``conv_*``: what they did since is
+    the treasury line's), transfers at their own line (``xfer_*``).
     """
     eq = glob[0]["capital"]
     gross = 0.0
     for i in range(inst.shape[0]):
         rec = inst[i]
-        dpos = rec["pos"]
+        dpos = rec["pos"] - rec["conv_b"]
         fx = rec["fx"]
-        if rec["cash"] != 0.0:  # (fx is NaN before a leg's first FX rate; nothing traded then)
-            eq += rec["cash"] * fx
-        if dpos != 0.0:
+        cash = rec["cash"] - rec["conv_q"] + rec["xfer_c"]
+        if cash != 0.0:  # (fx is NaN before a leg's first FX rate; nothing traded then)
+            eq += cash * fx
+        if rec["conv_ref"] != 0.0:
+            eq += rec["conv_ref"]
+        if dpos != 0.0 or rec["xfer_p"] != 0.0:
             m = 0.5 * (book_px[i, BID, 0] + book_px[i, ASK, 0]) * fx
-            eq += dpos * m
-            gross += abs(dpos) * m
+            if dpos != 0.0:
+                eq += dpos * m
+                gross += abs(dpos) * m
+            if rec["xfer_p"] != 0.0:
+                eq += rec["xfer_p"] * m
     return eq, gross
 
 
@@ -83,15 +91,18 @@ def write_equity(s, ts) -> None:
 
 @njit
 def book_fill(s, o, ts, filled, qty, px, fee, levels) -> None:
-    """Record one fill: fill row, route trade accumulators, legging cost attribution.
+    """Record one fill: fill row, the round trip's ledger and decomposition, legging cost.
 
-    ``filled`` is in the instrument's units (the row's ``qty``), ``qty`` its base-equivalent
-    (the same number except for inverse perpetuals' contracts), which the money uses."""
+    ``filled`` is in the instrument's units (the row's ``qty``), ``qty`` what it moves the
+    position by in base units: the base-equivalent of an inverse perpetual's contracts, and
+    for a buy paying its fee in the received coins the coins that arrived. ``fee`` is in the
+    quote currency (a coin fee: its value at the fill price)."""
     g = s.glob[0]
     rt = s.route[o["route"]]
     side = o["side"]
     fx = s.inst[o["inst"]]["fx"]
-    fx0 = rt["fx_a0"] if o["inst"] == rt["inst_a"] else rt["fx_b0"]
+    leg_a = o["inst"] == rt["inst_a"]
+    fx0 = rt["fx_a0"] if leg_a else rt["fx_b0"]
     slip = side * qty * (px - o["dec_px"]) * fx0
     cf = -side * qty * px
     f = s.fills[g["n_fills"]]
@@ -110,14 +121,46 @@ def book_fill(s, o, ts, filled, qty, px, fee, levels) -> None:
     f["levels"] = levels
     f["fx"] = fx
     g["n_fills"] += 1
-    rt["cash_flow"] += cf * fx
+    if leg_a:
+        rt["cq_a"] += cf
+        rt["fq_a"] += fee
+        rt["fr_a"] += fee * fx
+        rt["vp_a"] += side * qty
+    else:
+        rt["cq_b"] += cf
+        rt["fq_b"] += fee
+        rt["fr_b"] += fee * fx
+        rt["vp_b"] += side * qty
     rt["dec_pnl"] += -side * qty * o["dec_px"] * fx0
     rt["slip_cost"] += slip
     rt["fee_sum"] += fee * fx
-    rt["fx_pnl"] += cf * (fx - fx0)
     rt["n_fills"] += 1
     if o["purpose"] >= 2:  # unwind or chase: what legging cost vs the leg's decision price
         rt["leg_cost"] += side * qty * (px - rt["leg_ref_px"]) * fx0 + fee * fx
+    elif rt["naked_leg"] >= 0 and o["purpose"] == 1 and (rt["naked_leg"] == 0) == leg_a:
+        _naked_close_cost(s, rt, side, qty, px, fee, fx, fx0)
+
+
+@njit
+def _naked_close_cost(s, rt, side, qty, px, fee, fx, fx0) -> None:
+    """An exit fill closing a legging residual held naked: what holding it cost (its move from
+    the leg's decision price, and its share of the fee) goes to the round trip's legging cost
+    and to the incident's row."""
+    n = rt["naked_qty"]
+    if side * n >= 0.0:  # not reducing the naked position
+        return
+    part = qty if qty < abs(n) else abs(n)
+    cost = side * part * (px - rt["naked_px"]) * fx0 + fee * fx * part / qty
+    rt["leg_cost"] += cost
+    row = rt["naked_row"]
+    if 0 <= row < s.glob[0]["n_legs"]:
+        s.legs[row]["cost"] += cost
+    rest = abs(n) - part
+    if rest <= 1e-9 * abs(n):
+        rt["naked_leg"] = -1
+        rt["naked_qty"] = 0.0
+    else:
+        rt["naked_qty"] = rest if n > 0 else -rest
 
 
 @njit
@@ -162,26 +205,6 @@ def write_leg(s, r, end_ts, residual) -> None:
 
 
 @njit
-def close_value(inst, route, book_px, r, use_mid, at_entry_fx):
-    """Value of closing the route's open legs now, in the reference currency: at mid, or at the
-    touch net of taker fees; at today's FX, or at each leg's FX at entry (``at_entry_fx``)."""
-    rt = route[r]
-    total = 0.0
-    for leg in range(2):
-        i = rt["inst_a"] if leg == 0 else rt["inst_b"]
-        pos = rt["pos_a"] if leg == 0 else rt["pos_b"]
-        if pos == 0.0:
-            continue
-        fx = (rt["fx_a0"] if leg == 0 else rt["fx_b0"]) if at_entry_fx else inst[i]["fx"]
-        if use_mid:
-            total += pos * 0.5 * (book_px[i, BID, 0] + book_px[i, ASK, 0]) * fx
-        else:
-            px = book_px[i, BID, 0] if pos > 0 else book_px[i, ASK, 0]
-            total += (pos * px - close_fee(inst[i], pos, px)) * fx
-    return total
-
-
-@njit
 def close_fee(rec, pos, px) -> float:
     """Taker fee of closing a base-equivalent position ``pos`` at ``px`` (quote currency): on
     the notional, or for an inverse perpetual on the contracts that closing sends
@@ -193,8 +216,59 @@ def close_fee(rec, pos, px) -> float:
 
 
 @njit
+def _leg_value(s, rt, leg, is_open):
+    """One leg of a round trip now: (value at mid, value at the touch net of the closing fee,
+    price move of its coins at the entry FX, FX effect), reference currency."""
+    i = rt["inst_a"] if leg == 0 else rt["inst_b"]
+    rec = s.inst[i]
+    fx = rec["fx"]
+    if leg == 0:
+        cq, fq, fr, uq, ur, vp, fx0 = (rt["cq_a"], rt["fq_a"], rt["fr_a"], rt["uq_a"], rt["ur_a"],
+                                       rt["vp_a"], rt["fx_a0"])
+    else:
+        cq, fq, fr, uq, ur, vp, fx0 = (rt["cq_b"], rt["fq_b"], rt["fr_b"], rt["uq_b"], rt["ur_b"],
+                                       rt["vp_b"], rt["fx_b0"])
+    q = cq - fq + uq
+    m = 0.0
+    ex = 0.0
+    if vp != 0.0:
+        m = vp * 0.5 * (s.book_px[i, BID, 0] + s.book_px[i, ASK, 0])
+        if is_open:
+            px = s.book_px[i, BID, 0] if vp > 0 else s.book_px[i, ASK, 0]
+            ex = vp * px - close_fee(rec, vp, px)
+    fxe = 0.0
+    if rec["fx_id"] >= 0:  # a reference-currency leg has no FX effect (exactly 0)
+        fxe = cq * (fx - fx0) - (fq * fx - fr) + (uq * fx - ur) + m * (fx - fx0)
+    return (q + m) * fx, (q + ex) * fx, m * fx0, fxe
+
+
+@njit
+def _realise(s, rt, leg) -> None:
+    """A closed round trip's foreign cash and leftover coins (fee dust) count at their value
+    now from here on (``conv_*``); what they gain or lose afterwards is treasury."""
+    i = rt["inst_a"] if leg == 0 else rt["inst_b"]
+    rec = s.inst[i]
+    if leg == 0:
+        q = rt["cq_a"] - rt["fq_a"] + rt["uq_a"]
+        vp = rt["vp_a"]
+    else:
+        q = rt["cq_b"] - rt["fq_b"] + rt["uq_b"]
+        vp = rt["vp_b"]
+    fx = rec["fx"]
+    if rec["fx_id"] >= 0 and q != 0.0:
+        rec["conv_q"] += q
+        rec["conv_ref"] += q * fx
+    if abs(vp) >= 1e-6 * rec["lot"]:  # (float noise of a flat position stays unconverted)
+        rec["conv_b"] += vp
+        rec["conv_ref"] += vp * 0.5 * (s.book_px[i, BID, 0] + s.book_px[i, ASK, 0]) * fx
+
+
+@njit
 def write_trade(s, r, ts, reason, is_open) -> None:
-    """Write the round-trip record of route ``r`` (closed, or open and marked at the end)."""
+    """Write the round-trip record of route ``r`` (closed, or open and marked at the end).
+
+    Its money comes from its own ledger as the venues booked it (docs/metrics.md): each leg's
+    quote cash ``(cq - fq + uq)`` and coins ``vp``, valued now."""
     g = s.glob[0]
     rt = s.route[r]
     rec = s.trades[g["n_trades"]]
@@ -211,18 +285,17 @@ def write_trade(s, r, ts, reason, is_open) -> None:
     rec["exit_prem_bps"] = rt["exit_prem_bps"] if not is_open else np.nan
     rec["entry_anchor_bps"] = rt["entry_anchor_bps"]
     rec["entry_notional"] = rt["entry_notional"]
-    mark_mid = close_value(s.inst, s.route, s.book_px, r, True, False) if is_open else 0.0
-    mark_mid0 = close_value(s.inst, s.route, s.book_px, r, True, True) if is_open else 0.0
-    mark_exec = close_value(s.inst, s.route, s.book_px, r, False, False) if is_open else 0.0
-    rec["gross_pnl"] = rt["cash_flow"] + mark_mid
-    rec["price_pnl"] = rt["dec_pnl"] + mark_mid0
+    mid_a, ex_a, m_a, fx_a = _leg_value(s, rt, 0, is_open)
+    mid_b, ex_b, m_b, fx_b = _leg_value(s, rt, 1, is_open)
+    net_mid = mid_a + mid_b
+    rec["net_pnl_mid"] = net_mid
+    rec["net_pnl"] = (ex_a + ex_b) if is_open else net_mid
+    rec["gross_pnl"] = net_mid + rt["fee_sum"] - rt["funding"]
+    rec["price_pnl"] = rt["dec_pnl"] + m_a + m_b
     rec["slippage"] = rt["slip_cost"]
     rec["fees"] = rt["fee_sum"]
-    rec["fx_pnl"] = rt["fx_pnl"] + (mark_mid - mark_mid0)
+    rec["fx_pnl"] = fx_a + fx_b
     rec["funding"] = rt["funding"]
-    rec["net_pnl_mid"] = rt["cash_flow"] + mark_mid - rt["fee_sum"] + rt["funding"]
-    rec["net_pnl"] = (rt["cash_flow"] + (mark_exec if is_open else 0.0) - rt["fee_sum"]
-                      + rt["funding"])
     denom = rt["entry_notional"] if rt["entry_notional"] > 0.0 else rt["notional"]
     rec["r_multiple"] = rec["net_pnl"] / (denom * rt["r_unit_bps"] * 1e-4)
     rec["exit_reason"] = X_OPEN_AT_END if is_open else reason
@@ -231,3 +304,6 @@ def write_trade(s, r, ts, reason, is_open) -> None:
     rec["n_leg_incidents"] = rt["n_legs"]
     rec["scaled_out"] = rt["scaled"]
     g["n_trades"] += 1
+    if not is_open:
+        _realise(s, rt, 0)
+        _realise(s, rt, 1)

@@ -61,8 +61,22 @@ def _snap(x, lot) -> float:
 
 
 @njit
+def _dust(inst, pos, tol) -> float:
+    """0 when ``pos`` is less than the instrument can trade (under one lot; for an inverse
+    perpetual, within the route's hedge tolerance), else ``pos``."""
+    if inst["kind"] == KIND_INVERSE_PERP:
+        return 0.0 if abs(pos) <= tol else pos
+    return 0.0 if abs(pos) < inst["lot"] * (1.0 - 1e-9) else pos
+
+
+@njit
 def _all_acked(s, r, now) -> None:
     rt = s.route[r]
+    if rt["pending_reason"] != X_NONE:
+        # an exit is done: what is left under one lot of a leg cannot be sold (fee dust: a
+        # buy that paid its fee in coins holds a fraction of a lot more or less than its hedge)
+        rt["pos_a"] = _dust(s.inst[rt["inst_a"]], rt["pos_a"], rt["hedge_tol"])
+        rt["pos_b"] = _dust(s.inst[rt["inst_b"]], rt["pos_b"], rt["hedge_tol"])
     net = _snap(rt["pos_a"] + rt["pos_b"], rt["lot"])
     if net != 0.0 and abs(net) <= rt["hedge_tol"]:
         net = 0.0  # an inverse leg is sized in whole contracts: within half of one is hedged
@@ -83,6 +97,12 @@ def _all_acked(s, r, now) -> None:
             _send_unwind(s, r, net, now)
             return
         write_leg(s, r, now, abs(net))  # held, or gave up: the naked residual is reported
+        # what holding it costs is counted when the exit closes it (ledger._naked_close_cost)
+        use_a = abs(rt["pos_a"]) >= abs(rt["pos_b"])
+        rt["naked_leg"] = 0 if use_a else 1
+        rt["naked_qty"] = net
+        rt["naked_px"] = rt["dec_px_a"] if use_a else rt["dec_px_b"]
+        rt["naked_row"] = s.glob[0]["n_legs"] - 1
         _go_open(s, r, now)
         return
     if rt["leg_open"] == 1:
@@ -141,6 +161,12 @@ def _go_open(s, r, now) -> None:
     g = s.glob[0]
     if rt["hold_armed"] == 1 and rt["hold_deadline"] < g["next_wakeup"]:
         g["next_wakeup"] = rt["hold_deadline"]
+    if g["gap_ns"] > 0:  # the data-gap timer (loop._timers)
+        ta = s.inst[rt["inst_a"]]["ts_recv"]
+        tb = s.inst[rt["inst_b"]]["ts_recv"]
+        dl = (ta if ta < tb else tb) + g["gap_ns"]
+        if dl < g["next_wakeup"]:
+            g["next_wakeup"] = dl
 
 
 @njit
@@ -183,8 +209,10 @@ def _take_profit_terms(s, r) -> None:
 
     Closing a long leg sells at the bid and pays ``fee`` on it: ``pos*bid*(1-fee)``; closing a
     short leg buys at the ask: ``pos*ask*(1+fee)`` (pos < 0). The round trip's net PnL if closed
-    now is ``cash_flow - fee_sum + funding + ca*px_a*fx_a + cb*px_b*fx_b`` (reference
-    currency, today's FX); TP holds when it reaches ``tp_bps`` of the entry notional.
+    now is ``sum over legs of (q + c*px) * fx`` with ``q`` the leg's quote cash so far (its own
+    ledger: fills, fees, funding) and ``c*px`` the closing cash, valued at the leg's FX now; TP
+    holds when it reaches ``tp_bps`` of the entry notional. Funding received later moves ``q``
+    (core/carry.py).
     """
     rt = s.route[r]
     ia = s.inst[rt["inst_a"]]
@@ -197,13 +225,14 @@ def _take_profit_terms(s, r) -> None:
     rt["tp_cb"] = pb * (1.0 - fb) if pb > 0 else pb * (1.0 + fb)
     rt["tp_sa"] = BID if pa > 0 else ASK
     rt["tp_sb"] = BID if pb > 0 else ASK
-    rt["tp_k"] = rt["tp_bps"] * 1e-4 * rt["entry_notional"] - (rt["cash_flow"] - rt["fee_sum"]
-                                                                 + rt["funding"])
-    # an inverse leg's closing fee is on its contracts, not on the price: a constant (at
-    # today's FX of that leg) instead of a factor on the price
+    rt["tp_k"] = rt["tp_bps"] * 1e-4 * rt["entry_notional"]
+    rt["tp_qa"] = rt["cq_a"] - rt["fq_a"] + rt["uq_a"]
+    rt["tp_qb"] = rt["cq_b"] - rt["fq_b"] + rt["uq_b"]
+    # an inverse leg's closing fee is on its contracts, not on the price: a constant in its
+    # quote currency instead of a factor on the price
     if ia["kind"] == KIND_INVERSE_PERP and pa != 0.0:
         rt["tp_ca"] = pa
-        rt["tp_k"] += close_fee(ia, pa, 0.0) * ia["fx"]
+        rt["tp_qa"] -= close_fee(ia, pa, 0.0)
     if ib["kind"] == KIND_INVERSE_PERP and pb != 0.0:
         rt["tp_cb"] = pb
-        rt["tp_k"] += close_fee(ib, pb, 0.0) * ib["fx"]
+        rt["tp_qb"] -= close_fee(ib, pb, 0.0)

@@ -26,6 +26,7 @@ from arbkit.core.types import (
     KIND_SPOT,
     RJ_BALANCE,
     RJ_CROSSED,
+    RJ_NO_BAR,
     RJ_NO_BOOK,
     RJ_NONE,
     RJ_STALE,
@@ -60,8 +61,8 @@ def limit_price(touch, side, bound, tick) -> float:
 
 
 @njit
-def send_order(s, r, i, side, qty, limit_px, dec_px, purpose, t) -> None:
-    """Put an order in flight (a free slot always exists: slots = 4 per route)."""
+def send_order(s, r, i, side, qty, limit_px, dec_px, purpose, t) -> int:
+    """Put an order in flight (a free slot always exists: slots = 4 per route); its slot."""
     g = s.glob[0]
     inst = s.inst[i]
     if inst["kind"] == KIND_INVERSE_PERP:  # the route sizes in coins, the venue in contracts
@@ -97,12 +98,22 @@ def send_order(s, r, i, side, qty, limit_px, dec_px, purpose, t) -> None:
     o["fee"] = 0.0
     o["status"] = ST_NEW
     o["reason"] = RJ_NONE
+    rt = s.route[r]
+    o["stale_ns"] = rt["stale_ns"] if rt["stale_on"] == 1 else 0
+    o["last_book"] = 0
+    if inst["bar"] == 1:
+        # bar mode: matched at the next bar of its instrument (loop.run_chunk), or given up
+        # when none comes within the data-gap limit
+        gap = g["gap_ns"]
+        o["t_deadline"] = o["t_arrive"] + (gap if gap > 0 else 9_223_372_036_854_775_807
+                                           - o["t_arrive"])
     inst["n_pending"] += 1
     g["n_active"] += 1
     count_order(s, i, t)
     s.route[r]["inflight"] += 1
     if o["t_deadline"] < g["next_wakeup"]:
         g["next_wakeup"] = o["t_deadline"]
+    return slot
 
 
 @njit
@@ -126,9 +137,13 @@ def match_order(s, slot) -> None:
     if inst["crossed"] == 1:
         _finish(s, o, ST_REJECTED, RJ_CROSSED)
         return
+    if inst["bar"] == 1 and o["last_book"] == 0 and inst["ts_recv"] < ts:
+        # bar mode: no bar closed at or after the order's arrival (the deadline passed)
+        _finish(s, o, ST_REJECTED, RJ_NO_BAR)
+        return
     # the book's age on the clock the venue matches on (t_arrive is an exchange time then)
     book_ts = inst["ts_exch"] if inst["use_exch"] == 1 else inst["ts_recv"]
-    if inst["stale_ns"] > 0 and ts - book_ts > inst["stale_ns"]:
+    if o["stale_ns"] > 0 and ts - book_ts > o["stale_ns"]:
         _finish(s, o, ST_REJECTED, RJ_STALE)
         return
     if inst["kind"] == KIND_SPOT and not _balance_ok(s, i, side, o["qty"], o["limit_px"], ts):
@@ -148,9 +163,11 @@ def match_order(s, slot) -> None:
         inst["cash"] += -side * filled_be * px - fee
     else:
         if inst["fee_in_base"] == 1 and side == BUY:
-            # paid in the received asset (Binance spot buys): fewer coins arrive, no quote fee
+            # paid in the received asset (Binance spot buys): fewer coins arrive, no quote fee;
+            # the position (venue's and route's) is what arrived
             d_cash = -filled * px
             d_pos = filled * (1.0 - inst["fee_rate"])
+            filled_be = d_pos
         else:
             d_cash = -side * filled * px - fee
             d_pos = side * filled
@@ -206,3 +223,21 @@ def match_arrived(s, i, ts_exch) -> None:
 def _earlier(o, p) -> bool:
     """Venue priority: earlier arrival first, then the order sent first."""
     return o["t_arrive"] < p["t_arrive"] or (o["t_arrive"] == p["t_arrive"] and o["oid"] < p["oid"])
+
+
+@njit
+def match_bar(s, i, t) -> None:
+    """Bar mode: the bar of instrument ``i`` that closed at ``t`` was just applied; every order
+    that had arrived by then fills against it (orders never fill at the close their decision
+    saw: the next bar is the first book they can meet). The fill is stamped ``t``."""
+    while True:
+        best = -1
+        for slot in range(s.orders.shape[0]):
+            o = s.orders[slot]
+            if o["active"] == 1 and o["matched"] == 0 and o["inst"] == i and o["t_arrive"] <= t:
+                if best < 0 or _earlier(o, s.orders[best]):
+                    best = slot
+        if best < 0:
+            return
+        s.orders[best]["t_arrive"] = t
+        match_order(s, best)

@@ -1,6 +1,6 @@
 """User entry signals: an ``@njit`` function in place of the built-in entry rule.
 
-The function is called on every book update of a flat route, with the four touch prices in
+The function is called at every decision of a flat route (once per timestamp its legs update), with the four touch prices in
 the reference currency, the route's anchor (0 without one), its entry threshold and the time::
 
     @numba.njit
@@ -43,7 +43,10 @@ def kernel_with_signal(signal: Any) -> Callable[..., Any]:
     g_s = dict(strategy.__dict__, entry_signal=signal, PLUGIN=True)
     on_market = numba.njit(error_model="numpy", fastmath=False, nogil=True, _nrt=False,
                            inline="always")(_copy(strategy.on_market.py_func, g_s))
-    g_l = dict(loop.__dict__, on_market=on_market)
+    g_d = dict(loop.__dict__, on_market=on_market)
+    decide = numba.njit(error_model="numpy", fastmath=False, nogil=True, _nrt=False)(
+        _copy(loop.decide_group.py_func, g_d))
+    g_l = dict(loop.__dict__, on_market=on_market, decide_group=decide)
     run = numba.njit(error_model="numpy", fastmath=False, nogil=True, _nrt=False)(
         _copy(loop.run_chunk.py_func, g_l))
     _KERNELS[signal] = run

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from arbkit.core.book import available, floor_lot, ref_touch, vwap
 from arbkit.core.inverse import to_base, to_contracts
 from arbkit.core.jit import njit, njit_inline
 from arbkit.core.orders import limit_price, send_order
-from arbkit.core.risk import pre_guards, sized_guards
+from arbkit.core.risk import blocked, pre_guards, sized_guards
 from arbkit.core.types import (
     ASK,
     BID,
@@ -34,6 +36,7 @@ from arbkit.core.types import (
     SK_BUSY,
     SK_COOLDOWN,
     SK_CROSSED,
+    SK_DATA_GAP,
     SK_DEPTH,
     SK_MIN_NOTIONAL,
     SK_SANITY,
@@ -41,6 +44,7 @@ from arbkit.core.types import (
     SK_STALE_FX,
     SK_TAKEN,
     X_CONVERGE,
+    X_DATA_GAP,
     X_KILL,
     X_NONE,
     X_REVERSAL,
@@ -61,7 +65,7 @@ A_EXIT = 8
 
 
 @njit_inline
-def on_market(inst, route, book_px, skips, r, t):
+def on_market(inst, route, book_px, skips, fx, glob, r, t):
     """Evaluate route ``r`` after a book update at receive time ``t`` (hot path).
 
     Returns an action code; the caller runs the rare slow path (``try_entry`` /
@@ -92,18 +96,20 @@ def on_market(inst, route, book_px, skips, r, t):
             rt["signal_ts"] = t
             return A_ENTRY_AB if sig > 0 else A_ENTRY_BA
         best_d = d_ab if d_ab >= d_ba else d_ba
-        # common path without a division: is this edge a new nearest miss or an entry?
-        if (best_d * 4e4 - thr * sum4) > rt["best_miss_bps"] * sum4:
+        # common path without a division: is this edge maybe a new nearest miss, or an entry?
+        # (the pre-test is loose by 1e-9 bps; the exact test follows, so an edge equal to the
+        # nearest miss never replaces it through rounding)
+        if (best_d * 4e4 - thr * sum4) > (rt["best_miss_bps"] - 1e-9) * sum4:
             inv = 4e4 / sum4
             best = best_d * inv
             d = 1 if d_ab >= d_ba else -1
-            if _clean(inst, rt, t, best):
+            if best - thr > rt["best_miss_bps"] and _clean(inst, fx, glob, rt, t, best):
                 # nearest miss only from data the entry guards would accept (a stale or
                 # crossed book, or an implausible edge, is a data fault, not a near miss)
                 rt["best_miss_bps"] = best - thr
                 rt["best_miss_ts"] = t
                 rt["best_miss_dir"] = d
-            if best >= thr:
+            if best_d * 4e4 >= thr * sum4:
                 rt["signal_ts"] = t
                 return A_ENTRY_AB if d == 1 else A_ENTRY_BA
         elif best_d * 4e4 >= thr * sum4:
@@ -157,33 +163,54 @@ def anchor_update(rt, t, sum_a, sum_b, sum4) -> float:
 
 @njit
 def _guards_block(s, r, edge, t) -> int:
-    """Data-quality guards first, so the logged reason is the root one. -1 = clear."""
+    """Data-quality guards first, so the logged reason is the root one; each block is counted
+    and logged (one guard-log row per episode: reason, value, limit). -1 = clear."""
     rt = s.route[r]
     a = rt["inst_a"]
     b = rt["inst_b"]
     if s.inst[a]["crossed"] == 1 or s.inst[b]["crossed"] == 1:
+        blocked(s, r, SK_CROSSED, t, 1.0, 0.0)
         return SK_CROSSED
-    if rt["stale_on"] == 1 and (
-        t - s.inst[a]["ts_recv"] > rt["stale_ns"] or t - s.inst[b]["ts_recv"] > rt["stale_ns"]
-    ):
+    age = max(t - s.inst[a]["ts_recv"], t - s.inst[b]["ts_recv"])
+    gap = s.glob[0]["gap_ns"]
+    if gap > 0 and age > gap:
+        blocked(s, r, SK_DATA_GAP, t, age * 1e-9, gap * 1e-9)
+        return SK_DATA_GAP
+    if rt["stale_on"] == 1 and age > rt["stale_ns"]:
+        blocked(s, r, SK_STALE, t, age * 1e-6, rt["stale_ns"] * 1e-6)
         return SK_STALE
-    if _fx_stale(s, a, t) or _fx_stale(s, b, t):
+    fx_age = max(_fx_age(s.inst, s.fx, a, t), _fx_age(s.inst, s.fx, b, t))
+    if fx_age > 0.0:
+        blocked(s, r, SK_STALE_FX, t, fx_age, _fx_limit(s, a, b))
         return SK_STALE_FX
     if edge > rt["sanity_bps"]:
+        blocked(s, r, SK_SANITY, t, edge, rt["sanity_bps"])
         return SK_SANITY
-    if t < rt["cooldown_until"]:
+    if t < rt["cooldown_until"]:  # the strategy's own rule, not a guard: counted only
+        s.skips[r, SK_COOLDOWN] += 1
         return SK_COOLDOWN
     return -1
 
 
 @njit
-def _fx_stale(s, i, t) -> bool:
-    """The FX rate leg ``i`` needs is missing or older than its series allows."""
-    k = s.inst[i]["fx_id"]
+def _fx_age(inst, fx, i, t) -> float:
+    """Age in seconds of the FX rate leg ``i`` needs when it is past its series' limit (inf:
+    no rate yet; 0: fresh, or the leg needs none)."""
+    k = inst[i]["fx_id"]
     if k < 0:
-        return False
-    fx = s.fx[k]
-    return fx["n"] == 0 or (fx["max_age_ns"] > 0 and t - fx["ts"] > fx["max_age_ns"])
+        return 0.0
+    rec = fx[k]
+    if rec["n"] == 0:
+        return np.inf
+    if rec["max_age_ns"] > 0 and t - rec["ts"] > rec["max_age_ns"]:
+        return (t - rec["ts"]) * 1e-9
+    return 0.0
+
+
+@njit
+def _fx_limit(s, a, b) -> float:
+    k = s.inst[a]["fx_id"] if s.inst[a]["fx_id"] >= 0 else s.inst[b]["fx_id"]
+    return s.fx[k]["max_age_ns"] * 1e-9 if k >= 0 else 0.0
 
 
 @njit
@@ -200,9 +227,7 @@ def try_entry(s, r, d, t) -> None:
         edge = (bid_b - ask_a) * inv - anchor
     else:
         edge = (bid_a - ask_b) * inv + anchor
-    why = _guards_block(s, r, edge, t)
-    if why >= 0:
-        s.skips[r, why] += 1
+    if _guards_block(s, r, edge, t) >= 0:  # counted and logged there
         return
     if pre_guards(s, r, t) >= 0:
         return
@@ -214,7 +239,8 @@ def try_entry(s, r, d, t) -> None:
     sell_lim = limit_price(bid, SELL, rt["slip"], s.inst[sell_i]["tick"])
     f_buy = s.inst[buy_i]["fx"]
     f_sell = s.inst[sell_i]["fx"]
-    qty = rt["notional"] / (ask * f_buy)  # notional is in the reference currency
+    # notional is in the reference currency; strategy.qty sizes in coins instead
+    qty = rt["fixed_qty"] if rt["fixed_qty"] > 0.0 else rt["notional"] / (ask * f_buy)
     depth_q = min(_depth(s, buy_i, ASK, buy_lim, ask), _depth(s, sell_i, BID, sell_lim, bid))
     bal_q = qty
     wallet_settle(s, t)
@@ -223,9 +249,14 @@ def try_entry(s, r, d, t) -> None:
     if s.inst[sell_i]["kind"] == KIND_SPOT:
         bal_q = min(bal_q, wallet_coins(s, sell_i))
     qty = floor_lot(min(qty, depth_q, bal_q), rt["lot"])
+    rt["hedge_tol"] = 0.0
     if qty > 0.0 and (s.inst[buy_i]["kind"] == KIND_INVERSE_PERP
                       or s.inst[sell_i]["kind"] == KIND_INVERSE_PERP):
         qty = _whole_contracts(s, r, buy_i, sell_i, qty, ask, bid)
+    if s.inst[buy_i]["fee_in_base"] == 1:
+        # the buy pays its fee in the coins it receives: that many fewer arrive, by design
+        # (not a legging incident); the position is what arrived, and closing sells that
+        rt["hedge_tol"] += qty * s.inst[buy_i]["fee_rate"] * (1.0 + 1e-9) + 1e-12 * qty
     if qty <= 0.0:
         s.skips[r, SK_BALANCE if bal_q < depth_q else SK_DEPTH] += 1
         return
@@ -296,14 +327,15 @@ def _start_trade(s, r, d, e_vwap, inv, t) -> None:
     mid_a = 0.5 * (s.book_px[a, BID, 0] + s.book_px[a, ASK, 0]) * rt["fx_a0"]
     mid_b = 0.5 * (s.book_px[b, BID, 0] + s.book_px[b, ASK, 0]) * rt["fx_b0"]
     rt["entry_prem_bps"] = (mid_b - mid_a) * inv
-    rt["fx_pnl"] = 0.0
     rt["funding"] = 0.0
+    _reset_ledger(rt)
+    rt["naked_leg"] = -1
+    rt["naked_qty"] = 0.0
     rt["entry_anchor_bps"] = rt["anchor_bps"] if rt["anchor_on"] == 1 else 0.0
     rt["pending_reason"] = X_NONE
     rt["qty"] = 0.0
     rt["entry_notional"] = 0.0
     rt["entry_buy_px"] = 0.0
-    rt["cash_flow"] = 0.0
     rt["dec_pnl"] = 0.0
     rt["slip_cost"] = 0.0
     rt["fee_sum"] = 0.0
@@ -318,6 +350,23 @@ def _start_trade(s, r, d, e_vwap, inv, t) -> None:
     rt["exit_prem_bps"] = 0.0
     rt["scaled"] = 0
     rt["n_entries"] += 1
+
+
+@njit
+def _reset_ledger(rt) -> None:
+    """A new round trip's own ledger starts empty (ledger.book_fill fills it)."""
+    rt["cq_a"] = 0.0
+    rt["cq_b"] = 0.0
+    rt["fq_a"] = 0.0
+    rt["fq_b"] = 0.0
+    rt["fr_a"] = 0.0
+    rt["fr_b"] = 0.0
+    rt["uq_a"] = 0.0
+    rt["uq_b"] = 0.0
+    rt["ur_a"] = 0.0
+    rt["ur_b"] = 0.0
+    rt["vp_a"] = 0.0
+    rt["vp_b"] = 0.0
 
 
 @njit_inline
@@ -347,8 +396,8 @@ def exit_reason(inst, route, book_px, r, t) -> int:
         # (terms precomputed when the route became OPEN: lifecycle._take_profit_terms)
         fa = inst[a]["fx"]
         fb = inst[b]["fx"]
-        if (rt["tp_ca"] * book_px[a, rt["tp_sa"], 0] * fa
-                + rt["tp_cb"] * book_px[b, rt["tp_sb"], 0] * fb >= rt["tp_k"]):
+        if ((rt["tp_ca"] * book_px[a, rt["tp_sa"], 0] + rt["tp_qa"]) * fa
+                + (rt["tp_cb"] * book_px[b, rt["tp_sb"], 0] + rt["tp_qb"]) * fb >= rt["tp_k"]):
             return X_TAKE_PROFIT
     close4 = ((bid_a - ask_b) if d == 1 else (bid_b - ask_a)) * 4e4
     if rt["anchor_on"] == 1:  # converged = the premium is back at its anchor
@@ -363,9 +412,16 @@ def exit_reason(inst, route, book_px, r, t) -> int:
 
 
 @njit
-def _clean(inst, rt, t, edge) -> bool:
-    """The data-quality guards pass (same tests as ``_guards_block``, without counting)."""
-    return _tradable(inst, rt, t) and edge <= rt["sanity_bps"]
+def _clean(inst, fx, glob, rt, t, edge) -> bool:
+    """The data-quality guards pass (same tests as ``_guards_block``, without counting): a
+    nearest miss is never an edge made of a crossed, stale or gapped book or a stale FX."""
+    a = rt["inst_a"]
+    b = rt["inst_b"]
+    gap = glob[0]["gap_ns"]
+    if gap > 0 and (t - inst[a]["ts_recv"] > gap or t - inst[b]["ts_recv"] > gap):
+        return False
+    return (_tradable(inst, rt, t) and edge <= rt["sanity_bps"]
+            and _fx_age(inst, fx, a, t) == 0.0 and _fx_age(inst, fx, b, t) == 0.0)
 
 
 @njit_inline
@@ -401,7 +457,9 @@ def send_exit(s, r, reason, t) -> None:
     inv = 4e4 / (bid_a + ask_a + bid_b + ask_b)
     rt["exit_edge_bps"] = ((bid_a - ask_b) if rt["dir"] == 1 else (bid_b - ask_a)) * inv
     rt["exit_prem_bps"] = (bid_b + ask_b - bid_a - ask_a) * 0.5 * inv
-    forced = reason == X_STOP_LOSS or reason == X_TIME or reason == X_RISK or reason == X_KILL
+    gap = reason == X_DATA_GAP
+    forced = (reason == X_STOP_LOSS or reason == X_TIME or reason == X_RISK or reason == X_KILL
+              or gap)
     bound = rt["force_slip"] if forced else rt["slip"]
     scale = reason == X_SCALE_OUT
     if scale:
@@ -409,17 +467,33 @@ def send_exit(s, r, reason, t) -> None:
     for leg in range(2):
         i = a if leg == 0 else b
         pos = rt["pos_a"] if leg == 0 else rt["pos_b"]
-        qty = floor_lot(abs(pos) * rt["scale_frac"], rt["lot"]) if scale else abs(pos)
+        if scale:
+            qty = floor_lot(abs(pos) * rt["scale_frac"], rt["lot"])
+        elif s.inst[i]["kind"] == KIND_INVERSE_PERP:
+            qty = abs(pos)
+        else:  # whole lots: a fee paid in coins can leave a fraction of a lot (dust)
+            qty = floor_lot(abs(pos), s.inst[i]["lot"])
         if qty == 0.0:
             continue
         side = SELL if pos > 0 else BUY
         touch = s.book_px[i, BID, 0] if side == SELL else s.book_px[i, ASK, 0]
         lim = limit_price(touch, side, bound, s.inst[i]["tick"])
-        send_order(s, r, i, side, qty, lim, touch, P_EXIT, t)
+        slot = send_order(s, r, i, side, qty, lim, touch, P_EXIT, t)
+        if gap:  # the data stopped: close against the last books we saw, whatever their age
+            o = s.orders[slot]
+            o["last_book"] = 1
+            o["stale_ns"] = 0
+            o["t_deadline"] = o["t_arrive"]
+            if o["t_deadline"] < s.glob[0]["next_wakeup"]:
+                s.glob[0]["next_wakeup"] = o["t_deadline"]
         if leg == 0:
             rt["dec_px_a"] = touch
         else:
             rt["dec_px_b"] = touch
+    if rt["inflight"] == 0:  # nothing could be sent (only dust left): flat at once
+        rt["pending_reason"] = reason
+        rt["state"] = EXITING
+        return
     rt["state"] = EXITING
     rt["pending_reason"] = X_NONE if scale else reason  # a scale-out is not the trade's end
     rt["hold_armed"] = 1 if scale and rt["hold_on"] == 1 and rt["hold_fired"] == 0 else 0

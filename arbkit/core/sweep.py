@@ -31,6 +31,6 @@ def run_many(states, ev, depth, starts, status) -> None:
     for p in numba.prange(n):
         j = np.int64(p)
         if status[j] == 0:
-            st, k = run_chunk(states[j], ev, depth, starts[j])
+            st, k = run_chunk(states[j], ev, depth, starts[j], 0)
             status[j] = DONE if st == S_DONE else FULL
             starts[j] = k

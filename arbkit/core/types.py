@@ -75,7 +75,8 @@ RJ_BALANCE = 1
 RJ_NO_BOOK = 2
 RJ_CROSSED = 3
 RJ_STALE = 4  # the venue's book is older than max_quote_age: treated as unavailable
-REJECT_TEXT = ("", "insufficient_balance", "no_book", "crossed_book", "stale_book")
+RJ_NO_BAR = 5  # bar mode: no bar closed after the order arrived (within the data-gap limit)
+REJECT_TEXT = ("", "insufficient_balance", "no_book", "crossed_book", "stale_book", "no_next_bar")
 
 # ---- exit reasons ------------------------------------------------------------------------
 X_NONE = 0
@@ -89,9 +90,10 @@ X_ENTRY_LEGGED = 7  # entry filled on one leg only and was unwound flat
 X_RISK = 8  # flattened by a risk guard (max drawdown)
 X_KILL = 9  # flattened by the kill switch
 X_SCALE_OUT = 10  # a partial exit (never a round trip's final reason)
+X_DATA_GAP = 11  # a leg went silent longer than run.max_gap_s: closed at the last books
 EXIT_REASON_TEXT = (
     "none", "converge", "take_profit", "stop_loss", "time", "reversal", "open_at_end",
-    "entry_legged", "risk", "kill", "scale_out",
+    "entry_legged", "risk", "kill", "scale_out", "data_gap",
 )
 
 # ---- why an opportunity was not taken (counted per route) --------------------------------
@@ -114,11 +116,13 @@ SK_LOSS_STREAK = 15
 SK_RATE_LIMIT = 16
 SK_HALTED = 17  # trading halted by a running guard (daily loss, drawdown, kill)
 SK_SAME_JUMP_WAIT = 18  # an entry signal waiting for the same-jump guard's confirmation
-N_SKIP = 19
+SK_DATA_GAP = 19  # a leg has been silent longer than run.max_gap_s
+N_SKIP = 20
 SKIP_TEXT = (
     "crossed_book", "stale_quote", "sanity", "busy", "cooldown", "depth", "balance",
     "min_notional", "taken", "stale_fx", "symbol_cap", "gross_cap", "venue_imbalance",
     "slippage", "same_jump", "loss_streak", "rate_limit", "halted", "same_jump_wait",
+    "data_gap",
 )
 
 # ---- guard log codes: the SK_* codes of the pre-trade guards, and these --------------------
@@ -152,7 +156,7 @@ INST_DTYPE = np.dtype(
         ("jitter_ns", "i8"),
         ("ack_ns", "i8"),
         ("match_timeout_ns", "i8"),
-        ("stale_ns", "i8"),  # a book older than this rejects orders (0 = no limit)
+        ("bar", "i4"),  # bar mode: an order fills at the next bar of its instrument
         # market state
         ("has_quote", "i4"),
         ("crossed", "i4"),
@@ -183,6 +187,17 @@ INST_DTYPE = np.dtype(
         # or the instrument's own pair; -1 for perpetuals (no balance check)
         ("w_quote", "i4"),
         ("w_base", "i4"),
+        # the account's lines (docs/metrics.md, "The account identity")
+        ("mid0", "f8"),  # first mid and first FX: the treasury line's starting marks
+        ("fx0", "f8"),
+        ("conv_q", "f8"),  # closed round trips' quote cash left on this venue (quote ccy) ...
+        ("conv_b", "f8"),  # ... and coins (fee dust): valued at their close from then on ...
+        ("conv_ref", "f8"),  # ... at this value (reference ccy); later moves are treasury
+        ("fund_free", "f8"),  # funding no route held a position for (quote ccy)
+        ("xfer_c", "f8"),  # transfers' fees and relocations booked here (quote ccy, coins)
+        ("xfer_p", "f8"),
+        ("in_group", "i4"),  # its place (from 1) among the instruments updated at the pending
+        # timestamp (loop.decide_group), 0 when not updated
     ]
 )
 
@@ -240,7 +255,10 @@ ROUTE_DTYPE = np.dtype(
         ("dec_px_a", "f8"),  # touch at the last entry/exit decision, per leg
         ("dec_px_b", "f8"),
         ("entry_buy_px", "f8"),  # buy leg's entry fill VWAP (entry notional = qty x this)
-        ("tp_k", "f8"),  # take-profit test while OPEN: ca*px_a + cb*px_b >= tp_k
+        ("tp_k", "f8"),  # take-profit test while OPEN:
+        # (ca*px_a + qa)*fx_a + (cb*px_b + qb)*fx_b >= tp_k (lifecycle._take_profit_terms)
+        ("tp_qa", "f8"),
+        ("tp_qb", "f8"),
         ("tp_ca", "f8"),
         ("tp_cb", "f8"),
         ("tp_sa", "i4"),  # book side each leg would close against (BID for a long leg)
@@ -260,14 +278,27 @@ ROUTE_DTYPE = np.dtype(
         ("entry_notional", "f8"),
         ("exit_edge_bps", "f8"),
         ("exit_prem_bps", "f8"),
-        ("cash_flow", "f8"),  # gross PnL at fill prices, accumulated per fill
         ("dec_pnl", "f8"),  # PnL at decision prices (the price move)
         ("slip_cost", "f8"),  # fill vs touch at decision, positive = cost
-        ("fee_sum", "f8"),
+        ("fee_sum", "f8"),  # fees, each valued at its fill's FX
         ("fx_a0", "f8"),  # each leg's FX at the entry decision: price and slippage use it
         ("fx_b0", "f8"),
-        ("fx_pnl", "f8"),  # cash flows x (FX at the fill - FX at entry)
-        ("funding", "f8"),  # funding on the round trip's legs, reference currency
+        ("funding", "f8"),  # funding on the round trip's legs, each at its payment's FX
+        # the round trip's own ledger per leg, as the venue booked it (at the match, not the
+        # ack): the quote currency it moved and the coins it holds. The round trip is worth
+        # ``(cq - fq + uq) x fx + vp x mid x fx`` of each leg (docs/metrics.md)
+        ("cq_a", "f8"),  # sum of -side x qty x px (quote ccy; qty = coins that arrived)
+        ("cq_b", "f8"),
+        ("fq_a", "f8"),  # fees in the quote currency (a coin fee: its value at the fill)
+        ("fq_b", "f8"),
+        ("fr_a", "f8"),  # the same fees, each at its fill's FX (reference ccy)
+        ("fr_b", "f8"),
+        ("uq_a", "f8"),  # funding received (+) or paid (-), quote ccy ...
+        ("uq_b", "f8"),
+        ("ur_a", "f8"),  # ... and at each payment's FX
+        ("ur_b", "f8"),
+        ("vp_a", "f8"),  # position the venue holds for this round trip (base-equivalent)
+        ("vp_b", "f8"),
         ("leg_cost", "f8"),  # legging cost of the round trip so far (all incidents)
         ("leg_cost0", "f8"),  # leg_cost when the open incident started
         ("n_fills", "i4"),
@@ -301,7 +332,14 @@ ROUTE_DTYPE = np.dtype(
         ("fx_route", "i4"),  # a leg is quoted in another currency than the reference
         ("sig_force", "i4"),  # the signal asked to enter whatever the threshold (+-2)
         ("hedge_tol", "f8"),  # legs within this (base units) count as hedged: half a contract
-        # of an inverse leg, whose size is whole contracts (0 when no leg is inverse)
+        # of an inverse leg, whose size is whole contracts, and the coins a fee paid in the
+        # received asset keeps from arriving (0 when neither applies)
+        ("fixed_qty", "f8"),  # strategy.qty: size in base units (0: size by notional)
+        ("gap_at", "i8"),  # data-gap deadline that already fired (it fires once per gap)
+        ("naked_leg", "i4"),  # a legging residual held naked: 0 leg a, 1 leg b, -1 none
+        ("naked_qty", "f8"),  # its signed size
+        ("naked_px", "f8"),  # the decision price of the leg it came from
+        ("naked_row", "i8"),  # its legging-incident row (its closing cost is added there)
     ]
 )
 
@@ -329,6 +367,8 @@ ORDER_DTYPE = np.dtype(
         ("fee", "f8"),
         ("status", "i4"),
         ("reason", "i4"),
+        ("stale_ns", "i8"),  # the route's max quote age: an older book rejects it (0 = none)
+        ("last_book", "i4"),  # a data-gap exit: fills against the last book, whatever its age
     ]
 )
 
@@ -347,6 +387,7 @@ WALLET_DTYPE = np.dtype(
         ("arrive", "i8"),
         ("n_in", "i8"),
         ("fees", "f8"),  # transfer fees this wallet paid as sender, in its currency
+        ("src", "i4"),  # the wallet the transfer in flight comes from
     ]
 )
 
@@ -379,6 +420,12 @@ GLOB_DTYPE = np.dtype(
         ("xfer_fee_bps", "f8"),
         ("xfer_delay_ns", "i8"),
         ("n_transit", "i8"),  # transfers in flight
+        ("gap_ns", "i8"),  # run.max_gap_s: a leg silent longer closes its positions (0 = off)
+        ("t_first", "i8"),  # first and last market event (the run's span) ...
+        ("t_last", "i8"),
+        ("gaps_ns", "i8"),  # ... less the silent stretches longer than gap_ns
+        ("pend_t", "i8"),  # timestamp whose decisions wait for all its events (-1: none)
+        ("n_dirty", "i8"),  # instruments updated at pend_t, in order (the ``dirty`` array)
     ]
 )
 

@@ -57,6 +57,9 @@ def wallet_settle(s, t) -> None:
         rec = s.wallet[w]
         if rec["sent"] > 0.0 and rec["arrive"] <= t:
             rec["bal"] += rec["incoming"]
+            # the amount now counts where it arrived, at that venue's price (the transfer line)
+            _book_xfer(s, rec["src"], -rec["incoming"])
+            _book_xfer(s, w, rec["incoming"])
             log_guard(s, rec["arrive"], G_TRANSFER_IN, w, rec["incoming"], rec["sent"] - rec["incoming"])
             rec["incoming"] = 0.0
             rec["sent"] = 0.0
@@ -95,11 +98,21 @@ def _maybe_refill(s, w, t) -> None:
     rec["incoming"] = amount - fee
     rec["arrive"] = t + s.glob[0]["xfer_delay_ns"]
     s.glob[0]["n_transit"] += 1
+    rec["src"] = src
     sender["fees"] += fee
-    # the fee leaves the books on the sender's owner instrument, so the equity carries it
-    inst = s.inst[sender["owner"]]
-    if sender["owner_base"] == 1:
-        inst["pos"] -= fee
-    else:
-        inst["cash"] -= fee
+    # the fee leaves the books of the sender's owner instrument (its transfer line), so the
+    # equity carries it; the amount counts there until it arrives
+    _book_xfer(s, src, -fee)
     log_guard(s, t, G_TRANSFER, w, amount, fee)
+
+
+@njit
+def _book_xfer(s, w, amount) -> None:
+    """Transfers' line of wallet ``w``'s owner instrument (its coins or its quote cash),
+    valued by the equity at that instrument's mid and FX (``inst.xfer_p`` / ``xfer_c``)."""
+    rec = s.wallet[w]
+    inst = s.inst[rec["owner"]]
+    if rec["owner_base"] == 1:
+        inst["xfer_p"] += amount
+    else:
+        inst["xfer_c"] += amount

@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from arbkit.config import Config, load_config
+from arbkit.config import OFF, Config, load_config
+from arbkit.config.model import AUTO
 from arbkit.core import types as T
 from arbkit.core.loop import ROOM, finish, run_chunk, start
 from arbkit.data.events import EventArrays, build_events
-from arbkit.engine.state import KernelState, build_state, feasibility, grow
+from arbkit.engine.state import KernelState, build_state, grow, route_problems
 from arbkit.errors import ConfigError, EngineError
 
 # Orders written while the clock and the event index stand still: past this, the kernel is in a
@@ -28,22 +29,31 @@ STUCK_ORDERS = 1_000_000
 
 
 class Runner:
-    """Owns kernel state for one configuration and feeds it events."""
+    """Owns kernel state for one configuration and feeds it events.
+
+    ``kinds`` names each instrument's source table (``quotes``, ``quote_bars``, ``bars``): bar
+    data runs in bar mode (an order fills at the next bar) and sets the data-gap limit when
+    ``run.max_gap_s = "auto"``.
+    """
 
     def __init__(self, cfg: Config, arrays: EventArrays, capacity: int = 4096,
-                 signal: Any = None) -> None:
-        problems = feasibility(cfg)
-        if problems and not cfg.strategy.allow_infeasible:
+                 signal: Any = None, kinds: dict[str, str] | None = None) -> None:
+        problems = route_problems(cfg)
+        refused = [p for r, p in problems if not cfg.route_strategy(r).allow_infeasible]
+        if refused:
             raise ConfigError(
-                "infeasible strategy: " + "; ".join(problems)
+                "infeasible strategy: " + "; ".join(refused)
                 + " (fix the config, or set strategy.allow_infeasible = true to run anyway)"
             )
         self.cfg = cfg
         self.arrays = arrays
-        self.problems = problems
+        self.problems = [p for _, p in problems]
+        kinds = kinds or {}
+        bars = {k: kinds.get(k, "quotes") != "quotes" for k in arrays.inst_keys}
+        self.gap_s = gap_limit_s(cfg, arrays, bars)
         self.state: KernelState = build_state(
-            cfg, arrays.inst_keys, arrays.n_levels, arrays.use_exch, capacity
-        )
+            cfg, arrays.inst_keys, arrays.n_levels, arrays.use_exch, capacity, bars=bars,
+            gap_s=self.gap_s)
         self.finished = False
         self.kernel = run_chunk
         if signal is not None:  # a user entry signal: its own copy of the loop (plugin.py)
@@ -51,34 +61,30 @@ class Runner:
 
             self.kernel = kernel_with_signal(signal)
             self.state.route["plugin"] = 1
-        n_inst = len(arrays.inst_keys)
-        # the treasury line's starting marks (metrics.breakdown.treasury): each instrument's
-        # first mid and its FX series' first rate, taken from the events as they are fed
-        self.first_mid = np.full(n_inst, np.nan)
-        self.first_fx = np.where(self.state.inst["fx_id"] < 0, 1.0, np.nan)
-        self.first_ts: int | None = None  # span of everything fed (for time-in-market)
-        self.last_ts: int | None = None
         self.n_fed = 0
 
-    def feed(self, events: np.ndarray, depth: np.ndarray | None = None) -> None:
+    def feed(self, events: np.ndarray, depth: np.ndarray | None = None, *,
+             flush: bool = False) -> None:
         """Process a chunk (any size, including one event) of the time-sorted event array.
 
         ``depth`` is the chunk's depth array (``events["depth_row"]`` indexes it); by default
-        the one of the arrays the runner was built with.
+        the one of the arrays the runner was built with. ``flush``: the chunk's last
+        timestamp is complete, decide on it now (paper/live, when their queue is drained);
+        otherwise that decision waits for the next chunk (core/loop.py).
         """
-        if events.shape[0] == 0:
+        if events.shape[0] == 0 and not flush:
             return
-        if self.first_ts is None:
-            self.first_ts = int(events[0]["ts_recv"])
-        self.note_first(events)
-        self.last_ts = int(events[-1]["ts_recv"])
         self.n_fed += int(events.shape[0])
         depth = self.arrays.depth if depth is None else depth
-        start(self.state, int(events[0]["ts_recv"]))
+        if events.shape[0]:
+            start(self.state, int(events[0]["ts_recv"]))
+        self._run(events, depth, 1 if flush else 0)
+
+    def _run(self, events: np.ndarray, depth: np.ndarray, flush: int) -> None:
         k = 0
         spot, base = (-1, -1), 0
         while True:
-            status, k = self.kernel(self.state, events, depth, k)
+            status, k = self.kernel(self.state, events, depth, k, flush)
             if status == T.S_DONE:
                 return
             g = self.state.glob[0]
@@ -93,31 +99,49 @@ class Runner:
             # the largest room one step asks for (has_room in loop.run_chunk)
             self.state = grow(self.state, extra=ROOM * self.state.orders.shape[0])
 
-    def note_first(self, events: np.ndarray) -> None:
-        """Record first mids and first FX rates not seen yet (cheap once all are known)."""
-        inst = self.state.inst
-        for arr, kind in ((self.first_mid, T.EV_QUOTE), (self.first_fx, T.EV_FX)):
-            if not np.isnan(arr).any():
-                continue
-            sel = events[events["kind"] == kind]
-            ids, at = np.unique(sel["inst"], return_index=True)
-            for k, j in zip(ids.tolist(), at.tolist()):
-                e = sel[j]
-                if kind == T.EV_QUOTE:
-                    if 0 <= k < arr.shape[0] and np.isnan(arr[k]):
-                        arr[k] = 0.5 * (float(e["bid_px"]) + float(e["ask_px"]))
-                else:  # FX series k: every instrument converted by it
-                    for i in np.nonzero((inst["fx_id"] == k) & np.isnan(arr))[0]:
-                        rate = float(e["bid_px"])
-                        arr[i] = 1.0 / rate if inst[i]["fx_inv"] == 1 else rate
+    @property
+    def first_ts(self) -> int | None:
+        g = self.state.glob[0]
+        return int(g["t_first"]) if g["started"] == 1 else None
+
+    @property
+    def last_ts(self) -> int | None:
+        g = self.state.glob[0]
+        return int(g["t_last"]) if g["started"] == 1 else None
 
     def finish(self) -> None:
-        """Settle in-flight orders and mark open round trips at the end of data."""
+        """Decide on the last timestamp, settle in-flight orders and mark open round trips at
+        the end of data."""
         if self.finished:
             return
+        empty = np.zeros(0, T.EVENT_DTYPE)
+        self._run(empty, self.arrays.depth, 1)
         self.state = grow(self.state, extra=64 * (len(self.state.route) + len(self.state.orders)))
         finish(self.state)
         self.finished = True
+
+
+def gap_limit_s(cfg: Config, arrays: EventArrays, bars: dict[str, bool]) -> float:
+    """``run.max_gap_s`` in seconds (0 = off). ``"auto"``: 300 s, or three bar intervals of
+    the slowest bar instrument when that is longer (its median step in the data at hand)."""
+    v = cfg.run.max_gap_s
+    if v == OFF:
+        return 0.0
+    if v != AUTO:
+        return float(v)
+    gap = AUTO_GAP_S
+    ev = arrays.events
+    for i, key in enumerate(arrays.inst_keys):
+        if not bars.get(key):
+            continue
+        head = ev[:200_000]
+        ts = head["ts_recv"][(head["inst"] == i) & (head["kind"] == T.EV_QUOTE)]
+        if ts.shape[0] >= 2:
+            gap = max(gap, 3.0 * float(np.median(np.diff(ts))) / 1e9)
+    return gap
+
+
+AUTO_GAP_S = 300.0
 
 
 @dataclass
@@ -147,9 +171,9 @@ class BacktestResult:
 
 
 def run_arrays(cfg: Config, arrays: EventArrays, *, chunk: int | None = None,
-               signal: Any = None) -> Runner:
+               signal: Any = None, kinds: dict[str, str] | None = None) -> Runner:
     """Run the whole event array (optionally in chunks of ``chunk`` events)."""
-    runner = Runner(cfg, arrays, signal=signal)
+    runner = Runner(cfg, arrays, signal=signal, kinds=kinds)
     ev = arrays.events
     step = chunk or max(1, ev.shape[0])
     for lo in range(0, ev.shape[0], step):
@@ -275,7 +299,7 @@ def run_prepared(cfg: Config, prep: Prepared, *, chunk: int | None = None,
                  signal: Any = None) -> BacktestResult:
     """Run ``cfg`` over prepared arrays (they are not modified)."""
     t1 = time.perf_counter()
-    runner = run_arrays(cfg, prep.arrays, chunk=chunk, signal=signal)
+    runner = run_arrays(cfg, prep.arrays, chunk=chunk, signal=signal, kinds=prep.kinds)
     return result_of(runner, prep, time.perf_counter() - t1)
 
 
@@ -301,7 +325,7 @@ def _backtest_catalog(root: Any, cfg: Config, *, chunk: int | None, start_day: s
     offsets: dict[str, set[int]] = {k: set() for k in ce.keys}
     runner: Runner | None = None
     for arrays in ce.chunks(max_rows=stream_rows):
-        runner = runner or Runner(cfg, arrays, signal=signal)
+        runner = runner or Runner(cfg, arrays, signal=signal, kinds=ce.kinds)
         crossed += _crossed(arrays.events)
         for k, v in arrays.clock_offset_ns.items():
             offsets[k].update(v)

@@ -41,6 +41,7 @@ class KernelState(NamedTuple):
     legs: np.ndarray
     guards: np.ndarray
     wallet: np.ndarray
+    dirty: np.ndarray  # instruments updated at the pending timestamp (loop.decide_group)
 
 
 BUFFERS = ("fills", "olog", "trades", "equity", "legs", "guards")
@@ -63,10 +64,15 @@ def fees4_bps(cfg: Config, r: int = 0) -> float:
 
 def feasibility(cfg: Config) -> list[str]:
     """Reasons a route can never trade profitably by construction (empty = all feasible)."""
-    problems: list[str] = []
+    return [p for _, p in route_problems(cfg)]
+
+
+def route_problems(cfg: Config) -> list[tuple[int, str]]:
+    """``feasibility`` with the route of each problem (its ``allow_infeasible`` decides)."""
+    problems: list[tuple[int, str]] = []
     for r, route in enumerate(cfg.routes):
         where = f"route {route.label}: " if len(cfg.routes) > 1 else ""
-        problems += [where + p for p in _route_feasibility(cfg, r)]
+        problems += [(r, where + p) for p in _route_feasibility(cfg, r)]
     return problems
 
 
@@ -101,7 +107,7 @@ def _holds_base(cfg: Config, ic: InstrumentConfig) -> bool:
     return (w.balances.get(ic.base, 0.0) if w else ic.initial_base) > 0
 
 
-def _inst_record(rec: np.void, ic: InstrumentConfig, use_exch: bool, stale_ms: float | str) -> None:
+def _inst_record(rec: np.void, ic: InstrumentConfig, use_exch: bool, bar: bool) -> None:
     rec["kind"] = {"spot": T.KIND_SPOT, "linear_perp": T.KIND_LINEAR_PERP,
                    "inverse_perp": T.KIND_INVERSE_PERP}[ic.kind]
     rec["cv"] = ic.contract_value
@@ -114,7 +120,9 @@ def _inst_record(rec: np.void, ic: InstrumentConfig, use_exch: bool, stale_ms: f
     rec["jitter_ns"] = round(ic.order_latency_jitter_ms * MS)
     rec["ack_ns"] = round(ic.ack_latency_ms * MS)
     rec["match_timeout_ns"] = round(ic.exch_match_timeout_ms * MS)
-    rec["stale_ns"] = 0 if stale_ms == OFF else round(float(stale_ms) * MS)
+    rec["bar"] = 1 if bar else 0
+    rec["mid0"] = np.nan
+    rec["fx0"] = 1.0  # (NaN until the first rate for a leg quoted in another currency)
     rec["cash0"], rec["cash"] = ic.initial_quote, 0.0
     rec["pos0"], rec["pos"] = ic.initial_base, 0.0
     rec["fx"], rec["fx_id"], rec["fx_inv"] = 1.0, -1, 0
@@ -170,16 +178,24 @@ def _route_record(rec: np.void, cfg: Config, r: int, ia: int, ib: int) -> None:
     rec["anchor_on"] = 1 if s.anchor == "ewma" else 0
     rec["anchor_tau_ns"] = s.anchor_halflife_s * S / math.log(2.0)
     rec["anchor_warm_ns"] = round(s.anchor_warmup_s * S)
+    rec["fixed_qty"] = 0.0 if s.qty == OFF else float(s.qty)
+    rec["naked_leg"] = -1
 
 
 def build_state(cfg: Config, inst_keys: list[str], depth: int, use_exch: dict[str, bool],
-                capacity: int = 4096) -> KernelState:
-    """Allocate and initialise kernel state for ``cfg`` over instruments ``inst_keys``."""
+                capacity: int = 4096, bars: dict[str, bool] | None = None,
+                gap_s: float | None = None) -> KernelState:
+    """Allocate and initialise kernel state for ``cfg`` over instruments ``inst_keys``.
+
+    ``bars`` names the instruments whose data are bars (bar mode: orders fill at the next
+    bar); ``gap_s`` is the data-gap limit in force (``run.max_gap_s`` resolved against the
+    data: ``engine.backtest.gap_limit_s``)."""
     n_inst = len(inst_keys)
     inst = np.zeros(n_inst, T.INST_DTYPE)
+    bars = bars or {}
     for i, key in enumerate(inst_keys):
         _inst_record(inst[i], cfg.instrument(key), use_exch.get(key, False),
-                     cfg.strategy.max_quote_age_ms)
+                     bars.get(key, False))
     route = np.zeros(len(cfg.routes), T.ROUTE_DTYPE)
     legs: list[tuple[int, int]] = []
     for r, rc in enumerate(cfg.routes):
@@ -215,6 +231,10 @@ def build_state(cfg: Config, inst_keys: list[str], depth: int, use_exch: dict[st
     glob[0]["sample_ns"] = max(1, round(cfg.run.equity_interval_s * S))
     glob[0]["next_wakeup"] = np.iinfo(np.int64).max
     glob[0]["next_sample"] = np.iinfo(np.int64).max
+    glob[0]["pend_t"] = -1
+    if gap_s is None:
+        gap_s = 0.0 if cfg.run.max_gap_s == OFF else float(cfg.run.max_gap_s)
+    glob[0]["gap_ns"] = round(gap_s * S)
     d = max(1, depth)
     book_px = np.full((n_inst, 2, d), np.nan)
     fx = np.zeros(len(cfg.fx), T.FX_DTYPE)
@@ -225,6 +245,7 @@ def build_state(cfg: Config, inst_keys: list[str], depth: int, use_exch: dict[st
         conv = cfg.fx_for(cfg.instrument(key).quote)
         if conv is not None:  # NaN until the series' first rate: nothing trades before it
             inst[i]["fx_id"], inst[i]["fx_inv"], inst[i]["fx"] = conv[0], int(conv[1]), np.nan
+            inst[i]["fx0"] = np.nan
     return KernelState(
         inst=inst, fx=fx, route=route, orders=np.zeros(4 * len(route), T.ORDER_DTYPE), glob=glob,
         book_px=book_px, book_qty=np.zeros((n_inst, 2, d)),
@@ -234,7 +255,7 @@ def build_state(cfg: Config, inst_keys: list[str], depth: int, use_exch: dict[st
         fills=np.zeros(capacity, T.FILL_DTYPE), olog=np.zeros(capacity, T.ORDER_LOG_DTYPE),
         trades=np.zeros(capacity, T.TRADE_DTYPE), equity=np.zeros(capacity, T.EQUITY_DTYPE),
         legs=np.zeros(capacity, T.LEG_DTYPE), guards=np.zeros(capacity, T.GUARD_DTYPE),
-        wallet=_wallets(cfg, inst_keys, inst, glob),
+        wallet=_wallets(cfg, inst_keys, inst, glob), dirty=np.zeros(max(1, n_inst), np.int64),
     )
 
 

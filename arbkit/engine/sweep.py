@@ -32,13 +32,11 @@ def run_batch(cfgs: list[Config], prep: Prepared) -> list[BacktestResult]:
             raise ConfigError("run_batch: every config must have the instruments "
                               f"{keys} in this order; got {[i.key for i in c.instruments]}")
     t0 = time.perf_counter()
-    runners = [Runner(c, prep.arrays) for c in cfgs]
+    runners = [Runner(c, prep.arrays, kinds=prep.kinds) for c in cfgs]
     ev, depth = prep.arrays.events, prep.arrays.depth
     if ev.shape[0]:
         for r in runners:
-            r.first_ts, r.last_ts = int(ev[0]["ts_recv"]), int(ev[-1]["ts_recv"])
             r.n_fed = int(ev.shape[0])
-            r.note_first(ev)
             start(r.state, int(ev[0]["ts_recv"]))
         starts = np.zeros(len(runners), np.int64)
         status = np.zeros(len(runners), np.int64)

@@ -117,28 +117,87 @@ def venue_frame(inst_keys: list[str], inst: np.ndarray, book_px: np.ndarray,
     return pl.DataFrame(rows)
 
 
-def treasury(cfg, inst_keys: list[str], inst: np.ndarray, book_px: np.ndarray,
-             first_mid: np.ndarray, first_fx: np.ndarray) -> tuple[float, list[float]]:
-    """What the *initial* balances gained or lost by being held: the treasury line, which is
-    also the buy-and-hold baseline (do nothing, keep the starting inventory and cash).
+def _mid(book_px: np.ndarray, i: int) -> float:
+    return 0.5 * (float(book_px[i, T.BID, 0]) + float(book_px[i, T.ASK, 0]))
 
-    Per instrument, in the reference currency: ``pos0 x (mid_end x fx_end - mid_start x
-    fx_start)`` for the starting inventory (spot coins, or a starting perp position) and, for
-    spot cash in a foreign quote currency, ``cash0 x (fx_end - fx_start)``. ``mid_start`` is
-    the first quote's mid, ``fx_start`` the series' first rate. None of it is arbitrage PnL:
-    the strategy's equity counts only what trading changed. Returns (total, per instrument).
-    """
+
+def treasury(cfg, inst_keys: list[str], inst: np.ndarray,
+             book_px: np.ndarray) -> tuple[float, list[float]]:
+    """What balances gained or lost by being held: the treasury line (docs/metrics.md).
+
+    Per instrument, in the reference currency at the end's mid and FX: the *starting*
+    balances since the start (``pos0 x (mid x fx - mid0 x fx0)`` for the starting inventory,
+    spot or perpetual, and ``cash0 x (fx - fx0)`` for spot cash in a foreign quote currency;
+    ``mid0``/``fx0`` are the first mid and rate the kernel saw) plus what closed round trips
+    left on the venue (their foreign cash and fee dust, ``conv_*``) since they closed. The
+    starting part alone is the buy-and-hold baseline. Returns (total, per instrument)."""
     per = []
     for i, key in enumerate(inst_keys):
         rec = inst[i]
         kind = cfg.instrument(key).kind
-        mid_end = 0.5 * (book_px[i, T.BID, 0] + book_px[i, T.ASK, 0])
-        fx_end, fx0, m0 = float(rec["fx"]), float(first_fx[i]), float(first_mid[i])
+        mid_end = _mid(book_px, i)
+        fx_end, fx0, m0 = float(rec["fx"]), float(rec["fx0"]), float(rec["mid0"])
         v = 0.0
         pos0 = float(rec["pos0"])
         if pos0 != 0.0 and np.isfinite(mid_end * fx_end * m0 * fx0):
             v += pos0 * (mid_end * fx_end - m0 * fx0)
         if kind == "spot" and rec["fx_id"] >= 0 and np.isfinite(fx_end * fx0):
             v += float(rec["cash0"]) * (fx_end - fx0)
+        v += _realised_since(rec, mid_end)
         per.append(v)
     return float(sum(per)), per
+
+
+def _realised_since(rec: np.void, mid_end: float) -> float:
+    """What closed round trips' leftovers on this venue did since they closed."""
+    v = 0.0
+    fx = float(rec["fx"])
+    if rec["conv_q"] != 0.0:
+        v += float(rec["conv_q"]) * fx
+    if rec["conv_b"] != 0.0:
+        v += float(rec["conv_b"]) * mid_end * fx
+    if rec["conv_ref"] != 0.0:
+        v -= float(rec["conv_ref"])
+    return v
+
+
+def lines(inst: np.ndarray, book_px: np.ndarray) -> dict[str, float]:
+    """The account's lines that belong to no round trip, valued at the end: funding no round
+    trip held a position for (``funding_other``), and transfers (``transfer_pnl``: their fees
+    and the value of what they moved at the receiving venue's price less the sender's)."""
+    fund = xfer = 0.0
+    for i in range(inst.shape[0]):
+        rec = inst[i]
+        fx = float(rec["fx"])
+        if rec["fund_free"] != 0.0:
+            fund += float(rec["fund_free"]) * fx
+        if rec["xfer_c"] != 0.0:
+            xfer += float(rec["xfer_c"]) * fx
+        if rec["xfer_p"] != 0.0:
+            xfer += float(rec["xfer_p"]) * _mid(book_px, i) * fx
+    return {"funding_other": fund, "transfer_pnl": xfer}
+
+
+def account_change(cfg, inst_keys: list[str], inst: np.ndarray, book_px: np.ndarray) -> float:
+    """What the whole account gained, straight from the venues' books: every instrument's
+    balances at the end's mid and FX less the starting balances at the first mid and rate.
+    Independent of the round trips' own ledgers, so ``account_change - (closed net + open
+    marks + treasury + funding_other + transfer_pnl)`` (the identity gap) tests them."""
+    total = 0.0
+    for i, key in enumerate(inst_keys):
+        rec = inst[i]
+        kind = cfg.instrument(key).kind
+        fx = float(rec["fx"])
+        m = _mid(book_px, i)
+        cash = float(rec["cash"]) + float(rec["xfer_c"])
+        pos = float(rec["pos"]) + float(rec["xfer_p"])
+        if cash != 0.0:
+            total += cash * fx
+        if pos != 0.0:
+            total += pos * m * fx
+        pos0 = float(rec["pos0"])
+        if pos0 != 0.0 and np.isfinite(m * fx * float(rec["mid0"]) * float(rec["fx0"])):
+            total += pos0 * (m * fx - float(rec["mid0"]) * float(rec["fx0"]))
+        if kind == "spot" and rec["fx_id"] >= 0 and np.isfinite(fx * float(rec["fx0"])):
+            total += float(rec["cash0"]) * (fx - float(rec["fx0"]))
+    return total

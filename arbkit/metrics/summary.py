@@ -10,7 +10,9 @@ import polars as pl
 
 from arbkit.core import types as T
 from arbkit.metrics.breakdown import (
+    account_change,
     fill_notionals,
+    lines,
     portfolio_sums,
     route_frame,
     symbol_frame,
@@ -184,7 +186,12 @@ def build_result(runner: Any, meta: dict[str, Any]):
 
     st = runner.state
     meta = dict(meta)
-    meta["span_ns"] = (runner.last_ts - runner.first_ts) if runner.first_ts is not None else 0
+    g = st.glob[0]
+    # the market data's span, less its silent stretches (run.max_gap_s)
+    meta["span_ns"] = (int(g["t_last"]) - int(g["t_first"]) - int(g["gaps_ns"])
+                       if g["started"] == 1 else 0)
+    meta["gaps_ns"] = int(g["gaps_ns"])
+    meta["max_gap_s"] = runner.gap_s
     meta["guard_events"] = int(st.glob[0]["n_guard"])
     frames = label_frames(state_frames(st), runner.arrays.inst_keys,
                           [r.label for r in runner.cfg.routes])
@@ -207,14 +214,26 @@ def build_result(runner: Any, meta: dict[str, Any]):
         notes += [f"INFEASIBLE (run anyway): {p}" for p in runner.problems]
     meta["notes"] = notes
     wallets = wallet_names(runner.cfg, runner.arrays.inst_keys)
-    tre, tre_per = treasury(runner.cfg, runner.arrays.inst_keys, st.inst, st.book_px,
-                            runner.first_mid, runner.first_fx)
-    m["treasury_pnl"] = tre  # = the buy-and-hold baseline: the starting balances, held
+    keys = runner.arrays.inst_keys
+    tre, tre_per = treasury(runner.cfg, keys, st.inst, st.book_px)
+    m["treasury_pnl"] = tre  # what holding balances did (docs/metrics.md)
+    m.update(lines(st.inst, st.book_px))  # funding_other, transfer_pnl
     # rebalancing fees ([transfers]): in the equity, in no round trip
     m["transfer_cost"] = transfer_cost(st)
     m["transfers"] = int((frames["guards"]["code"] == T.G_TRANSFER).sum()) \
         if frames["guards"].height else 0
-    m["account_pnl"] = m["final_equity"] - runner.cfg.run.capital + tre
+    m["account_pnl"] = account_change(runner.cfg, keys, st.inst, st.book_px)
+    explained = (m["net_pnl"] + m["open_net_pnl_mid"] + tre + m["funding_other"]
+                 + m["transfer_pnl"])
+    m["identity_gap"] = m["account_pnl"] - explained
+    scale = max(runner.cfg.run.capital, abs(m["account_pnl"]), abs(explained),
+                m["turnover"] * runner.cfg.run.capital)
+    m["identity_gap_rel"] = abs(m["identity_gap"]) / scale
+    if m["identity_gap_rel"] > 1e-9:
+        notes.append(f"CHECK: the account identity is off by {m['identity_gap']:.6g} "
+                     f"({m['identity_gap_rel']:.2e} relative): account PnL "
+                     f"{m['account_pnl']:.6g} vs trades + treasury + funding + transfers "
+                     f"{explained:.6g}; this is a bug, please report it")
     k = int(np.argmax(st.route["best_miss_bps"]))
     rt = st.route[k]
     meta["nearest_miss"] = {"route": runner.cfg.routes[k].label,

@@ -158,11 +158,12 @@ class Evaluator:
         for params in batch:
             try:
                 cfg = self.config_for(params)
-                from arbkit.engine.state import feasibility
+                from arbkit.engine.state import route_problems
 
-                problems = feasibility(cfg)
-                if problems and not cfg.strategy.allow_infeasible:
-                    raise ConfigError("infeasible: " + "; ".join(problems))
+                refused = [p for r, p in route_problems(cfg)
+                           if not cfg.route_strategy(r).allow_infeasible]
+                if refused:
+                    raise ConfigError("infeasible: " + "; ".join(refused))
                 cfgs.append(cfg)
                 reasons.append("")
             except ArbkitError as exc:

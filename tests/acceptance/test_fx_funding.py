@@ -92,14 +92,48 @@ def test_a_krw_usdt_route_decomposes_price_move_and_fx_effect_by_hand() -> None:
     # price move at each leg's FX at entry (U: 0.001 USDT/KRW, B: 1):
     #   U: -100,000 x 0.001 + 100,000 x 0.001 = 0 ; B: +100.30 - 102.11 = -1.81
     assert t["price_pnl"] == pytest.approx(-1.81, abs=1e-9)
-    # FX effect: U's exit cash flow +100,000 KRW x (1/980 - 1/1000) = +2.0408163...
-    assert t["fx_pnl"] == pytest.approx(100_000 * (1 / 980 - 1 / 1000), abs=1e-9)
+    # The KRW it spent (100,000) came back (100,000): the round trip holds no KRW of its own,
+    # so the FX move has no effect on it. The 100,000 KRW came from the pre-funded wallet,
+    # whose revaluation (1 bn KRW at 1000 -> 980) is the treasury line's, counted once there.
+    assert t["fx_pnl"] == 0.0
     assert t["slippage"] == 0.0 and t["fees"] == 0.0 and t["funding"] == 0.0
-    # net = price - slippage - fees + fx + funding = -1.81 + 2.0408163 = 0.2308163
-    assert t["net_pnl"] == pytest.approx(-1.81 + 100_000 * (1 / 980 - 1 / 1000), abs=1e-9)
+    assert t["net_pnl"] == pytest.approx(-1.81, abs=1e-9)
     assert t["net_pnl"] == pytest.approx(t["price_pnl"] - t["slippage"] - t["fees"]
                                          + t["fx_pnl"] + t["funding"], abs=1e-12)
     assert res.fills["fx"].to_list() == pytest.approx([1e-3, 1.0, 1 / 980, 1.0])
+    # the strategy's effect on the account: the equity agrees with the trades
+    assert res.metric("final_equity") - 100_000.0 == pytest.approx(-1.81, abs=1e-9)
+    # treasury: 1 bn KRW x (1/980 - 1/1000) + 5 BTC x (U mid at the end x fx - at the start)
+    tre = 1e9 * (1 / 980 - 1 / 1000) + 5 * (100_005 / 980 - 99_995 / 1000)
+    assert res.metric("treasury_pnl") == pytest.approx(tre, rel=1e-12)
+    assert res.metric("account_pnl") == pytest.approx(tre - 1.81, rel=1e-12)
+    assert abs(res.metric("identity_gap")) <= 1e-9 * 100_000
+
+
+def test_an_fx_route_profit_in_krw_is_valued_at_the_close_then_revalued_as_treasury() -> None:
+    # U's KRW price rises 1000 KRW while FX goes 1000 -> 980, and on to 950 after the exit
+    # (U then quoted at B's price through the new rate: no premium, no new entry)
+    rows = [(1.0, "U", 99_990, 100_000), (1.0, "B", 100.30, 100.31),
+            (2.0, "U", 101_000, 101_010), (2.0, "B", 102.15, 102.16),
+            (3.0, "U", 97_040, 97_050)]
+    res = arbkit.backtest(quotes(rows), cfg(),
+                          fx=fx([(0.5, 1000.0), (1.5, 980.0), (2.5, 950.0)]))
+    t = res.trades.row(0, named=True)
+    assert t["exit_reason_text"] == "converge" and t["qty"] == pytest.approx(1.0)
+    # U: -100,000 + 101,000 = +1,000 KRW left by the round trip; B: +100.30 - 102.16 = -1.86
+    # price move at the entry FX: 1,000 x 0.001 - 1.86 = -0.86
+    assert t["price_pnl"] == pytest.approx(-0.86, abs=1e-9)
+    # FX effect: its own 1,000 KRW, valued at the close (1/980) instead of the entry (1/1000)
+    assert t["fx_pnl"] == pytest.approx(1000 * (1 / 980 - 1 / 1000), abs=1e-12)
+    assert t["net_pnl"] == pytest.approx(1000 / 980 - 1.86, abs=1e-9)
+    # after the close the 1,000 KRW sit in the wallet: their move to 950 is treasury
+    tre = (1e9 * (1 / 950 - 1 / 1000) + 5 * (97_045 / 950 - 99_995 / 1000)
+           + 1000 * (1 / 950 - 1 / 980))
+    assert res.trades.height == 1
+    assert res.metric("treasury_pnl") == pytest.approx(tre, rel=1e-12)
+    assert res.metric("final_equity") - 100_000.0 == pytest.approx(t["net_pnl"], abs=1e-9)
+    assert res.metric("account_pnl") == pytest.approx(tre + t["net_pnl"], rel=1e-12)
+    assert abs(res.metric("identity_gap")) <= 1e-9 * 100_000
 
 
 def test_stale_fx_blocks_entries_and_fresh_fx_trades() -> None:
@@ -230,5 +264,6 @@ def test_treasury_line_is_the_buy_and_hold_of_the_starting_balances_by_hand() ->
     assert res.venues["treasury_pnl"].to_list() == pytest.approx([inventory + cash, 0.0])
     assert res.metric("account_pnl") == pytest.approx(
         res.metric("final_equity") - 100_000.0 + inventory + cash, rel=1e-12)
-    # the arbitrage figures do not move with it
-    assert res.metric("net_pnl") == pytest.approx(-1.81 + 100_000 * (1 / 980 - 1 / 1000))
+    # the arbitrage figures do not move with it (the KRW the trade spent and got back is the
+    # wallet's: its FX move is in the treasury line, not in the trade)
+    assert res.metric("net_pnl") == pytest.approx(-1.81)

@@ -81,18 +81,24 @@ def test_outage_never_trades_on_the_silent_venues_stale_book(scenario):
     gap_start, gap_end = b_ts[k], b_ts[k + 1]
     assert gap_end - gap_start >= 600e9
     max_age = float(cfg.strategy.max_quote_age_ms) * 1e6
-    # every fill on B happened within max_quote_age of a B quote
+    gap_limit = res.meta["max_gap_s"] * 1e9
+    assert gap_limit == 300e9 and gap_end - gap_start > gap_limit  # the default: "auto", 300 s
+    # every fill on B happened within max_quote_age of a B quote, except the data-gap exits:
+    # those close at B's last book when it has been silent for max_gap_s
+    gap_oids = set(res.orders.filter(pl.col("t_send") == gap_start + gap_limit)["oid"])
     fills_b = res.fills.filter(pl.col("instrument").str.starts_with("B:"))
-    for ts in fills_b.get_column("ts").to_list():
+    for ts, oid in fills_b.select("ts", "oid").iter_rows():
         last = b_ts[np.searchsorted(b_ts, ts, side="right") - 1]
-        assert ts - last <= max_age
+        assert ts - last <= max_age or oid in gap_oids
     # no entry decided while B was silent
     entries = res.trades.get_column("entry_ts").to_numpy()
     assert not ((entries > gap_start + max_age) & (entries < gap_end)).any()
-    # a position open when B went silent is exited only once B quotes again
+    # a position open when B went silent is closed max_gap_s after B's last quote, at the
+    # last books, with its own reason (never held through the gap, never reopened in it)
     spanning = res.trades.filter((pl.col("entry_ts") < gap_start) & (pl.col("exit_ts") > gap_start))
     for row in spanning.to_dicts():
-        assert row["exit_ts"] >= gap_end
+        assert row["exit_reason_text"] == "data_gap"
+        assert gap_start + gap_limit <= row["exit_ts"] < gap_end
 
 
 def test_flash_crash_runs_and_the_accounting_holds(scenario):

@@ -18,6 +18,7 @@ CFG = """
 capital = 100000.0
 reference_ccy = "USD"
 equity_interval_s = 1.0
+max_gap_s = 3600.0  # A and B are quiet for 700 s on purpose: not a data gap here
 [[instruments]]
 venue = "A"
 symbol = "BTC/USD"
@@ -99,11 +100,19 @@ def test_routes_on_one_venue_share_its_wallet_and_a_transfer_refills_it_after_it
     assert arrived["ts"] == T0 + 601 * S and arrived["value"] == pytest.approx(0.9988)
     # ... so route C~B sells what arrived, in lots
     assert trades["qty"][1] == pytest.approx(0.998)
-    # the fees are costs in the equity, not in any round trip: equity = trades - transfer fees
+    # the fees are costs in the equity, not in any round trip (valued at A's mid, 49,995)
     fees_btc = g.filter(pl.col("guard") == "transfer_sent")["limit"].sum()
     assert res.metric("transfer_cost") == pytest.approx(fees_btc * 49_995.0, rel=1e-12)
+    # the transfer line: the fees (1 x 2 bps + 0.001, and 0.0011 on a second transfer of 0.5
+    # BTC sent at t=700, still in flight and still counted at A), and the 0.9988 BTC that
+    # arrived, now counted at B's mid (50,305) instead of A's (49,995): coins are worth what
+    # the venue holding them pays
+    assert fees_btc == pytest.approx(0.0012 + 0.0011)
+    line = -0.0023 * 49_995.0 + 0.9988 * (50_305.0 - 49_995.0)
+    assert res.metric("transfer_pnl") == pytest.approx(line, rel=1e-12)
     assert res.metric("final_equity") - 100_000.0 == pytest.approx(
-        trades["net_pnl_mid"].sum() - res.metric("transfer_cost"), abs=1e-6)
+        trades["net_pnl_mid"].sum() + line, abs=1e-6)
+    assert abs(res.metric("identity_gap")) <= 1e-9 * 100_000
     w = {r["wallet"]: r for r in res.wallets.iter_rows(named=True)}
     assert w["B:BTC"]["start"] == 1.0 and w["A:BTC"]["start"] == 1.0
 

@@ -6,7 +6,8 @@ The streams come from ``test_reference.scenarios``; each property rewrites one s
   in both units;
 - one venue's per-instrument balances move into a ``[[wallets]]`` entry (one spot instrument
   on it, so nothing is shared): every output is identical, bit for bit;
-- both spot legs get wallets and rebalancing transfers: equity = trades - transfer fees.
+- both spot legs get wallets and rebalancing transfers: equity = trades + the transfer line
+  (fees, and what arrived counted at the receiving venue's price instead of the sender's).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 from hypothesis import given, settings
 
 from arbkit.core import types as T
-from arbkit.metrics.summary import transfer_cost
+from arbkit.metrics.breakdown import lines
 from tests.property.test_accounting import kernel_run
 from tests.property.test_reference import SETTINGS, Scenario, examples, scenarios
 
@@ -104,7 +105,7 @@ def test_a_wallet_holding_one_instruments_balances_changes_nothing(scn: Scenario
 
 @settings(max_examples=examples(60, 20), **SETTINGS)
 @given(scenarios())
-def test_transfers_cost_exactly_their_fees_in_the_equity(scn: Scenario) -> None:
+def test_transfers_move_the_equity_by_exactly_their_line(scn: Scenario) -> None:
     scn = _spot(scn, (0, 1))
     raw = _wallet_raw(scn, ("A", "B"))
     raw["transfers"] = {"rebalance_below": 0.9, "delay_s": 0.2, "fee_bps": 3.0,
@@ -112,7 +113,8 @@ def test_transfers_cost_exactly_their_fees_in_the_equity(scn: Scenario) -> None:
     walled = Scenario(raw=raw, rows=scn.rows, heartbeats=scn.heartbeats, n_levels=scn.n_levels)
     runner, out, _ = kernel_run(walled)
     g = runner.state.glob[0]
-    _identities(walled, out, cost=transfer_cost(runner.state))
+    line = lines(runner.state.inst, runner.state.book_px)["transfer_pnl"]
+    _identities(walled, out, cost=-line)
     w = runner.state.wallet
     assert (w["bal0"] + w["bal"] >= -1e-9).all()  # no wallet ever overdrawn
     guards = runner.state.guards[: int(g["n_guard"])]

@@ -101,15 +101,18 @@ RJ_NONE, RJ_BALANCE, RJ_NO_BOOK, RJ_CROSSED, RJ_STALE = 0, 1, 2, 3, 4
 # exit reasons
 (X_NONE, X_CONVERGE, X_TAKE_PROFIT, X_STOP_LOSS, X_TIME, X_REVERSAL, X_OPEN_AT_END,
  X_ENTRY_LEGGED) = range(8)
+X_DATA_GAP = 11
 # why an opportunity was not taken
 SKIPS = ("crossed_book", "stale_quote", "sanity", "busy", "cooldown", "depth", "balance",
          "min_notional", "taken",
          # the model has no FX and no [risk] guards (all off in the generated configs): 0
          "stale_fx", "symbol_cap", "gross_cap", "venue_imbalance", "slippage", "same_jump",
-         "loss_streak", "rate_limit", "halted", "same_jump_wait")
+         "loss_streak", "rate_limit", "halted", "same_jump_wait",
+         "data_gap")
 
 # due-item ranks at equal times
-R_MATCH, R_ACK, R_TIME_STOP, R_SAMPLE = 0, 1, 2, 3
+R_MATCH, R_ACK, R_TIME_STOP, R_GAP, R_SAMPLE = 0, 1, 2, 3, 4
+AUTO_GAP_NS = 300 * S  # run.max_gap_s = "auto" on quote data
 
 MAX_ORDERS = 100_000  # a safety stop for the tests, far above any scenario's need
 MASK64 = (1 << 64) - 1
@@ -242,6 +245,7 @@ class Order:
     status: int = NEW
     reason: int = RJ_NONE
     levels: int = 0
+    last_book: bool = False  # a data-gap exit: the last book, whatever its age
 
 
 @dataclass
@@ -346,7 +350,8 @@ class Venue:
         if self.crossed:
             order.status, order.reason = REJECTED, RJ_CROSSED
             return
-        if self.stale_ns > 0 and self.book_age(order.t_arrive) > self.stale_ns:
+        if (self.stale_ns > 0 and not order.last_book
+                and self.book_age(order.t_arrive) > self.stale_ns):
             order.status, order.reason = REJECTED, RJ_STALE
             return
         if not self.balance_ok(order):
@@ -429,7 +434,17 @@ class Route:
     entry_notional: float = 0.0
     exit_edge_bps: float = 0.0
     exit_prem_bps: float = 0.0
-    cash_flow: float = 0.0
+    cq_a: float = 0.0  # the round trip's own ledger per leg: quote cash, fees, coins held
+    cq_b: float = 0.0
+    fq_a: float = 0.0
+    fq_b: float = 0.0
+    vp_a: float = 0.0
+    vp_b: float = 0.0
+    naked_leg: int = -1  # a legging residual held naked (its cost counted when closed)
+    naked_qty: float = 0.0
+    naked_px: float = 0.0
+    naked_row: int = -1
+    gap_at: int = 0  # data-gap deadline that already fired
     dec_pnl: float = 0.0
     slip_cost: float = 0.0
     fee_sum: float = 0.0
@@ -468,6 +483,8 @@ class NaiveModel:
         self.capital = cfg.run.capital
         self.seed = cfg.run.seed
         self.sample_ns = max(1, round(cfg.run.equity_interval_s * S))
+        g = cfg.run.max_gap_s
+        self.gap_ns = 0 if g == OFF else AUTO_GAP_NS if g == "auto" else round(float(g) * S)
         self.next_sample = NEVER
         self.now = 0
         self.started = False
@@ -521,8 +538,22 @@ class NaiveModel:
 
     # ---- the loop --------------------------------------------------------------------
     def run(self, events: Iterable[Event]) -> Result:
-        for ev in events:
+        """One decision per timestamp: every event of a receive time is applied before the
+        route decides (when a later event comes, or at the end of data)."""
+        evs = list(events)
+        self.pending = None  # a timestamp whose decision waits for all of its events
+        for k, ev in enumerate(evs):
+            if self.pending is not None and ev.ts_recv != self.pending:
+                self.on_market(self.pending)
+                self.pending = None
             self.on_event(ev)
+            more = k + 1 < len(evs) and evs[k + 1].ts_recv == ev.ts_recv
+            if ev.kind == QUOTE and (more or self.pending is not None):
+                self.pending = ev.ts_recv
+            elif ev.kind == QUOTE:
+                self.on_market(ev.ts_recv)
+        if self.pending is not None:
+            self.on_market(self.pending)
         return self.finish()
 
     def on_event(self, ev: Event) -> None:
@@ -539,8 +570,6 @@ class NaiveModel:
             self.match_arrived_before(ev)
         venue.apply(ev)
         self.now = ev.ts_recv
-        if ev.inst in (self.route.a, self.route.b):
-            self.on_market(ev.ts_recv)
 
     def match_arrived_before(self, ev: Event) -> None:
         """Orders that reached the exchange before this update meet the book before it."""
@@ -563,8 +592,20 @@ class NaiveModel:
             rt = self.route
             if rt.hold_armed and rt.state == OPEN:
                 items.append((rt.hold_deadline, R_TIME_STOP, 0, rt))
+            gap = self.gap_deadline()
+            if gap is not None:
+                items.append((gap, R_GAP, 0, rt))
             items.append((self.next_sample, R_SAMPLE, 0, None))
         return items
+
+    def gap_deadline(self) -> int | None:
+        """When an OPEN route's quieter leg will have been silent for longer than the data-gap
+        limit (once per silence)."""
+        rt = self.route
+        if self.gap_ns <= 0 or rt.state != OPEN:
+            return None
+        dl = min(self.venues[rt.a].ts_recv, self.venues[rt.b].ts_recv) + self.gap_ns
+        return dl if dl > rt.gap_at else None
 
     def run_due_items(self, before: int) -> None:
         while True:
@@ -584,12 +625,16 @@ class NaiveModel:
             self.match(what)
         elif rank == R_ACK:
             self.ack(what)
+        elif rank == R_GAP:  # a leg went silent: close at the last books we saw
+            self.route.gap_at = t
+            self.send_exit(X_DATA_GAP, self.now)
         else:
             self.time_stop()
 
     def finish(self) -> Result:
         """End of data: settle in-flight orders on the last books (timers and samples past the
-        last event do not fire), take a final equity sample, mark open round trips."""
+        last event do not fire), take a final equity sample, mark open round trips (the last
+        timestamp's decision was taken in ``run``)."""
         while True:
             items = self.due_items(timers=False)
             if not items:
@@ -616,7 +661,7 @@ class NaiveModel:
 
     # ---- orders ----------------------------------------------------------------------
     def send(self, i: int, side: int, qty: float, limit_px: float, dec_px: float,
-             purpose: int, t: int) -> None:
+             purpose: int, t: int) -> Order:
         v = self.venues[i]
         self.order_seq += 1
         if self.order_seq > MAX_ORDERS:
@@ -627,12 +672,14 @@ class NaiveModel:
             jitter = draw % (v.jitter_ns + 1)
         t_arrive = t + v.lat_ns + jitter
         t_deadline = t_arrive + (v.timeout_ns if v.use_exch else 0)
-        self.live.append(Order(
+        o = Order(
             oid=self.order_seq, trade_id=self.route.trade_id, inst=i, side=side,
             purpose=purpose, qty=qty, limit_px=limit_px, dec_px=dec_px, t_send=t,
             t_arrive=t_arrive, t_deadline=t_deadline,
-        ))
+        )
+        self.live.append(o)
         self.route.inflight += 1
+        return o
 
     def match(self, o: Order) -> None:
         self.venues[o.inst].match(o)
@@ -654,13 +701,35 @@ class NaiveModel:
             "side": o.side, "purpose": o.purpose, "qty": qty, "px": px, "fee": fee,
             "dec_px": o.dec_px, "slip_cost": slip, "levels": o.levels,
         })
-        rt.cash_flow += -o.side * qty * px
+        cf = -o.side * qty * px
+        if o.inst == rt.a:
+            rt.cq_a += cf
+            rt.fq_a += fee
+            rt.vp_a += o.side * qty
+        else:
+            rt.cq_b += cf
+            rt.fq_b += fee
+            rt.vp_b += o.side * qty
         rt.dec_pnl += -o.side * qty * o.dec_px
         rt.slip_cost += slip
         rt.fee_sum += fee
         rt.n_fills += 1
         if o.purpose == UNWIND:
             rt.leg_cost += o.side * qty * (px - rt.leg_ref_px) + fee
+        elif (rt.naked_leg >= 0 and o.purpose == EXIT and (rt.naked_leg == 0) == (o.inst == rt.a)
+              and o.side * rt.naked_qty < 0.0):
+            # an exit fill closing the naked residual: what holding it cost (its move from the
+            # leg's decision price, and its share of the fill's fee) is legging cost
+            n = rt.naked_qty
+            part = min(qty, abs(n))
+            cost = o.side * part * (px - rt.naked_px) + fee * part / qty
+            rt.leg_cost += cost
+            self.legs[rt.naked_row]["cost"] += cost
+            rest = abs(n) - part
+            if rest <= 1e-9 * abs(n):
+                rt.naked_leg, rt.naked_qty = -1, 0.0
+            else:
+                rt.naked_qty = rest if n > 0 else -rest
 
     # ---- strategy: market updates ----------------------------------------------------
     def on_market(self, t: int) -> None:
@@ -674,7 +743,8 @@ class NaiveModel:
             d, best_d = (1, d_ab) if d_ab >= d_ba else (-1, d_ba)
             best = best_d * bps
             # nearest miss: the best edge seen on data the entry guards would accept
-            if self.tradable(t) and best <= rt.sanity_bps and best - rt.thr > rt.best_miss_bps:
+            if (self.tradable(t) and not self.gapped(t) and best <= rt.sanity_bps
+                    and best - rt.thr > rt.best_miss_bps):
                 rt.best_miss_bps, rt.best_miss_ts, rt.best_miss_dir = best - rt.thr, t, d
             if self.at_least_bps(best_d, rt.thr):
                 self.try_entry(d, best, bps, t)
@@ -690,6 +760,8 @@ class NaiveModel:
         A, B = self.venues[rt.a], self.venues[rt.b]
         if A.crossed or B.crossed:
             return "crossed_book"
+        if self.gapped(t):
+            return "data_gap"
         if rt.stale_on and (t - A.ts_recv > rt.stale_ns or t - B.ts_recv > rt.stale_ns):
             return "stale_quote"
         if edge > rt.sanity_bps:
@@ -697,6 +769,11 @@ class NaiveModel:
         if t < rt.cooldown_until:
             return "cooldown"
         return None
+
+    def gapped(self, t: int) -> bool:
+        """A leg has been silent longer than the data-gap limit."""
+        A, B = self.venues[self.route.a], self.venues[self.route.b]
+        return self.gap_ns > 0 and max(t - A.ts_recv, t - B.ts_recv) > self.gap_ns
 
     def try_entry(self, d: int, edge: float, bps: float, t: int) -> None:
         rt = self.route
@@ -748,7 +825,9 @@ class NaiveModel:
         rt.entry_prem_bps = self.premium_bps(bps)
         rt.pending_reason = X_NONE
         rt.qty = rt.entry_notional = rt.entry_buy_px = 0.0
-        rt.cash_flow = rt.dec_pnl = rt.slip_cost = rt.fee_sum = rt.leg_cost = 0.0
+        rt.dec_pnl = rt.slip_cost = rt.fee_sum = rt.leg_cost = 0.0
+        rt.cq_a = rt.cq_b = rt.fq_a = rt.fq_b = rt.vp_a = rt.vp_b = 0.0
+        rt.naked_leg, rt.naked_qty = -1, 0.0
         rt.n_fills = rt.n_legs = rt.unwind_tries = 0
         rt.leg_open = rt.hold_fired = False
         rt.exit_edge_bps = rt.exit_prem_bps = 0.0
@@ -808,7 +887,8 @@ class NaiveModel:
         if rt.hold_on and t >= rt.hold_deadline:
             return X_TIME
         if rt.tp_on:
-            upnl = rt.cash_flow - rt.fee_sum + self.close_value(at_mid=False)
+            upnl = ((rt.cq_a - rt.fq_a) + (rt.cq_b - rt.fq_b)
+                    + self.close_value(at_mid=False))
             if upnl >= rt.tp_bps * 1e-4 * rt.entry_notional:
                 return X_TAKE_PROFIT
         if rt.rev_on and self.at_least_bps(close_d, rt.thr):
@@ -850,20 +930,25 @@ class NaiveModel:
         rt = self.route
         bps = self.bps_per_price()
         rt.exit_edge_bps, rt.exit_prem_bps = self.closing_diff() * bps, self.premium_bps(bps)
-        forced = reason in (X_STOP_LOSS, X_TIME)
+        forced = reason in (X_STOP_LOSS, X_TIME, X_DATA_GAP)
         bound = rt.force_slip if forced else rt.slip
         for leg, i, pos in ((0, rt.a, rt.pos_a), (1, rt.b, rt.pos_b)):
-            if pos == 0.0:
-                continue
             v = self.venues[i]
+            qty = floor_lot(abs(pos), v.lot)  # whole lots of the venue
+            if qty == 0.0:
+                continue
             side = SELL if pos > 0 else BUY
             touch = v.touch(side)
-            self.send(i, side, abs(pos), limit_price(touch, side, bound, v.tick), touch, EXIT, t)
+            o = self.send(i, side, qty, limit_price(touch, side, bound, v.tick), touch, EXIT, t)
+            if reason == X_DATA_GAP:
+                o.last_book, o.t_deadline = True, o.t_arrive
             if leg == 0:
                 rt.dec_px_a = touch
             else:
                 rt.dec_px_b = touch
         rt.state, rt.pending_reason, rt.hold_armed = EXITING, reason, False
+        if rt.inflight == 0:  # nothing to send (dust): done at once
+            self.all_acked()
 
     # ---- acks and the lifecycle ------------------------------------------------------
     def ack(self, o: Order) -> None:
@@ -882,6 +967,15 @@ class NaiveModel:
 
     def all_acked(self) -> None:
         rt, now = self.route, self.now
+        if rt.pending_reason != X_NONE:  # after an exit, less than a lot cannot be sold: dust
+            for leg in (0, 1):
+                v = self.venues[rt.a if leg == 0 else rt.b]
+                pos = rt.pos_a if leg == 0 else rt.pos_b
+                if abs(pos) < v.lot * (1.0 - 1e-9):
+                    if leg == 0:
+                        rt.pos_a = 0.0
+                    else:
+                        rt.pos_b = 0.0
         net = snap(rt.pos_a + rt.pos_b, rt.lot)
         if net != 0.0:  # legged
             if not rt.leg_open:
@@ -892,6 +986,10 @@ class NaiveModel:
                 self.send_unwind(net)
                 return
             self.write_leg(now, abs(net))  # gave up: naked residual reported
+            use_a = abs(rt.pos_a) >= abs(rt.pos_b)
+            rt.naked_leg, rt.naked_qty = (0 if use_a else 1), net
+            rt.naked_px = rt.dec_px_a if use_a else rt.dec_px_b
+            rt.naked_row = len(self.legs) - 1
             self.go_open()
             return
         if rt.leg_open:
@@ -948,11 +1046,28 @@ class NaiveModel:
         rt.leg_open = False
         rt.n_legs += 1
 
+    def leg_value(self, leg: int, is_open: bool) -> tuple[float, float, float]:
+        """One leg of the round trip now, from its own ledger: (at mid, at the touch net of
+        the closing fee, the mid value of the coins it holds). Written in the kernel's order
+        of operations (one currency: every FX is 1.0)."""
+        rt = self.route
+        v = self.venues[rt.a if leg == 0 else rt.b]
+        cq, fq, vp = (rt.cq_a, rt.fq_a, rt.vp_a) if leg == 0 else (rt.cq_b, rt.fq_b, rt.vp_b)
+        q = cq - fq + 0.0
+        m = ex = 0.0
+        if vp != 0.0:
+            m = vp * 0.5 * (v.bid() + v.ask())
+            if is_open:
+                px = v.bid() if vp > 0 else v.ask()
+                ex = vp * px - abs(vp) * px * v.fee_rate
+        return (q + m) * 1.0, (q + ex) * 1.0, m * 1.0
+
     def write_trade(self, ts: int, reason: int, is_open: bool) -> None:
         rt = self.route
-        mark_mid = self.close_value(at_mid=True) if is_open else 0.0
-        mark_exec = self.close_value(at_mid=False) if is_open else 0.0
-        net = rt.cash_flow + mark_exec - rt.fee_sum
+        mid_a, ex_a, m_a = self.leg_value(0, is_open)
+        mid_b, ex_b, m_b = self.leg_value(1, is_open)
+        net_mid = mid_a + mid_b
+        net = (ex_a + ex_b) if is_open else net_mid
         denom = rt.entry_notional if rt.entry_notional > 0.0 else rt.notional
         self.trades.append({
             "trade_id": rt.trade_id, "route": 0, "dir": rt.dir, "is_open": int(is_open),
@@ -962,9 +1077,9 @@ class NaiveModel:
             "entry_prem_bps": rt.entry_prem_bps,
             "exit_prem_bps": math.nan if is_open else rt.exit_prem_bps,
             "entry_notional": rt.entry_notional,
-            "gross_pnl": rt.cash_flow + mark_mid, "price_pnl": rt.dec_pnl + mark_mid,
-            "slippage": rt.slip_cost, "fees": rt.fee_sum, "fx_pnl": 0.0, "funding": 0.0,
-            "net_pnl": net, "net_pnl_mid": rt.cash_flow + mark_mid - rt.fee_sum,
+            "gross_pnl": net_mid + rt.fee_sum - 0.0, "price_pnl": rt.dec_pnl + m_a + m_b,
+            "slippage": rt.slip_cost, "fees": rt.fee_sum, "fx_pnl": 0.0 + 0.0, "funding": 0.0,
+            "net_pnl": net, "net_pnl_mid": net_mid,
             "r_multiple": net / (denom * rt.r_unit_bps * 1e-4),
             "exit_reason": X_OPEN_AT_END if is_open else reason,
             "legging_cost": rt.leg_cost, "n_fills": rt.n_fills, "n_leg_incidents": rt.n_legs,

@@ -88,9 +88,15 @@ def test_a_bars_close_is_never_visible_before_the_bar_ends() -> None:
     first = res.trades.row(0, named=True)
     assert first["entry_ts"] == T0 + 4 * M  # the close of the jump bar, not its open
     assert res.fills["ts"].min() >= T0 + 4 * M
-    # with 1 s latency and nothing until the next bar, the orders fill at the book the venue
-    # has then: still the jump bar's close (a bar is the book until the next one)
-    assert res.orders["t_match"].min() == T0 + 4 * M + 1_000_000_000
+    # an order never fills at the close its decision saw: it arrives 1 s later and meets the
+    # next bar (T0 + 5 min), whose close is the first book it can trade against
+    entry = res.orders.filter(pl.col("purpose_text") == "entry")
+    assert entry["t_match"].to_list() == [T0 + 5 * M] * 2
+    fills = {f["instrument"]: f for f in res.fills.filter(pl.col("purpose_text") == "entry")
+             .iter_rows(named=True)}
+    assert fills["A:X"]["px"] == pytest.approx(100.0 * (1 + 1e-4))  # A's ask at that bar
+    assert fills["B:X"]["px"] == pytest.approx(100.5 * (1 - 1e-4))  # B's bid at that bar
+    assert fills["A:X"]["ts"] == T0 + 5 * M
     assert any("bar mode" in n for n in res.meta["notes"])
 
 
