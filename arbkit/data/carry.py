@@ -141,6 +141,37 @@ def with_controls(extra: np.ndarray, controls: list[tuple[int, str]] | None) -> 
     return _sorted([extra, ev])
 
 
+def asof_start(extra: np.ndarray, t_first: int) -> tuple[np.ndarray, int]:
+    """The carry events in force when the market data starts at ``t_first``: the last rate of
+    each FX series before it, delivered at ``t_first`` (its own time stays in ``ts_exch``, so
+    its age, and a stale-FX block, are right); funding and controls before the start are
+    dropped. Returns (those rates, index of the first event of ``extra`` at or after
+    ``t_first``). The run's span is the market data's: carry series only supply values."""
+    lo = int(np.searchsorted(extra["ts_recv"], t_first, "left"))
+    head = extra[:lo]
+    fx = head[head["kind"] == T.EV_FX]
+    if fx.shape[0] == 0:
+        return _events(0), lo
+    last = [np.nonzero(fx["inst"] == k)[0][-1] for k in np.unique(fx["inst"])]
+    out = fx[np.sort(np.array(last))].copy()
+    out["ts_recv"] = t_first
+    return out, lo
+
+
+def clip_to(extra: np.ndarray, t_first: int, t_last: int) -> tuple[np.ndarray, int]:
+    """``extra`` cut to the market data's span ``[t_first, t_last]`` (see ``asof_start``);
+    also the number of rows after ``t_last`` left out."""
+    head, lo = asof_start(extra, t_first)
+    hi = int(np.searchsorted(extra["ts_recv"], t_last, "right"))
+    return np.concatenate([head, extra[lo:hi]]), extra.shape[0] - hi
+
+
+def span_note(after: int) -> list[str]:
+    """The note a run carries when FX/funding/control rows came after its market data."""
+    return [f"{after} FX/funding/control rows after the last market event were not used "
+            "(the run's span is the market data's)"] if after else []
+
+
 def insert(ev: np.ndarray, extra: np.ndarray) -> np.ndarray:
     """``extra`` events placed into time-sorted ``ev``, each before the events at its time."""
     if extra.shape[0] == 0:

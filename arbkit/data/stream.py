@@ -90,18 +90,26 @@ class CatalogEvents:
         the next one not yet inserted); the whole tail too when ``last``."""
         if self.extra is None or arrays.events.shape[0] == 0:
             return arrays
+        from dataclasses import replace
+
+        from arbkit.data.carry import asof_start, insert
+
         ev_x = self.extra[0]
+        head = ev_x[:0]
+        if len(state) == 1:  # the first chunk: the run starts at the market data's start
+            head, state[0] = asof_start(ev_x, int(arrays.events["ts_recv"][0]))
+            state.append(1)
         lo = state[0]
         t_end = int(arrays.events["ts_recv"][-1])
-        hi = ev_x.shape[0] if last else int(np.searchsorted(ev_x["ts_recv"], t_end, "right"))
+        hi = int(np.searchsorted(ev_x["ts_recv"], t_end, "right"))
         state[0] = hi
-        if hi > lo:
-            from arbkit.data.carry import insert
+        if last and hi < ev_x.shape[0]:  # after the last market event: not used
+            from arbkit.data.carry import span_note
 
-            ev = insert(arrays.events, ev_x[lo:hi])
-            from dataclasses import replace
-
-            arrays = replace(arrays, events=ev)
+            self.carry_notes = self.carry_notes + span_note(ev_x.shape[0] - hi)
+        add = np.concatenate([head, ev_x[lo:hi]]) if head.shape[0] else ev_x[lo:hi]
+        if add.shape[0]:
+            arrays = replace(arrays, events=insert(arrays.events, add))
         self.implied.add(arrays.events)
         return arrays
 

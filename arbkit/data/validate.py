@@ -354,8 +354,13 @@ def _check_order(df: pl.DataFrame, iid: pl.Series, source: str, where: _Locator,
     """Raise if time goes backwards within an instrument; return a tie mask (dup candidates)."""
     ts = df.get_column(ts_col)
     if ts.is_sorted():  # fast path: globally sorted means sorted within every instrument
-        tie = (ts == ts.shift(1)) | (ts == ts.shift(-1))
-        return tie.fill_null(False)
+        near = ((ts == ts.shift(1)) | (ts == ts.shift(-1))).fill_null(False)
+        if not near.any():
+            return near
+        # a tie is two rows of one stream at one time (rows of different venues or symbols at
+        # the same time are normal)
+        return pl.DataFrame([ts, iid]).select(
+            pl.struct(ts_col, "__iid").is_duplicated()).to_series() & near
     d = pl.DataFrame([ts, iid]).select(
         prev=pl.col(ts_col).diff().over("__iid"),
         nxt=pl.col(ts_col).diff(-1).over("__iid"),

@@ -249,18 +249,17 @@ class Prepared:
     def window(self, t0: int | None, t1: int | None) -> Prepared:
         """The events with ``t0 <= ts_recv < t1``, plus the last rate of each FX series
         before ``t0`` (a daily rate stays in force into the window)."""
+        from arbkit.data.carry import asof_start
+
         ev = self.arrays.events
         ts = ev["ts_recv"]
         lo = 0 if t0 is None else int(np.searchsorted(ts, t0, "left"))
         hi = ev.shape[0] if t1 is None else int(np.searchsorted(ts, t1, "left"))
-        keep = np.zeros(ev.shape[0], np.bool_)
-        keep[lo:hi] = True
-        if lo > 0:
-            head = ev[:lo]
-            fx_rows = np.nonzero(head["kind"] == T.EV_FX)[0]
-            for k in np.unique(head["inst"][fx_rows]):
-                keep[fx_rows[head["inst"][fx_rows] == k][-1]] = True
-        arrays = dataclasses.replace(self.arrays, events=ev[keep])
+        part = ev[lo:hi]
+        if lo > 0 and part.shape[0]:  # the rates in force at the window's first event
+            head, _ = asof_start(ev[:lo], int(part[0]["ts_recv"]))
+            part = np.concatenate([head, part])
+        arrays = dataclasses.replace(self.arrays, events=part)
         return dataclasses.replace(self, arrays=arrays)
 
 
@@ -288,7 +287,10 @@ def prepare(data: Any, config: Any, *, fx: Any = None, funding: Any = None,
     arrays = build_events(loaded.frame, keys, timeline=cfg.run.timeline, source=loaded.source)
     extra, carry_notes = carry.from_sources(cfg, keys, fx, funding)
     extra = carry.with_controls(extra, controls)
-    if extra.shape[0]:
+    if extra.shape[0] and arrays.events.shape[0]:
+        ts = arrays.events["ts_recv"]
+        extra, after = carry.clip_to(extra, int(ts[0]), int(ts[-1]))
+        carry_notes = carry_notes + carry.span_note(after)
         arrays = dataclasses.replace(arrays, events=carry.insert(arrays.events, extra))
         carry.check_not_implied(cfg, keys, arrays.events)
     return Prepared(arrays, loaded.source, time.perf_counter() - t0, loaded.crossed_rows,

@@ -232,8 +232,9 @@ def build_state(cfg: Config, inst_keys: list[str], depth: int, use_exch: dict[st
     glob[0]["next_wakeup"] = np.iinfo(np.int64).max
     glob[0]["next_sample"] = np.iinfo(np.int64).max
     glob[0]["pend_t"] = -1
-    if gap_s is None:
-        gap_s = 0.0 if cfg.run.max_gap_s == OFF else float(cfg.run.max_gap_s)
+    if gap_s is None:  # without the data at hand, "auto" is its quotes value (300 s)
+        g = cfg.run.max_gap_s
+        gap_s = 0.0 if g == OFF else 300.0 if g == "auto" else float(g)
     glob[0]["gap_ns"] = round(gap_s * S)
     d = max(1, depth)
     book_px = np.full((n_inst, 2, d), np.nan)
