@@ -1,5 +1,5 @@
 # Thin wrappers around scripts/*.sh; see those files for details.
-.PHONY: setup test demo bench lint services services-stop
+.PHONY: setup test demo bench lint services services-stop lock
 
 setup:
 	bash scripts/setup.sh
@@ -21,3 +21,7 @@ services:
 
 services-stop:
 	bash scripts/services.sh stop
+
+# Pin the venv's versions as the ones CI proves (run after a deliberate upgrade, then test).
+lock: setup
+	.venv/bin/pip freeze --exclude-editable | grep -v '^arbkit' > constraints.txt

@@ -43,7 +43,9 @@ if [[ ! -d "$VENV" ]]; then
     fi
 fi
 
-want="$(cat pyproject.toml "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)"
+# constraints.txt pins every dependency to the versions CI last proved (`pip freeze` of a
+# passing run; regenerate it with `make lock` after a deliberate upgrade).
+want="$(cat pyproject.toml constraints.txt "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)"
 have="$(cat "$STAMP" 2>/dev/null || true)"
 if [[ "${ARBKIT_FORCE_SETUP:-0}" != 1 && "$want" == "$have" ]] \
     && "$PY" -c 'import arbkit, pytest, hypothesis, nbclient, nbformat, ipykernel' >/dev/null 2>&1; then
@@ -54,7 +56,8 @@ log "installing arbkit (editable, [dev]) + ${EXTRA_PKGS[*]} into .venv"
 rm -f "$STAMP"
 pip_log="$(mktemp)"
 trap 'rm -f "$pip_log"' EXIT
-if ! "$PY" -m pip install -q --disable-pip-version-check -e '.[dev]' "${EXTRA_PKGS[@]}" \
+if ! "$PY" -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]' \
+    "${EXTRA_PKGS[@]}" \
     >"$pip_log" 2>&1; then
     cat "$pip_log" >&2
     die "pip install failed"

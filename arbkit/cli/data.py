@@ -41,7 +41,7 @@ Root = Annotated[Path | None, typer.Option(help="Catalog root (default: $ARBKIT_
 Start = Annotated[str | None, typer.Option(help="First UTC day, YYYY-MM-DD (inclusive).")]
 End = Annotated[str | None, typer.Option(help="Last UTC day, YYYY-MM-DD (inclusive).")]
 SelectionArg = Annotated[str | None, typer.Argument(
-    help="kind[/venue[/symbol]] with * and ? wildcards, e.g. quotes/binance-spot/BTC*.")]
+    help="kind\\[/venue\\[/symbol]] with * and ? wildcards, e.g. quotes/binance-spot/BTC*.")]
 
 
 @app.command("add")

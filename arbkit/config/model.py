@@ -108,7 +108,7 @@ class RunConfig:
     capital: float = 100_000.0
     reference_ccy: str = "USDT"
     equity_interval_s: float = 1.0
-    timeline: str = "recv"
+    timeline: str = "exch"
     label: str = ""
     # a leg silent longer than this closes its positions at the last books (exit reason
     # data_gap) and blocks entries until both legs quote again; the silence is left out of

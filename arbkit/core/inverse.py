@@ -5,9 +5,12 @@ orders and the book's sizes are in contracts. Holding ``N`` contracts opened at 
 closed at ``P1`` earns ``N x cv x (1/P0 - 1/P1)`` coins (long). Valued in the quote currency at
 ``P1``, that is ``q0 x (P1 - P0)`` with ``q0 = N x cv / P0``: an inverse position is a linear
 one of ``q0`` coins, fixed by the prices it was opened at. So the kernel keeps, per inverse
-instrument, ``contracts`` (the venue's count) and ``pos`` = that base-equivalent ``q0``
-(reduced at its average on closing fills, as the venue computes realised PnL), and routes,
-risk and equity use ``pos`` exactly like a linear leg's.
+instrument, ``contracts`` (the venue's count) and ``pos`` = that base-equivalent ``q0``, and
+routes, risk and equity use ``pos`` exactly like a linear leg's. Each round trip keeps its own
+contracts and base-equivalent on the leg (``route.ctr_*``, ``vp_*``): its closing fills reduce
+*its* position at *its* average, so a round trip that closes its contracts holds exactly 0
+coins, and the instrument's ``pos`` is the sum of the round trips' (what the account identity
+needs when several routes share one inverse perpetual).
 
 Settlement: realised PnL, fees (``N x cv / P x fee rate`` coins) and funding
 (``-N x cv / mark x rate`` coins, longs pay a positive rate) are valued in the quote
@@ -23,20 +26,19 @@ from arbkit.core.jit import njit
 
 
 @njit
-def to_contracts(inst, side, qty, px) -> float:
-    """A base-equivalent quantity as whole lots of contracts. A fill against the position
-    reduces it at its average (so closing what is held closes exactly that many contracts);
-    beyond it, and for opening orders, at the decision price ``px``."""
-    held = inst["contracts"]
-    lot = inst["lot"]
+def to_contracts(held, held_be, cv, lot, side, qty, px) -> float:
+    """A base-equivalent quantity as whole lots of contracts, for a round trip holding
+    ``held`` contracts worth ``held_be`` coins (its own position on that leg). A fill against
+    that position reduces it at its average (so closing what it holds closes exactly that
+    many contracts); beyond it, and for opening orders, at the decision price ``px``."""
     if held != 0.0 and side * held < 0.0:
-        base = abs(inst["pos"])
+        base = abs(held_be)
         if qty <= base:
             n = qty * abs(held) / base
         else:
-            n = abs(held) + (qty - base) * px / inst["cv"]
+            n = abs(held) + (qty - base) * px / cv
     else:
-        n = qty * px / inst["cv"]
+        n = qty * px / cv
     return math.floor(n / lot + 0.5) * lot
 
 
@@ -47,22 +49,17 @@ def to_base(inst, n, px) -> float:
 
 
 @njit
-def book_contracts(inst, side, filled, px) -> float:
-    """Apply a fill of ``filled`` contracts at (harmonic average) ``px``: update the count and
-    the base-equivalent; return the fill's base-equivalent (the route's quantity)."""
-    held = inst["contracts"]
+def fill_be(held, held_be, cv, side, filled, px) -> float:
+    """Base-equivalent of a fill of ``filled`` contracts at (harmonic average) ``px`` for a round
+    trip holding ``held`` contracts worth ``held_be``: the part that closes its position at the
+    position's average (all of ``held_be`` when it closes all of it, so a closed position is
+    exactly 0), the rest at ``px``."""
     closed = 0.0
     closed_be = 0.0
     if held != 0.0 and side * held < 0.0:
         closed = filled if filled < abs(held) else abs(held)
         if closed == abs(held):
-            closed_be = abs(inst["pos"])
+            closed_be = abs(held_be)
         else:
-            closed_be = closed * abs(inst["pos"]) / abs(held)
-    opened_be = (filled - closed) * inst["cv"] / px
-    inst["contracts"] = held + side * filled
-    if closed > 0.0 and closed == abs(held):
-        inst["pos"] = side * opened_be  # the old position is gone: no rounding residue
-    else:
-        inst["pos"] += side * (closed_be + opened_be)
-    return closed_be + opened_be
+            closed_be = closed * abs(held_be) / abs(held)
+    return closed_be + (filled - closed) * cv / px

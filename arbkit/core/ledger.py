@@ -10,8 +10,6 @@ slippage use each leg's FX at the entry decision, and the difference is the FX e
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from arbkit.core.jit import njit
@@ -205,13 +203,12 @@ def write_leg(s, r, end_ts, residual) -> None:
 
 
 @njit
-def close_fee(rec, pos, px) -> float:
+def close_fee(rec, pos, px, contracts) -> float:
     """Taker fee of closing a base-equivalent position ``pos`` at ``px`` (quote currency): on
-    the notional, or for an inverse perpetual on the contracts that closing sends
+    the notional, or for an inverse perpetual on the ``contracts`` that closing sends
     (``contracts x cv x fee``, core/inverse.py), which does not depend on the price."""
-    if rec["kind"] == KIND_INVERSE_PERP and rec["pos"] != 0.0:
-        n = abs(pos) * abs(rec["contracts"]) / abs(rec["pos"])
-        return math.floor(n / rec["lot"] + 0.5) * rec["lot"] * rec["cv"] * rec["fee_rate"]
+    if rec["kind"] == KIND_INVERSE_PERP:
+        return abs(contracts) * rec["cv"] * rec["fee_rate"]
     return abs(pos) * px * rec["fee_rate"]
 
 
@@ -225,9 +222,11 @@ def _leg_value(s, rt, leg, is_open):
     if leg == 0:
         cq, fq, fr, uq, ur, vp, fx0 = (rt["cq_a"], rt["fq_a"], rt["fr_a"], rt["uq_a"], rt["ur_a"],
                                        rt["vp_a"], rt["fx_a0"])
+        ctr = rt["ctr_a"]
     else:
         cq, fq, fr, uq, ur, vp, fx0 = (rt["cq_b"], rt["fq_b"], rt["fr_b"], rt["uq_b"], rt["ur_b"],
                                        rt["vp_b"], rt["fx_b0"])
+        ctr = rt["ctr_b"]
     q = cq - fq + uq
     m = 0.0
     ex = 0.0
@@ -235,7 +234,7 @@ def _leg_value(s, rt, leg, is_open):
         m = vp * 0.5 * (s.book_px[i, BID, 0] + s.book_px[i, ASK, 0])
         if is_open:
             px = s.book_px[i, BID, 0] if vp > 0 else s.book_px[i, ASK, 0]
-            ex = vp * px - close_fee(rec, vp, px)
+            ex = vp * px - close_fee(rec, vp, px, ctr)
     fxe = 0.0
     if rec["fx_id"] >= 0:  # a reference-currency leg has no FX effect (exactly 0)
         fxe = cq * (fx - fx0) - (fq * fx - fr) + (uq * fx - ur) + m * (fx - fx0)

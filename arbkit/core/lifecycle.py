@@ -232,7 +232,7 @@ def _take_profit_terms(s, r) -> None:
     # quote currency instead of a factor on the price
     if ia["kind"] == KIND_INVERSE_PERP and pa != 0.0:
         rt["tp_ca"] = pa
-        rt["tp_qa"] -= close_fee(ia, pa, 0.0)
+        rt["tp_qa"] -= close_fee(ia, pa, 0.0, rt["ctr_a"])
     if ib["kind"] == KIND_INVERSE_PERP and pb != 0.0:
         rt["tp_cb"] = pb
-        rt["tp_qb"] -= close_fee(ib, pb, 0.0)
+        rt["tp_qb"] -= close_fee(ib, pb, 0.0, rt["ctr_b"])

@@ -24,6 +24,7 @@ from arbkit.core.jit import njit
 from arbkit.core.ledger import has_room, write_equity, write_equity_arrays, write_trade
 from arbkit.core.lifecycle import process_ack
 from arbkit.core.orders import match_arrived, match_bar, match_order
+from arbkit.core.risk import log_guard
 from arbkit.core.strategy import (
     A_ENTRY_AB,
     A_EXIT,
@@ -42,6 +43,7 @@ from arbkit.core.types import (
     EV_FX,
     EV_QUOTE,
     FLAT,
+    G_MARKET_GAP,
     OPEN,
     S_DONE,
     S_FULL,
@@ -110,6 +112,9 @@ def run_chunk(s, ev, depth, start, flush):
                 return S_FULL, k
         if e["kind"] == EV_QUOTE:
             i = e["inst"]
+            if gap > 0 and t - last_q > gap and not has_room(s, room):
+                g["now"], g["n_events"], g["t_last"], g["gaps_ns"] = now, counted + k, last_q, gaps
+                return S_FULL, k
             if any_ext and inst[i]["n_pending"] > 0:
                 if not has_room(s, room):
                     g["now"], g["n_events"], g["t_last"], g["gaps_ns"] = (now, counted + k,
@@ -128,6 +133,7 @@ def run_chunk(s, ev, depth, start, flush):
                 wake = g["next_wakeup"]
             if gap > 0 and t - last_q > gap:  # a silent stretch: out of the run's span
                 gaps += t - last_q
+                log_guard(s, last_q, G_MARKET_GAP, -1, (t - last_q) * 1e-9, gap * 1e-9)
             last_q = t
             now = t
             if pend or (k + 1 < n and ev[k + 1]["ts_recv"] == t) or (k + 1 == n and flush == 0):

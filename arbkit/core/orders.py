@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from arbkit.core.book import take
-from arbkit.core.inverse import book_contracts, to_contracts
+from arbkit.core.inverse import fill_be, to_contracts
 from arbkit.core.jit import njit
 from arbkit.core.ledger import book_fill, write_order_log
 from arbkit.core.risk import count_order
@@ -66,7 +66,8 @@ def send_order(s, r, i, side, qty, limit_px, dec_px, purpose, t) -> int:
     g = s.glob[0]
     inst = s.inst[i]
     if inst["kind"] == KIND_INVERSE_PERP:  # the route sizes in coins, the venue in contracts
-        qty = to_contracts(inst, side, qty, dec_px)
+        held, held_be = leg_contracts(s.route[r], i)
+        qty = to_contracts(held, held_be, inst["cv"], inst["lot"], side, qty, dec_px)
     slot = 0
     while s.orders[slot]["active"] == 1:
         slot += 1
@@ -157,8 +158,19 @@ def match_order(s, slot) -> None:
     fee = filled * px * inst["fee_rate"]  # its value in the quote currency
     filled_be = filled
     if inst["kind"] == KIND_INVERSE_PERP:
-        # coins in and out, valued at the fill price (core/inverse.py)
-        filled_be = book_contracts(inst, side, filled, px)
+        # coins in and out, valued at the fill price (core/inverse.py), at the round trip's
+        # own average when it reduces its position
+        rt = s.route[o["route"]]
+        held, held_be = leg_contracts(rt, i)
+        filled_be = fill_be(held, held_be, inst["cv"], side, filled, px)
+        if i == rt["inst_a"]:
+            rt["ctr_a"] += side * filled
+        else:
+            rt["ctr_b"] += side * filled
+        inst["contracts"] += side * filled
+        inst["pos"] += side * filled_be
+        if inst["contracts"] == 0.0:
+            inst["pos"] = 0.0  # (float noise of round trips' opposite positions)
         fee = filled * inst["cv"] * inst["fee_rate"]
         inst["cash"] += -side * filled_be * px - fee
     else:
@@ -183,6 +195,14 @@ def match_order(s, slot) -> None:
     book_fill(s, o, ts, filled, filled_be, px, fee, levels)
     status = ST_FILLED if filled >= o["qty"] - 1e-6 * inst["lot"] else ST_PARTIAL
     _finish(s, o, status, RJ_NONE)
+
+
+@njit
+def leg_contracts(rt, i):
+    """(contracts, base-equivalent) the round trip of ``rt`` holds on its leg ``i``."""
+    if i == rt["inst_a"]:
+        return rt["ctr_a"], rt["vp_a"]
+    return rt["ctr_b"], rt["vp_b"]
 
 
 @njit

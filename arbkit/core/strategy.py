@@ -290,9 +290,11 @@ def _depth(s, i, side_idx, limit, touch) -> float:
 @njit
 def _vwap(s, i, side_idx, qty, limit, touch) -> float:
     """VWAP of a base quantity (as the contracts it will be sent as, for an inverse leg)."""
-    if s.inst[i]["kind"] == KIND_INVERSE_PERP:
-        return vwap(s, i, side_idx, to_contracts(s.inst[i], BUY if side_idx == ASK else SELL,
-                                                 qty, touch), limit)
+    if s.inst[i]["kind"] == KIND_INVERSE_PERP:  # (an entry: the route holds nothing yet)
+        inst = s.inst[i]
+        n = to_contracts(0.0, 0.0, inst["cv"], inst["lot"], BUY if side_idx == ASK else SELL,
+                         qty, touch)
+        return vwap(s, i, side_idx, n, limit)
     return vwap(s, i, side_idx, qty, limit)
 
 
@@ -367,6 +369,8 @@ def _reset_ledger(rt) -> None:
     rt["ur_b"] = 0.0
     rt["vp_a"] = 0.0
     rt["vp_b"] = 0.0
+    rt["ctr_a"] = 0.0
+    rt["ctr_b"] = 0.0
 
 
 @njit_inline

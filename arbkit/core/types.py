@@ -133,6 +133,7 @@ G_KILL = 103  # kill switch
 G_LOSS_STREAK = 104  # a route starts its loss-streak pause
 G_TRANSFER = 105  # a rebalancing transfer sent (route = receiving wallet, value, limit = fee)
 G_TRANSFER_IN = 106  # ... and arrived
+G_MARKET_GAP = 107  # no market event for longer than run.max_gap_s (ts = its start, value = s)
 HALT_NONE = 0
 HALT_DAILY = 1
 HALT_DRAWDOWN = 2
@@ -299,6 +300,8 @@ ROUTE_DTYPE = np.dtype(
         ("ur_b", "f8"),
         ("vp_a", "f8"),  # position the venue holds for this round trip (base-equivalent)
         ("vp_b", "f8"),
+        ("ctr_a", "f8"),  # ... and in contracts, on an inverse perpetual leg (core/inverse.py)
+        ("ctr_b", "f8"),
         ("leg_cost", "f8"),  # legging cost of the round trip so far (all incidents)
         ("leg_cost0", "f8"),  # leg_cost when the open incident started
         ("n_fills", "i4"),
@@ -499,5 +502,5 @@ def guard_text(code: int) -> str:
     """Name of a guard-log code."""
     names = {G_DAILY_LOSS: "daily_loss", G_DAY_RESET: "day_reset", G_DRAWDOWN: "drawdown",
              G_KILL: "kill", G_LOSS_STREAK: "loss_streak", G_TRANSFER: "transfer_sent",
-             G_TRANSFER_IN: "transfer_arrived"}
+             G_TRANSFER_IN: "transfer_arrived", G_MARKET_GAP: "market_gap"}
     return names.get(code) or SKIP_TEXT[code]

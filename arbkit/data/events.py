@@ -253,12 +253,15 @@ def merge_streams(streams: list[Stream], inst_keys: list[str], *, n_levels: int,
 
 
 def build_events(frame: pl.DataFrame, inst_keys: list[str], *, timeline: str = "recv",
-                 source: str = "<data>") -> EventArrays:
-    """Turn a validated canonical quotes frame into the kernel's arrays."""
+                 source: str = "<data>", bars: frozenset[str] = frozenset()) -> EventArrays:
+    """Turn a validated canonical quotes frame into the kernel's arrays. Instruments in
+    ``bars`` (quotes made from bars: one timeline, the close) never run on the exchange
+    timeline."""
     streams, dropped = streams_of_frame(frame, inst_keys, source)
     for s in streams:
         s.check()  # the merge needs each stream in time order (validated frames are)
-    use_exch = {inst_keys[s.inst]: timeline == "exch" and s.ts_exch is not None for s in streams}
+    use_exch = {inst_keys[s.inst]: timeline == "exch" and s.ts_exch is not None
+                and inst_keys[s.inst] not in bars for s in streams}
     return merge_streams(streams, inst_keys, n_levels=depth_levels(frame.columns),
                          use_exch=use_exch, dropped=dropped)
 

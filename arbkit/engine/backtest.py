@@ -284,7 +284,8 @@ def prepare(data: Any, config: Any, *, fx: Any = None, funding: Any = None,
                         ce.kinds, ce.notes, {"clock_offset_ns": offsets, "streamed_days": 0})
     loaded = load_quotes(data, cfg)
     keys = [i.key for i in cfg.instruments]
-    arrays = build_events(loaded.frame, keys, timeline=cfg.run.timeline, source=loaded.source)
+    arrays = build_events(loaded.frame, keys, timeline=cfg.run.timeline, source=loaded.source,
+                          bars=frozenset(k for k, v in loaded.kinds.items() if v != "quotes"))
     extra, carry_notes = carry.from_sources(cfg, keys, fx, funding)
     extra = carry.with_controls(extra, controls)
     if extra.shape[0] and arrays.events.shape[0]:

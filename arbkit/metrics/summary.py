@@ -139,7 +139,7 @@ def summarize(trades, fills, equity, legs, route, skips, capital, meta,
     m["turnover"] = float((fill_notionals(fills, cv) * fx).sum()) / capital  # reference ccy
     m["fee_share"] = m["fees"] / m["price_pnl"] if m["price_pnl"] > 0 else math.nan
     span = meta.get("span_ns", 0)
-    held = (closed.get_column("exit_ts") - closed.get_column("entry_ts")).sum() if closed.height else 0
+    held = held_in_market(closed, meta.get("market_gaps", []))
     m["time_in_market"] = float(held) / span if span > 0 else 0.0
     m["opportunities_seen"] = int(skips.sum())
     m["opportunities_taken"] = int(skips[:, T.SK_TAKEN].sum())
@@ -159,6 +159,20 @@ def summarize(trades, fills, equity, legs, route, skips, capital, meta,
     m["naked_residual_qty"] = float(legs.get_column("residual_qty").sum()) if legs.height else 0.0
     notes += too_good_checks(closed, rets)
     return m, notes
+
+
+def held_in_market(closed: pl.DataFrame, gaps: list[tuple[int, int]]) -> int:
+    """Time the closed round trips were held while the market was quoting: their holding
+    periods less the market-wide silences longer than run.max_gap_s (``gaps``: (start, end)),
+    which the run's span leaves out too (a data-gap exit comes inside one)."""
+    if closed.height == 0:
+        return 0
+    entry = closed.get_column("entry_ts").to_numpy()
+    exit_ = closed.get_column("exit_ts").to_numpy()
+    held = int((exit_ - entry).sum())
+    for lo, hi in gaps:
+        held -= int(np.clip(np.minimum(exit_, hi) - np.maximum(entry, lo), 0, None).sum())
+    return held
 
 
 def too_good_checks(closed: pl.DataFrame, rets: np.ndarray) -> list[str]:
@@ -192,6 +206,10 @@ def build_result(runner: Any, meta: dict[str, Any]):
                        if g["started"] == 1 else 0)
     meta["gaps_ns"] = int(g["gaps_ns"])
     meta["max_gap_s"] = runner.gap_s
+    gl = st.guards[: int(g["n_guard"])]
+    gl = gl[gl["code"] == T.G_MARKET_GAP]
+    meta["market_gaps"] = [(int(r["ts"]), int(r["ts"]) + round(float(r["value"]) * 1e9))
+                           for r in gl]
     meta["guard_events"] = int(st.glob[0]["n_guard"])
     frames = label_frames(state_frames(st), runner.arrays.inst_keys,
                           [r.label for r in runner.cfg.routes])

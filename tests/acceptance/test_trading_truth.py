@@ -232,11 +232,14 @@ def test_a_position_is_not_held_across_a_data_gap() -> None:
     fills = res.fills.filter(pl.col("purpose_text") == "exit").sort("inst")
     assert fills["px"].to_list() == [100.00, 100.11]  # the last books: A's bid, B's ask
     assert close(t["gross_pnl"], 5 * (100.00 - 100.01) + 5 * (100.10 - 100.11))
-    # time in market leaves the silence out of the span: (302 - 2) s held over
-    # (16 months + 5 s - 1 s) - (16 months - 3 s) of data
+    # time in market leaves the silence out of the span and out of the holding: held 2 s..3 s
+    # while the market quoted (3 s..302 s was the silence), over (16 months + 5 s - 1 s) -
+    # (16 months - 3 s) = 7 s of data
     span = (16 * MONTH + 5 * S - 1 * S) - (16 * MONTH - 3 * S)
-    assert close(res.metric("time_in_market"), 300 * S / span)
+    assert span == 7 * S and close(res.metric("time_in_market"), 1 * S / span)
     assert res.meta["gaps_ns"] == 16 * MONTH - 3 * S
+    gap = res.guards.filter(pl.col("guard") == "market_gap").row(0, named=True)
+    assert gap["ts"] == 3 * S and close(gap["value"], (16 * MONTH - 3 * S) / S)
     assert identity_ok(res)
     # a 60 s time stop fires on the kernel's clock at 62 s, not when data comes back
     timed = run(config(STRAT + "max_hold_s = 60.0\n"), rows).trades.row(0, named=True)

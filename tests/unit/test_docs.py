@@ -176,3 +176,20 @@ def test_every_synthetic_scenario_is_documented() -> None:
     text = (DOCS / "data.md").read_text()
     for name in SCENARIOS:
         assert f"| `{name}` |" in text, f"docs/data.md: scenario {name} has no row"
+
+
+def test_help_of_every_command_renders(gen) -> None:
+    """``--help`` of every command and subcommand, through the real rich renderer (a stray
+    ``[/x]`` in a help text is a rich MarkupError, i.e. a traceback for the user)."""
+    import typer.main
+    from typer.testing import CliRunner
+
+    from arbkit.cli.app import app
+
+    runner = CliRunner()
+    paths = [ctx.command_path.split()[1:]
+             for _, ctx, _ in gen._walk(typer.main.get_command(app), "arbkit")]
+    assert len(paths) > 15
+    for path in paths:
+        res = runner.invoke(app, [*path, "--help"], terminal_width=100)
+        assert res.exit_code == 0 and "Usage" in res.output, (path, res.output, res.exception)
