@@ -8,6 +8,7 @@ the shipped real Binance captures with real and with hypothetical fees, and a ch
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import subprocess
 import sys
@@ -20,12 +21,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import arbkit  # noqa: E402
+import arbkit.config  # noqa: E402
 from arbkit.data.synth import SCENARIOS, generate  # noqa: E402
 
 SAMPLE = ROOT / "data/samples/binance_btcusdt_spot_usdm.parquet"
 KEYS = ["events", "trades", "entries", "open_at_end", "win_rate", "net_pnl", "price_pnl",
         "slippage", "fees", "max_drawdown", "opportunities_seen", "opportunities_taken",
-        "entry_threshold_bps", "best_clean_edge_bps", "nearest_miss_bps", "legging_incidents"]
+        "entry_threshold_bps", "best_clean_edge_bps", "nearest_miss_bps", "legging_incidents",
+        "exits_data_gap", "time_in_market", "identity_gap"]
 
 
 def fmt(v: float) -> str:
@@ -86,6 +89,11 @@ def main() -> None:
     notes["real fees"], notes["HYPOTHETICAL fees"] = real.meta["notes"], hypo.meta["notes"]
     same = all(getattr(normal, k).equals(getattr(chunked, k))
                for k in ("trades", "fills", "orders", "equity", "legs"))
+    hcfg = arbkit.config.load_config(ROOT / "studies/binance_spot_usdm_hypothetical_fees.toml")
+    one = arbkit.backtest(SAMPLE, dataclasses.replace(
+        hcfg, run=dataclasses.replace(hcfg.run, timeline="recv")))
+    timelines = summary_table({"two timelines (exch, the default)": metrics(hypo),
+                               "one timeline (recv)": metrics(one)})
     print(PAGE.format(
         commit=commit, date=time.strftime("%Y-%m-%d"),
         synth=summary_table({k: results[k] for k in SCENARIOS}),
@@ -95,6 +103,7 @@ def main() -> None:
         normal_trades=trades_sample(normal), hypo_trades=trades_sample(hypo),
         chunk="✅ identical" if same else "❌ DIFFERENT",
         real_opp=real.opportunities.filter(pl.col("count") > 0).to_dicts(),
+        timelines=timelines,
     ))
 
 
@@ -123,9 +132,14 @@ at commit `{commit}` on {date}. Synthetic scenarios use seed 7 and their default
 | kernel bugs the comparison found, each fixed with a regression test: a time-stop exit that cannot fill re-fired forever at one instant (hang/OOM); a stale-early wake-up ran an order match / ack before its time; common lot was `max` not the LCM of the lots; legging cost logged cumulatively per incident; stale-book check mixed exchange and receive clocks; a tiny output buffer never grew (hang); equity rounded against the 1e12 default perp cash | ✅ | `test_reference.py::test_regression_*`, `test_accounting.py::test_equity_precision_*`, `test_feeding_in_chunks_*` (capacity 1) |
 | accounting identities (equity = capital + Σ net, fills vs balances, per-trade decomposition, fees ≥ 0, one-legged trades have an incident, fills within limit and never better than the arrival touch, whole lots) | ✅ | `tests/property/test_accounting.py` |
 | real-data route runs end to end; with real fees it does not trade and says why | ✅ | table below |
-| outage: nothing fills on the silent venue's stale book | ✅ | `test_outage_never_trades_on_the_silent_venues_stale_book` |
-| 10M-event speed target (≥ 40 M events/s) | ✅ median 40.5 M events/s of three runs; ⚠️ thin headroom (range 37.7–44.3) | `docs/benchmarks.md` |
-| fees in the received asset, FX, funding, several routes | ❌ | issue #4 |
+| outage: nothing fills on the silent venue's stale book; a position open when it went silent closes by `data_gap` at the last books after `max_gap_s` (300 s) | ✅ | `test_outage_never_trades_on_the_silent_venues_stale_book` |
+| one decision per timestamp: both venues moving at one instant is no premium, no trade | ✅ | `tests/acceptance/test_trading_truth.py` |
+| a position is never held across a data gap (the real sample's 16-month hole: `data_gap` exit, gap time out of time in market) | ✅ | the HYPOTHETICAL fees run below; `test_a_position_is_not_held_across_a_data_gap` |
+| the account identity on every run (`identity_gap`) | ✅ | every run below; `tests/property/test_all_features.py` |
+| an edge exactly on the threshold enters, one ulp below does not (binary-grid prices) | ✅ | `tests/unit/test_metrics.py` |
+| 10M-event speed target (≥ 40 M events/s) | see `docs/benchmarks.md` (measured on the final commit) | `benchmarks/bench_core.py` |
+| fees in the received asset, FX, funding, several routes | ✅ | `docs/validation/portfolio.md` |
+| two timelines by default where the data has exchange stamps (`run.timeline = "exch"`): on the sample 17 round trips / 7 legging incidents against 12 / 1 on one timeline | ✅ | table "one timeline vs two" below |
 | exchange-timeline clock-offset estimation beyond a simple rule | ⚠️ | `docs/architecture.md` |
 
 ## Synthetic scenarios
@@ -164,6 +178,20 @@ First round trips of `normal` (money in USDT):
 First round trips with hypothetical fees:
 
 {hypo_trades}
+
+## One timeline vs two on the real sample
+
+The USD-M stream carries the exchange's event time (the spot stream does not), so with
+`run.timeline = "exch"` (the default) an order on USD-M meets the book as the exchange had it
+at the order's arrival, while the strategy still decides on what it had received. With
+`"recv"` the strategy's view is taken as the venue's: the book an order meets is the one the
+strategy saw, up to a feed delay earlier than the exchange's. The hypothetical-fees study both
+ways:
+
+{timelines}
+
+Two timelines see more legging (orders reach a book that moved since the decision) and
+different fills: the realistic model, hence the default wherever the data has the stamps.
 
 ## What is weak
 

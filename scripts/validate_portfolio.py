@@ -189,8 +189,8 @@ def wallets_section() -> str:
         fee_fixed={"BTC": 0.0002, "ETH": 0.002, "USDT": 1.0}))
     moved = arbkit.backtest(df, moved_cfg)
     rows = ["| run | trades | mean entry notional | skipped for balance | transfers | "
-            "transfer cost | net PnL (trades) | final equity - capital | equity = trades - "
-            "transfer cost |", "|---|" + "---:|" * 8]
+            "transfer fees | transfer line | net PnL (trades) | final equity - capital | "
+            "equity = trades + transfer line | account identity gap |", "|---|" + "---:|" * 10]
     for name, r in (("per-instrument balances (25,000 USDT + 0.5 coin each)", own),
                     ("one wallet per venue, same totals (50,000 USDT, 0.5 BTC, 0.5 ETH)", shared),
                     ("one wallet per venue, 12,000 USDT (two 10,000 entries cannot both fit)",
@@ -198,12 +198,14 @@ def wallets_section() -> str:
                     ("... + transfers (below 50%, 600 s, 1 bps + fixed)", moved)):
         trades_net = float(r.trades["net_pnl_mid"].sum()) if r.trades.height else 0.0
         gap = r.metric("final_equity") - cfg.run.capital
-        ok = abs(gap - (trades_net - r.metric("transfer_cost"))) < 1e-6
+        ok = abs(gap - (trades_net + r.metric("transfer_pnl"))) < 1e-6
         notional = float(r.trades["entry_notional"].mean()) if r.trades.height else 0.0
         rows.append(f"| {name} | {r.metric('trades'):.0f} | {notional:,.0f} | "
                     f"{r.metric('skipped_balance'):,.0f} "
                     f"| {r.metric('transfers'):.0f} | {r.metric('transfer_cost'):,.4f} | "
-                    f"{trades_net:,.4f} | {gap:,.4f} | {'✅' if ok else '❌'} |")
+                    f"{r.metric('transfer_pnl'):,.4f} | "
+                    f"{trades_net:,.4f} | {gap:,.4f} | {'✅' if ok else '❌'} | "
+                    f"{r.metric('identity_gap'):.1e} |")
     g = moved.guards.filter(pl.col("guard").str.starts_with("transfer")).head(6)
     first = ("\n\nFirst transfer rows of the last run (`res.guards`; `value` = amount, "
              "`limit` = fee, `route_name` = the receiving wallet):\n\n"
@@ -261,10 +263,18 @@ def krw_section() -> str:
             "slippage", "exits"]
     reasons = (t.filter(pl.col("is_open") == 0).group_by("exit_reason_text").len()
                .sort("exit_reason_text"))
-    m = {k: res.metric(k) for k in ("trades", "win_rate", "net_pnl", "price_pnl", "fx_pnl",
-                                    "fees", "slippage", "legging_incidents",
+    m = {k: res.metric(k) for k in ("trades", "win_rate", "net_pnl", "open_net_pnl_mid",
+                                    "price_pnl", "fx_pnl", "fees", "slippage",
+                                    "legging_incidents", "exits_data_gap", "skipped_data_gap",
                                     "skipped_stale_quote", "skipped_stale_fx",
-                                    "opportunities_seen", "opportunities_taken")}
+                                    "opportunities_seen", "opportunities_taken",
+                                    "final_equity", "treasury_pnl", "account_pnl",
+                                    "identity_gap", "sharpe", "days", "time_in_market")}
+    strat = res.metric("final_equity") - cfg.run.capital
+    explained = res.metric("net_pnl") + res.metric("open_net_pnl_mid")
+    t0, t1 = int(res.equity["ts"].min()), int(res.equity["ts"].max())
+    q0 = int(min(up["ts_close_ns"].min(), bn["ts_close_ns"].min()))
+    q1 = int(max(up["ts_close_ns"].max(), bn["ts_close_ns"].max()))
     anchors = t["entry_anchor_bps"].to_numpy() if t.height else np.zeros(0)
     del cols
     return "\n".join([
@@ -290,6 +300,26 @@ def krw_section() -> str:
         "",
         "| figure | value |", "|---|---:|",
         *[f"| {k} | {fmt(v)} |" for k, v in m.items()],
+        "",
+        "**Strategy, treasury and account side by side** (USDT): the trades' net PnL "
+        f"{m['net_pnl']:,.2f} + the open round trip marked at mid {m['open_net_pnl_mid']:,.2f} "
+        f"= {explained:,.2f}; the strategy's equity moved {strat:,.2f} "
+        f"({'✅ equal' if abs(strat - explained) < 1e-6 else '❌ NOT equal'}). Holding the "
+        f"starting balances (0.5 BTC and 100 M KRW on Upbit, 0.5 BTC and 100,000 USDT on "
+        f"Binance) gained {m['treasury_pnl']:,.2f} (the treasury line: BTC and KRW moves); the "
+        f"whole account: {m['account_pnl']:,.2f} = {explained:,.2f} + {m['treasury_pnl']:,.2f} "
+        f"(identity gap {m['identity_gap']:.1e}).",
+        "",
+        f"The run's span is the market data's: equity samples from "
+        f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(t0 / 1e9))} to "
+        f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(t1 / 1e9))} UTC, the bars from "
+        f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(q0 / 1e9))} to "
+        f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime(q1 / 1e9))} (the FX series runs 2024-06 "
+        "to 2026-08: its rows outside are not used). Upbit's ~3-day holes are data gaps "
+        f"(`max_gap_s` auto = 3 bars = 900 s): {m['exits_data_gap']:.0f} positions were closed "
+        "at the last books when Upbit went silent instead of being carried across a hole, and "
+        "entries wait until both legs quote again. Each decision sees both venues' bars of its "
+        "close (one decision per timestamp), and orders fill at the next bar.",
         "| anchor at entries, bps (min / median / max) | "
         + (f"{anchors.min():.1f} / {np.median(anchors):.1f} / {anchors.max():.1f}"
            if anchors.size else "n/a") + " |",
@@ -302,8 +332,11 @@ def krw_section() -> str:
 
 
 FX_TRAPS_NOTE = """See `tests/acceptance/test_fx_funding.py`, run in this page's CI:
-- the KRW/USDT route decomposed by hand (price move −1.81 USDT at entry FX, FX effect
-  +2.0408 from 1/980 − 1/1000 on the KRW leg's exit, net = their sum);
+- the KRW/USDT route decomposed by hand: the KRW spent came back (100,000 KRW each way), so
+  the round trip's FX effect is 0 and its net is the price move −1.81 USDT; the 1 bn KRW
+  wallet's move from 1000 to 980 KRW/USDT is the treasury line, counted once; a round trip
+  that left 1,000 KRW has FX effect 1000 × (1/980 − 1/1000), and their later move is treasury;
+  the account identity by hand (account = trades + treasury);
 - stale FX blocks entries (`skipped_stale_fx`), the same data with fresh FX trades;
 - a wrong constant FX (1,500 KRW/USDT for ~1,000) is caught by the sanity guard;
 - an FX series equal to the legs' own price ratio is refused (`DataError`: "tracks the route's
@@ -353,8 +386,9 @@ STATUS = """## Status
 | funding of linear perps at funding times with the realised rate (sign, timing, by hand) | ✅ | `test_fx_funding.py` |
 | inverse (contract-sized, coin-settled) perps: whole-contract sizing, harmonic fill price, coin fees and funding (`-contracts x cv / mark x rate` coins), by hand | ✅ ⚠️ coin amounts are valued in the quote currency when they happen (holding the coin PnL afterwards is not modelled); at most one inverse leg per route; no real COIN-M data here (derived book below) | below; `tests/acceptance/test_inverse.py`; `tests/property/test_inverse_wallets.py` (money identities and whole contracts on random streams) |
 | per-venue balances: one wallet per venue and currency shared by its spot symbols (`[[wallets]]`), spot legs sell only what the wallet holds; fees in the received asset | ✅ ⚠️ perpetual margin is not modelled (no balance check on perps); venues without `[[wallets]]` keep per-instrument balances | below; `tests/acceptance/test_wallets.py`; property: a wallet holding one instrument's balances changes no output bit |
-| transfer / rebalance cost and delay between venues (`[transfers]`) | ✅ ⚠️ one rule (refill below a fraction of the start from the richest venue), checked after fills; no currency conversion | below; `test_wallets.py` (amount, fee, arrival time, balance-blocked entry during transit, by hand); property: equity = trades − transfer fees exactly, no wallet overdrawn |
-| treasury line (inventory revaluation) and a buy-and-hold baseline | ✅ `treasury_pnl` (the starting balances held from the first quote to the end, at mid and FX = the buy-and-hold baseline), `account_pnl` = strategy + treasury, per instrument in `res.venues` | `test_fx_funding.py::test_treasury_line_is_the_buy_and_hold_of_the_starting_balances_by_hand` |
+| transfer / rebalance cost and delay between venues (`[transfers]`) | ✅ ⚠️ one rule (refill below a fraction of the start from the richest venue), checked after fills; no currency conversion | below; `test_wallets.py` (amount, fee, arrival time, the transfer line by hand); property: equity = trades + transfer line exactly, no wallet overdrawn |
+| treasury line (inventory revaluation) and a buy-and-hold baseline | ✅ `treasury_pnl` (the starting balances held from the first quote to the end, at mid and FX = the buy-and-hold baseline, plus closed round trips' leftover foreign cash after their close), per instrument in `res.venues` | `test_fx_funding.py` |
+| the account identity on every run: account PnL = trades + open marks + treasury + funding + transfer lines | ✅ `identity_gap` on every run (a `CHECK:` note above 1e-9 relative); a hypothesis test with every feature on at once | `tests/property/test_all_features.py`; the KRW run below |
 | legging policies unwind, chase, hold; scale-out exits; EWMA anchor | ✅ | `tests/acceptance/test_golden.py`, `test_strategy_options.py` |
 | a user @njit signal in place of the built-in entry rule | ✅ ⚠️ one cold compile of the loop per process (~7 s, `benchmarks/bench_plugin.py`) | `tests/acceptance/test_strategy_options.py` |
 | every risk guard: fires, and blocks/flattens as designed; a control where it does not | ✅ | below; `tests/acceptance/test_guards.py` |

@@ -12,9 +12,10 @@ ends, so no decision can use it earlier.
   price discovery (Binance.US writes the previous close again): they are dropped, so a quiet
   market ages the quote instead of refreshing it.
 
-This is much coarser than book data: fills happen at the next bar's close after the latency
-(one bar later when the latency is shorter than a bar), intra-bar moves are invisible, and
-every spread seen is an upper bound on what was tradable.
+This is much coarser than book data: an order never fills at the close its decision saw,
+but at the first bar of its instrument closing at or after its arrival (core/orders.py
+``match_bar``), intra-bar moves are invisible, and every spread seen is an upper bound on what
+was tradable.
 """
 
 from __future__ import annotations

@@ -86,6 +86,17 @@ def _route_feasibility(cfg: Config, r: int) -> list[str]:
             f"{fees4_bps(cfg, r):.2f} + latency allowance) is at or above sanity_max_edge_bps "
             f"{s.sanity_max_edge_bps}: every qualifying edge would be rejected as a data fault"
         )
+    if s.entry_bps < 0:
+        problems.append(
+            f"entry_bps {s.entry_bps} is negative: the target capture of a round trip is a "
+            "loss, so every trade is meant to lose")
+    elif thr < fees4_bps(cfg, r):
+        problems.append(
+            f"entry threshold {thr:.2f} bps (entry_bps {s.entry_bps} - exit_bps "
+            f"{s.exit_bps} + fees of 4 fills {fees4_bps(cfg, r):.2f} + latency allowance) is "
+            f"below the fees of the round trip ({fees4_bps(cfg, r):.2f} bps): entries on edges "
+            "that do not pay their own fees, betting on the spread crossing to exit_bps; lower "
+            "exit_bps or raise entry_bps")
     if s.stop_loss_bps != OFF and float(s.stop_loss_bps) <= fees4_bps(cfg, r):
         problems.append(
             f"stop_loss_bps {s.stop_loss_bps} sits inside the round-trip cost "

@@ -201,6 +201,9 @@ def test_same_market_round_trips_always_lose_at_least_the_fees():
     # Both legs read the same book, so every "edge" is minus the spread. A negative entry
     # threshold forces trades: thr = -20 - (-5) + 4 = -11 bps; closing edge -1 >= -5 exits.
     strat = "entry_bps = -20.0\nexit_bps = -5.0\nnotional = 1000.0\n"
+    with pytest.raises(ConfigError, match="entry_bps -20.0 is negative"):  # refused ...
+        run(config(strat), OPEN_ROWS)
+    strat += "allow_infeasible = true\n"  # ... unless asked for
     rows = []
     for k in range(1, 40):
         px = 100.0 + 0.01 * (k % 7)
@@ -217,6 +220,11 @@ def test_crossed_book_is_untradable():
     res = run(config(STRAT), [(1 * S, "A", 100.00, 100.01), (2 * S, "B", 100.10, 100.05),
                               (3 * S, "A", 100.00, 100.01)])
     assert res.trades.height == 0 and res.metric("skipped_crossed_book") == 2
+
+
+def test_a_threshold_below_the_round_trips_fees_is_refused():
+    with pytest.raises(ConfigError, match="below the fees of the round trip"):
+        run(config("entry_bps = 2.0\nexit_bps = 60.0\nnotional = 1000.0\n"), OPEN_ROWS)
 
 
 def test_infeasible_stop_inside_round_trip_cost_is_reported_not_run():
