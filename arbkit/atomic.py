@@ -83,3 +83,23 @@ def discard(paths: Sequence[Path]) -> None:
             else:
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
+
+
+def make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; returns the ones created, outermost first
+    (for :func:`remove_created` to undo)."""
+    missing = []
+    d = Path(folder)
+    while not d.exists() and d != d.parent:
+        missing.append(d)
+        d = d.parent
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    return list(reversed(missing))
+
+
+def remove_created(folders: Sequence[Path]) -> None:
+    """Remove folders :func:`make_parents` created, innermost first, where still empty."""
+    with deferred_interrupt():
+        for d in reversed(folders):
+            with contextlib.suppress(OSError):
+                d.rmdir()

@@ -2,11 +2,13 @@
 
 Exit codes: 0 success; 1 an ``ArbkitError`` (bad data, bad config, infeasible strategy), printed
 as one ``error: ...`` line on stderr (``--debug`` or ``ARBKIT_DEBUG=1`` shows the traceback);
-2 a usage error (unknown option, missing argument); 130 interrupted.
+2 a usage error (unknown option, missing argument); 130 interrupted (one ``interrupted: ...``
+line saying what was left: nothing half-written).
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -16,6 +18,7 @@ from arbkit.cli import backtest as backtest_cmd
 from arbkit.cli import data as data_cmd
 from arbkit.cli import emulator as emulator_cmd
 from arbkit.cli import tune as tune_cmd
+from arbkit.cli.guard import interrupt_note, set_interrupt_note
 from arbkit.errors import ArbkitError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -28,19 +31,72 @@ app.command("report")(tune_cmd.report)
 app.add_typer(tune_cmd.preset_app, name="preset")
 
 
-def main() -> None:
-    debug = "--debug" in sys.argv or os.environ.get("ARBKIT_DEBUG") == "1"
-    if "--debug" in sys.argv:
-        sys.argv.remove("--debug")
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI on ``argv`` (default ``sys.argv[1:]``) and return the exit code.
+
+    An ``ArbkitError`` becomes one ``error: ...`` line (exit 1), a file-system error one
+    ``error: <path>: <reason>`` line (exit 1), a Ctrl-C one ``interrupted: ...`` line saying
+    what was left (exit 130); ``--debug`` anywhere (or ``ARBKIT_DEBUG=1``) shows the
+    traceback of the first two instead.
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("ARBKIT_DEBUG") == "1"
+    args = [a for a in args if a != "--debug"]
+    set_interrupt_note(None)
     try:
-        # standalone mode: click itself handles usage errors (exit 2) and Ctrl-C; anything
-        # else propagates to here
-        app()
+        # standalone mode: click itself handles usage errors (exit 2); typer turns a Ctrl-C
+        # into exit 130 (recognised below by its cause); anything else propagates to here
+        app(args=args, prog_name="arbkit")
     except ArbkitError as exc:
         if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(1) from None
+        return _error(str(exc))
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
+        return _interrupted()
+    except OSError as exc:
+        if debug:
+            raise
+        return _error(_os_error(exc))
+    except SystemExit as exc:
+        if exc.code == 130 and _was_interrupted(exc):
+            return _interrupted()
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+def _error(text: str) -> int:
+    print(f"error: {' '.join(text.split())}", file=sys.stderr)
+    return 1
+
+
+def _interrupted() -> int:
+    print(f"interrupted: {interrupt_note()}", file=sys.stderr)
+    return 130
+
+
+def _was_interrupted(exc: BaseException) -> bool:
+    """A typer exit that came from a KeyboardInterrupt (not a command's own exit 130)."""
+    seen: BaseException | None = exc
+    for _ in range(4):
+        seen = seen.__cause__ or seen.__context__ if seen is not None else None
+        if isinstance(seen, KeyboardInterrupt):
+            return True
+    return False
+
+
+def _os_error(exc: OSError) -> str:
+    """One line for a file-system failure the commands did not foresee (full disk, a
+    permission, a file where a folder was expected)."""
+    where = exc.filename if exc.filename is not None else "a file"
+    reason = exc.strerror or type(exc).__name__
+    fixes = {errno.EACCES: "check its permissions, or write somewhere else",
+             errno.EROFS: "write somewhere else",
+             errno.ENOSPC: "free some space and run it again",
+             errno.ENOTDIR: "a part of that path is a file; pass a path in a folder",
+             errno.EEXIST: "a file is in the way; pass another path",
+             errno.EISDIR: "it is a folder; pass a file"}
+    return f"{where}: {reason}; {fixes.get(exc.errno or 0, 'check the path and run it again')}"
+
+
+def main() -> None:
+    raise SystemExit(run())

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from arbkit.cli.guard import check_out_dir, set_interrupt_note, write_dir
 from arbkit.cli.render import print_summary
 
 DEFAULT_DIR = Path("out/default-study")
@@ -29,8 +28,9 @@ def _default_inputs() -> tuple[Path, Path]:
 def backtest(
     data: Annotated[Path | None, typer.Option(help="Parquet file or folder of quotes, or a catalog root (reads only the configured instruments).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write result Parquet files to this folder.")] = None,
-    chunk: Annotated[int | None, typer.Option(help="Feed the loop in chunks of N events.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Write result Parquet files to this folder (a new or empty one, or one an earlier run wrote, with --force).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace the --out folder of an earlier arbkit run (never any other folder).")] = False,
+    chunk: Annotated[int | None, typer.Option(help="Feed the loop in chunks of N events (N >= 1).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     stream: Annotated[bool, typer.Option(help="Catalog only: read and run one UTC day at a time (bounded memory, identical results).")] = False,
     start: Annotated[str | None, typer.Option(help="Catalog only: first UTC day, YYYY-MM-DD.")] = None,
@@ -45,24 +45,30 @@ def backtest(
     bars or OHLCV bars (bar mode), as a Parquet file, a folder, or a catalog root.
     """
     import arbkit
+    from arbkit.errors import ConfigError
 
+    if chunk is not None and chunk < 1:
+        raise ConfigError(f"--chunk {chunk}: feed at least 1 event per chunk (e.g. --chunk "
+                          "100000), or leave it out to run the whole array at once")
+    if force and out is None:
+        raise ConfigError("--force replaces an --out folder an earlier run wrote; pass --out")
+    inputs = [("--data", data), ("--config", config), ("--fx", fx), ("--funding", funding)]
     if preset is not None:
         if config is not None:
-            from arbkit.errors import ConfigError
-
             raise ConfigError("--preset carries its own config; drop --config")
-        _run_preset(preset, data, out, as_json)
+        _run_preset(preset, data, out, as_json, force, inputs)
         return
     if data is None and config is None:
         data, config = _default_inputs()
+        inputs = [("--data", data), ("--config", config)]
     elif data is None or config is None:
-        from arbkit.errors import ConfigError
-
         raise ConfigError("pass both --data and --config (or neither, for the default study)")
+    if out is not None:  # refused before the run, not after it
+        check_out_dir(out, force=force, inputs=inputs)
     res = arbkit.backtest(data, config, chunk=chunk, stream=stream, start_day=start, end_day=end,
                           fx=fx, funding=funding)
     if out is not None:
-        write_results(res, out)
+        write_results(res, out, force=force, inputs=inputs)
     if as_json:
         payload: dict = {r["metric"]: _finite_or_none(r["value"]) for r in res.summary.to_dicts()}
         payload["label"] = res.config.run.label
@@ -72,16 +78,22 @@ def backtest(
         print_summary(res)
 
 
-def _run_preset(name: str, data: Path | None, out: Path | None, as_json: bool) -> None:
+def _run_preset(name: str, data: Path | None, out: Path | None, as_json: bool, force: bool,
+                inputs: list[tuple[str, Path | None]]) -> None:
     from arbkit.errors import EngineError
     from arbkit.tune.preset import load_preset, run_preset
 
     p = load_preset(name)
+    inputs = [*inputs, ("--preset", p.path)] + [
+        (f"the preset's {k}", Path(str(p.meta[k]))) for k in ("data", "fx", "funding")
+        if p.meta.get(k) and not str(p.meta[k]).startswith("synth:")]
+    if out is not None:
+        check_out_dir(out, force=force, inputs=inputs)
     results, metrics, bad = run_preset(p, data)
     m = p.meta
     if len(results) == 1:
         if out is not None:
-            write_results(results[0], out)
+            write_results(results[0], out, force=force, inputs=inputs)
         if not as_json:
             print_summary(results[0])
     if as_json:
@@ -110,22 +122,25 @@ def _finite_or_none(v: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def write_results(res, out: Path) -> None:
-    """Write every frame atomically: a temp folder renamed into place, so nothing half-written."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".arbkit-", dir=out.parent))
-    try:
-        for name in ("trades", "fills", "orders", "equity", "legs", "opportunities", "summary",
-                     "routes", "symbols", "venues", "wallets", "guards"):
-            getattr(res, name).write_parquet(tmp / f"{name}.parquet")
-        (tmp / "meta.json").write_text(json.dumps(res.meta, default=str, indent=1))
+RESULT_FRAMES = ("trades", "fills", "orders", "equity", "legs", "opportunities", "summary",
+                 "routes", "symbols", "venues", "wallets", "guards")
+
+
+def write_results(res, out: Path, *, force: bool = False,
+                  inputs: list[tuple[str, Path | None]] | None = None) -> None:
+    """Write every frame whole: a hidden temporary folder beside ``out``, marked as arbkit's,
+    renamed into place (see :mod:`arbkit.cli.guard`); nothing is left if it fails or is
+    interrupted. ``out`` is checked again (it may have changed during the run)."""
+    out = check_out_dir(Path(out), force=force, inputs=inputs or [])
+
+    def fill(tmp: Path) -> None:
         from arbkit.config import dump_config
 
+        for name in RESULT_FRAMES:
+            getattr(res, name).write_parquet(tmp / f"{name}.parquet")
+        (tmp / "meta.json").write_text(json.dumps(res.meta, default=str, indent=1))
         (tmp / "config.toml").write_text(dump_config(res.config))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    set_interrupt_note(f"no results written to {out}")
+    write_dir(out, fill)
+    set_interrupt_note(None)

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from arbkit.cli.guard import set_interrupt_note
+
 app = typer.Typer(no_args_is_help=True, help="Market data: the Parquet catalog (import, add, ls, "
                   "info, validate), ccxt download and recording, synthetic scenarios.")
 
@@ -53,7 +55,9 @@ def add(
     from arbkit.data.catalog import Catalog
 
     cat = Catalog(root)
+    set_interrupt_note(f"the catalog {cat.root} is unchanged (nothing of {path} was published)")
     parts = cat.add_quotes(path)
+    set_interrupt_note(None)
     typer.echo(f"{cat.root}: wrote {len(parts)} instrument-day file(s) from {path}")
 
 
@@ -82,11 +86,15 @@ def import_(
     frames = run_import(fmt, list(paths or []), opts)
     cat = Catalog(root)
     label = f"{fmt} {' '.join(map(str, paths or [])) or '(default)'}"
-    # every table is planned (merged, validated) before the first file is written
+    # every table is planned (merged, validated) before the first file is staged, and every
+    # file of every table is staged before they are published together
     plans = [(kind, frame, cat.plan(kind, frame, name=label)) for kind, frame in frames]
+    set_interrupt_note(f"the catalog {cat.root} is unchanged (nothing of this import was "
+                       "published)")
+    cat.write([part for _, _, plan in plans for part in plan])
+    set_interrupt_note(None)
     for kind, frame, plan in plans:
-        parts = cat.write(plan)
-        typer.echo(f"{cat.root}: {kind}: {frame.height:,} rows -> {len(parts)} file(s)")
+        typer.echo(f"{cat.root}: {kind}: {frame.height:,} rows -> {len(plan)} file(s)")
 
 
 @app.command("formats")
@@ -109,6 +117,7 @@ def ls(selection: SelectionArg = None, root: Root = None, start: Start = None,
 
     cat = Catalog(root).require()
     df = cat.ls(Selection.parse(selection or "*", start, end))
+    _warn_orphans(cat)
     if df.height == 0:
         typer.echo(f"{cat.root}: catalog is empty (add quotes with `arbkit data add FILE`)")
         return
@@ -176,9 +185,25 @@ def validate(selection: SelectionArg = None, root: Root = None, start: Start = N
     for p, err in results:
         typer.echo(f"{'ok  ' if err is None else 'FAIL'} {p.kind}/{p.venue}/{p.symbol}/{p.day}"
                    + ("" if err is None else f": {err}"))
-    typer.echo(f"{len(results) - len(bad)} ok, {len(bad)} failed")
-    if bad:
+    orphans = cat.orphans()
+    for f in orphans:
+        typer.echo(f"FAIL {f}: {ORPHAN}")
+    typer.echo(f"{len(results) - len(bad)} ok, {len(bad) + len(orphans)} failed")
+    if bad or orphans:
         raise typer.Exit(1)
+
+
+ORPHAN = ("orphan temporary file of an interrupted or killed write (never read); delete it "
+          "once no import is running")
+
+
+def _warn_orphans(cat) -> None:
+    orphans = cat.orphans()
+    if orphans:
+        more = f" (+{len(orphans) - 3} more)" if len(orphans) > 3 else ""
+        typer.echo(f"warning: {len(orphans)} {ORPHAN.split(' (')[0]}(s) in the catalog: "
+                   f"{', '.join(map(str, orphans[:3]))}{more}; delete them once no import is "
+                   "running (`arbkit data validate` lists them)", err=True)
 
 
 Url = Annotated[str | None, typer.Option(

@@ -14,8 +14,11 @@ validated before it was written. Readers only open the files of the days and ins
 for; ``rows`` and ``bytes`` in a listing come from Parquet footers, not from reading data.
 
 Writes are all-or-nothing: every partition an import touches is merged with what is there,
-deduplicated and validated in memory first; only then is each written to a temporary file and
-renamed over the old one.
+deduplicated and validated in memory first; only then is each written to a temporary file
+(``*.parquet.tmp``), and once every one of them is written they are all renamed over the old
+ones together, a Ctrl-C held back during the renames. A failed or interrupted write removes
+its temporary files; one left by a killed process is an orphan, which ``validate`` and ``ls``
+name.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 
+from arbkit import atomic
 from arbkit.data import schema
 from arbkit.data.load import parquet_files, read_file, read_quotes
 from arbkit.data.tables import KINDS, TableReport, time_column, validate_any
@@ -316,17 +320,39 @@ class Catalog:
 
     @staticmethod
     def write(plans: list[tuple[Partition, pl.DataFrame]]) -> list[Partition]:
-        """Write planned partitions: each to a temporary file, then renamed into place."""
-        for p, df in plans:
-            p.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = p.path.with_suffix(".parquet.tmp")
-            # LZ4: ~1.7x the size of zstd, ~3x faster to read (benchmarks/bench_data.py);
-            # the catalog is read far more often than it is written. One row group per file
-            # (an instrument-day): columns come back as one chunk, so reading them into numpy
-            # is zero-copy
-            df.write_parquet(tmp, compression="lz4", statistics=True, row_group_size=ROW_GROUP)
-            os.replace(tmp, p.path)
+        """Write planned partitions all or nothing: every file is staged under a temporary
+        name first, then all are renamed into place together (a Ctrl-C is held back during
+        the renames). A failure or an interrupt while staging removes every staged file and
+        every folder it created: the catalog is left as it was."""
+        staged: list[tuple[Path, Path]] = []
+        created: list[Path] = []
+        try:
+            for p, df in plans:
+                created += atomic.make_parents(p.path.parent)
+                tmp = atomic.staged(p.path)
+                staged.append((tmp, p.path))
+                # LZ4: ~1.7x the size of zstd, ~3x faster to read (benchmarks/bench_data.py);
+                # the catalog is read far more often than it is written. One row group per
+                # file (an instrument-day): columns come back as one chunk, so reading them
+                # into numpy is zero-copy
+                df.write_parquet(tmp, compression="lz4", statistics=True,
+                                 row_group_size=ROW_GROUP)
+            atomic.publish(staged)
+        except BaseException:
+            atomic.discard([t for t, _ in staged])
+            atomic.remove_created(created)
+            raise
         return [p for p, _ in plans]
+
+    def orphans(self) -> list[Path]:
+        """Temporary files an interrupted or killed write left in the catalog (never read;
+        safe to delete once no write is running)."""
+        out: list[Path] = []
+        for kind in KINDS:
+            base = self.root / kind
+            if base.is_dir():
+                out += sorted(base.glob(f"venue=*/symbol=*/date=*/*{atomic.TMP_SUFFIX}"))
+        return out
 
     @staticmethod
     def _merge(target: Path, new: pl.DataFrame, ts_col: str) -> pl.DataFrame:

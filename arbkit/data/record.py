@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ import polars as pl
 
 from arbkit.data import schema
 from arbkit.data.catalog import Catalog
+from arbkit.data.load import read_file
 from arbkit.errors import ConfigError, DataError
 
 MS = 1_000_000
@@ -244,27 +246,64 @@ def _frame(name: str, rows: list[dict], levels: int) -> pl.DataFrame:
     return df
 
 
+PART_TABLES = {"quotes_bbo": "quotes", "quotes_book": "quotes", "trades": "trades"}
+_PART = re.compile(r"^part-\d{5}\.parquet$")
+
+
+def recording_parts(parts_dir: Path) -> dict[str, list[Path]]:
+    """The part files a recorder wrote in ``parts_dir``: ``<stream>/part-NNNNN.parquet`` for
+    the streams it records (``quotes_bbo``, ``quotes_book``, ``trades``); nothing else."""
+    out: dict[str, list[Path]] = {}
+    for name in PART_TABLES:
+        sub = parts_dir / name
+        if sub.is_dir() and not sub.is_symlink():
+            files = sorted(f for f in sub.iterdir() if _PART.match(f.name) and f.is_file()
+                           and not f.is_symlink())
+            if files:
+                out[name] = files
+    return out
+
+
 def compact(catalog: Catalog, parts_dir: Path, *, remove: bool = True) -> dict[str, int]:
-    """Merge a recording's part files into the catalog (all tables planned, then written);
-    the parts are removed once merged. Returns rows per table."""
+    """Merge a recording's part files into the catalog (all tables planned, staged, then
+    published together); only then are those part files removed, and the folders they leave
+    empty. Nothing else in ``parts_dir`` is touched, and a folder holding no part file is an
+    error (it is not a recording). Returns rows per stream."""
+    parts_dir = Path(parts_dir)
     if not parts_dir.is_dir():
-        raise DataError(f"{parts_dir}: no recording parts there")
+        raise DataError(f"{parts_dir}: no such folder; pass a recording's parts folder, "
+                        f"{catalog.root / '_recording' / '<session>'}")
+    found = recording_parts(parts_dir)
+    if not found:
+        held = sorted(p.name for p in parts_dir.iterdir())[:5]
+        raise DataError(f"{parts_dir}: not a recording's parts folder (it holds {held}, no "
+                        f"{'/, '.join(PART_TABLES)}/ part-NNNNN.parquet files); pass "
+                        f"{catalog.root / '_recording' / '<session>'}. Nothing was changed")
     plans, counts = [], {}
-    for sub in sorted(p for p in parts_dir.iterdir() if p.is_dir()):
-        files = sorted(sub.glob("part-*.parquet"))
-        if not files:
-            continue
-        kind = "trades" if sub.name == "trades" else "quotes"
-        frame = pl.concat([pl.read_parquet(f) for f in files], how="diagonal_relaxed")
+    for name, files in found.items():
+        frame = pl.concat([read_file(f) for f in files], how="diagonal_relaxed")
         # rows of one stream were appended in arrival order; a stable sort by receive time
         # only matters where parts of two flushes interleave (they do not)
         frame = frame.sort("ts_recv_ns", maintain_order=True)
-        plans.append(catalog.plan(kind, frame, name=str(sub)))
-        counts[sub.name] = frame.height
-    for plan in plans:
-        catalog.write(plan)
+        plans += catalog.plan(PART_TABLES[name], frame, name=str(parts_dir / name))
+        counts[name] = frame.height
+    catalog.write(plans)
     if remove:
-        import shutil
+        from arbkit.atomic import deferred_interrupt
 
-        shutil.rmtree(parts_dir)
+        with deferred_interrupt():
+            for name, files in found.items():
+                for f in files:
+                    f.unlink()
+                _rmdir_if_empty(parts_dir / name)
+            _rmdir_if_empty(parts_dir)
+            if parts_dir.parent.name == "_recording":  # when it held the last session
+                _rmdir_if_empty(parts_dir.parent)
     return counts
+
+
+def _rmdir_if_empty(d: Path) -> None:
+    try:
+        d.rmdir()
+    except OSError:
+        pass

@@ -123,12 +123,41 @@ def load_preset(name: str | Path, folder: str | Path = PRESETS) -> Preset:
     meta = raw.pop("preset", None)
     if not isinstance(meta, dict):
         raise ConfigError(f"{path}: no [preset] table; this is a plain config: use --config")
+    _check_meta(path, meta)
     cfg = from_dict(raw, str(path))
     if meta.get("config_hash") and cfg.config_hash() != meta["config_hash"]:
         raise ConfigError(f"{path}: the config hashes to {cfg.config_hash()} but [preset] "
                           f"records {meta['config_hash']}: the file was edited; promote again "
                           "or use it as a plain --config")
     return Preset(path.stem, cfg, meta, path)
+
+
+def _check_meta(path: Path, meta: dict[str, Any]) -> None:
+    """The [preset] table's values have the types `promote` writes (an edited file fails
+    here, in one line, not later with a wrong result)."""
+    trial = meta.get("trial")
+    if trial is not None and (isinstance(trial, bool) or not isinstance(trial, int)
+                              or trial < 0):
+        raise ConfigError(f"{path}: [preset] trial = {trial!r}: a trial number (an integer "
+                          ">= 0) is expected; promote the trial again")
+    for key in ("study", "data", "fx", "funding", "data_hash", "config_hash"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            raise ConfigError(f"{path}: [preset] {key} = {meta[key]!r}: text is expected; "
+                              "promote the trial again")
+    metrics = meta.get("metrics", {})
+    bad = [k for k, v in metrics.items() if isinstance(v, bool)
+           or not isinstance(v, (int, float))] if isinstance(metrics, dict) else ["metrics"]
+    if bad:
+        raise ConfigError(f"{path}: [preset.metrics] {bad[0]} is not a number; promote the "
+                          "trial again")
+    windows = meta.get("windows") or []
+    ok = isinstance(windows, list) and all(
+        isinstance(w, list) and len(w) == 2
+        and all(x is None or (isinstance(x, int) and not isinstance(x, bool)) for x in w)
+        for w in windows)
+    if not ok:
+        raise ConfigError(f"{path}: [preset] windows = {windows!r}: a list of [start_ns, "
+                          "end_ns] pairs is expected; promote the trial again")
 
 
 def run_preset(preset: Preset, data: str | Path | None = None) -> tuple[list[Any], dict, list]:

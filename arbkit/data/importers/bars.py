@@ -10,6 +10,7 @@ import polars as pl
 
 from arbkit.data.importers.common import (
     SHARED_REAL,
+    check_unit,
     datetime_to_ns,
     guess_unit,
     interval_ns,
@@ -57,6 +58,7 @@ def read_ohlcv_csv(path: str | Path, *, venue: str, symbol: str, interval: str,
                         "`arbkit data import csv --map`)")
     ts = raw.get_column(ts_column)
     unit = "iso" if ts.dtype == pl.String else (ts_unit or guess_unit(ts))
+    check_unit(ts, unit, where=f"{p}: column {ts_column!r}")
     frame = raw.select(
         to_ns(pl.col(ts_column), unit, name="ts_open_ns"),
         pl.lit(venue).alias("venue"), pl.lit(symbol).alias("symbol"),

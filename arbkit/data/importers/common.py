@@ -42,6 +42,21 @@ def to_ns(expr: pl.Expr, unit: str, *, name: str) -> pl.Expr:
     return (expr.cast(pl.Int64) * NS_PER[unit]).alias(name)
 
 
+def check_unit(values: pl.Series, unit: str, *, where: str, key: str = "ts_unit") -> None:
+    """Refuse epoch numbers that ``unit`` would carry past int64 nanoseconds (year 2262):
+    int64 arithmetic wraps around silently, storing rows under a date far in the future. The
+    error names the unit and the one the numbers look like."""
+    if unit not in NS_PER or unit == "ns" or not values.dtype.is_numeric():
+        return
+    big = values.drop_nulls().abs().max()
+    if big is None or float(big) * NS_PER[unit] < 2**63:  # type: ignore[arg-type]
+        return
+    looks = guess_unit(values)
+    raise DataError(f"{where}: {key} = {unit!r} makes {int(big)} {unit} overflow int64 "  # type: ignore[arg-type]
+                    f"nanoseconds (past the year 2262); these numbers look like {looks}: set "
+                    f"{key} = {looks!r}")
+
+
 def datetime_to_ns(frame: pl.DataFrame, column: str, name: str) -> pl.Series:
     """A Datetime (or int ns) column as Int64 ns, naive datetimes taken as UTC."""
     s = frame.get_column(column)

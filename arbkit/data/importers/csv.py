@@ -30,7 +30,7 @@ from typing import Any
 import polars as pl
 
 from arbkit.data import schema
-from arbkit.data.importers.common import interval_ns, need_file, read_csv, to_ns
+from arbkit.data.importers.common import check_unit, interval_ns, need_file, read_csv, to_ns
 from arbkit.data.tables import KINDS, spec
 from arbkit.errors import DataError
 
@@ -94,6 +94,7 @@ def read_csv_mapped(path: str | Path, mapping: CsvMapping) -> pl.DataFrame:
     for canon, src in mapping.columns.items():
         if canon in ts_cols:
             unit = "iso" if raw.schema[src] == pl.String else mapping.ts_unit
+            check_unit(raw.get_column(src), unit, where=f"{p}: column {src!r} ({canon})")
             exprs.append(to_ns(pl.col(src), unit, name=canon))
         else:
             exprs.append(pl.col(src).alias(canon))
