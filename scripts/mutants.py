@@ -131,12 +131,12 @@ def main() -> int:
     args = ap.parse_args()
     todo = [m for m in MUTANTS if args.k.lower() in m.name.lower()]
     print(f"{len(todo)} mutants, test subset: {' '.join(TESTS)}", flush=True)
+    results = []
     with ThreadPoolExecutor(max_workers=args.j) as pool:
-        results = list(pool.map(lambda m: (m, *run_one(m, args.timeout)), todo))
-    caught = 0
-    for m, verdict, detail, secs in results:
-        caught += verdict == "caught"
-        print(f"{verdict:9s} {secs:6.0f}s  {m.name}  [{m.path}]  {detail}")
+        for m, verdict, detail, secs in pool.map(lambda m: (m, *run_one(m, args.timeout)), todo):
+            print(f"{verdict:9s} {secs:6.0f}s  {m.name}  [{m.path}]  {detail}", flush=True)
+            results.append((m, verdict, detail, secs))
+    caught = sum(v == "caught" for _, v, _, _ in results)
     errors = sum(v == "error" for _, v, _, _ in results)
     print(f"score: {caught} of {len(todo)} mutants caught"
           + (f" ({errors} could not run)" if errors else ""))

@@ -35,7 +35,7 @@ def running_check(s, t) -> None:
     """After the equity sample at ``t`` (see module doc)."""
     g = s.glob[0]
     rk = s.risk[0]
-    eq = s.equity[g["n_equity"] - 1]["equity"]
+    eq = g["last_eq"]  # the sample just written (the buffer may have been drained)
     day = t // DAY
     if day != g["day"]:
         if g["halt"] == HALT_DAILY:

@@ -80,6 +80,7 @@ def write_equity_arrays(glob, inst, route, book_px, equity, ts) -> None:
     rec["gross_exposure"] = gross
     rec["n_open"] = n_open
     g["n_equity"] += 1
+    g["last_eq"] = eq
 
 
 @njit
@@ -136,25 +137,37 @@ def book_fill(s, o, ts, filled, qty, px, fee, levels) -> None:
     if o["purpose"] >= 2:  # unwind or chase: what legging cost vs the leg's decision price
         rt["leg_cost"] += side * qty * (px - rt["leg_ref_px"]) * fx0 + fee * fx
     elif rt["naked_leg"] >= 0 and o["purpose"] == 1 and (rt["naked_leg"] == 0) == leg_a:
-        _naked_close_cost(s, rt, side, qty, px, fee, fx, fx0)
+        _naked_close_cost(s, o["route"], ts, side, qty, px, fee, fx, fx0)
 
 
 @njit
-def _naked_close_cost(s, rt, side, qty, px, fee, fx, fx0) -> None:
+def _naked_close_cost(s, r, ts, side, qty, px, fee, fx, fx0) -> None:
     """An exit fill closing a legging residual held naked: what holding it cost (its move from
     the leg's decision price, and its share of the fee) goes to the round trip's legging cost
-    and to the incident's row."""
+    and to a row of its own once it is closed."""
+    rt = s.route[r]
     n = rt["naked_qty"]
     if side * n >= 0.0:  # not reducing the naked position
         return
     part = qty if qty < abs(n) else abs(n)
     cost = side * part * (px - rt["naked_px"]) * fx0 + fee * fx * part / qty
     rt["leg_cost"] += cost
-    row = rt["naked_row"]
-    if 0 <= row < s.glob[0]["n_legs"]:
-        s.legs[row]["cost"] += cost
+    rt["naked_cost"] += cost
+    rt["naked_closed"] += part
     rest = abs(n) - part
-    if rest <= 1e-9 * abs(n):
+    if rest <= 1e-9 * abs(n):  # closed: its own row, after the incident that left it
+        g = s.glob[0]
+        rec = s.legs[g["n_legs"]]
+        rec["trade_id"] = rt["trade_id"]
+        rec["route"] = r
+        rec["start_ts"] = rt["naked_start"]
+        rec["end_ts"] = ts  # the fill that closed it
+        rec["excess_qty"] = rt["naked_closed"]
+        rec["residual_qty"] = 0.0
+        rec["cost"] = rt["naked_cost"]
+        rec["tries"] = 0
+        rec["closes"] = 1
+        g["n_legs"] += 1
         rt["naked_leg"] = -1
         rt["naked_qty"] = 0.0
     else:
@@ -197,6 +210,7 @@ def write_leg(s, r, end_ts, residual) -> None:
     rec["residual_qty"] = residual
     rec["cost"] = rt["leg_cost"] - rt["leg_cost0"]  # this incident's cost only
     rec["tries"] = rt["unwind_tries"]
+    rec["closes"] = 0
     g["n_legs"] += 1
     rt["leg_open"] = 0
     rt["n_legs"] += 1

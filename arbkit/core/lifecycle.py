@@ -102,7 +102,9 @@ def _all_acked(s, r, now) -> None:
         rt["naked_leg"] = 0 if use_a else 1
         rt["naked_qty"] = net
         rt["naked_px"] = rt["dec_px_a"] if use_a else rt["dec_px_b"]
-        rt["naked_row"] = s.glob[0]["n_legs"] - 1
+        rt["naked_start"] = now
+        rt["naked_closed"] = 0.0
+        rt["naked_cost"] = 0.0
         _go_open(s, r, now)
         return
     if rt["leg_open"] == 1:

@@ -342,7 +342,9 @@ ROUTE_DTYPE = np.dtype(
         ("naked_leg", "i4"),  # a legging residual held naked: 0 leg a, 1 leg b, -1 none
         ("naked_qty", "f8"),  # its signed size
         ("naked_px", "f8"),  # the decision price of the leg it came from
-        ("naked_row", "i8"),  # its legging-incident row (its closing cost is added there)
+        ("naked_start", "i8"),  # when it was left naked
+        ("naked_closed", "f8"),  # of it, closed so far by the exit ...
+        ("naked_cost", "f8"),  # ... and what that cost (a row of its own when it is closed)
     ]
 )
 
@@ -428,6 +430,8 @@ GLOB_DTYPE = np.dtype(
         ("t_last", "i8"),
         ("gaps_ns", "i8"),  # ... less the silent stretches longer than gap_ns
         ("pend_t", "i8"),  # timestamp whose decisions wait for all its events (-1: none)
+        ("last_eq", "f8"),  # the last equity sample (what the running guards read: the
+        # output buffers may be drained by a live session, never read back)
         ("n_dirty", "i8"),  # instruments updated at pend_t, in order (the ``dirty`` array)
     ]
 )
@@ -471,6 +475,9 @@ LEG_DTYPE = np.dtype(
     [
         ("trade_id", "i8"), ("route", "i4"), ("start_ts", "i8"), ("end_ts", "i8"),
         ("excess_qty", "f8"), ("residual_qty", "f8"), ("cost", "f8"), ("tries", "i4"),
+        # 1: this row is the exit closing the naked residual the incident before it left (its
+        # cost is what holding that residual cost); rows are only ever appended
+        ("closes", "i4"),
     ]
 )
 

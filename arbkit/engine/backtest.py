@@ -14,134 +14,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from arbkit.config import OFF, Config, load_config
-from arbkit.config.model import AUTO
-from arbkit.core import types as T
-from arbkit.core.loop import ROOM, finish, run_chunk, start
+from arbkit.config import Config, load_config
 from arbkit.data.events import EventArrays, build_events
-from arbkit.engine.state import KernelState, build_state, grow, route_problems
-from arbkit.errors import ConfigError, EngineError
+from arbkit.engine.session import AUTO_GAP_S, STUCK_ORDERS, Session, gap_limit_s  # noqa: F401
+from arbkit.engine.state import KernelState
+from arbkit.errors import ConfigError
 
-# Orders written while the clock and the event index stand still: past this, the kernel is in a
-# retry loop at one instant (a bug), and the run stops with an error instead of growing its
-# buffers until the machine runs out of memory.
-STUCK_ORDERS = 1_000_000
-
-
-class Runner:
-    """Owns kernel state for one configuration and feeds it events.
-
-    ``kinds`` names each instrument's source table (``quotes``, ``quote_bars``, ``bars``): bar
-    data runs in bar mode (an order fills at the next bar) and sets the data-gap limit when
-    ``run.max_gap_s = "auto"``.
-    """
-
-    def __init__(self, cfg: Config, arrays: EventArrays, capacity: int = 4096,
-                 signal: Any = None, kinds: dict[str, str] | None = None) -> None:
-        problems = route_problems(cfg)
-        refused = [p for r, p in problems if not cfg.route_strategy(r).allow_infeasible]
-        if refused:
-            raise ConfigError(
-                "infeasible strategy: " + "; ".join(refused)
-                + " (fix the config, or set strategy.allow_infeasible = true to run anyway)"
-            )
-        self.cfg = cfg
-        self.arrays = arrays
-        self.problems = [p for _, p in problems]
-        kinds = kinds or {}
-        bars = {k: kinds.get(k, "quotes") != "quotes" for k in arrays.inst_keys}
-        self.gap_s = gap_limit_s(cfg, arrays, bars)
-        self.state: KernelState = build_state(
-            cfg, arrays.inst_keys, arrays.n_levels, arrays.use_exch, capacity, bars=bars,
-            gap_s=self.gap_s)
-        self.finished = False
-        self.kernel = run_chunk
-        if signal is not None:  # a user entry signal: its own copy of the loop (plugin.py)
-            from arbkit.core.plugin import kernel_with_signal
-
-            self.kernel = kernel_with_signal(signal)
-            self.state.route["plugin"] = 1
-        self.n_fed = 0
-
-    def feed(self, events: np.ndarray, depth: np.ndarray | None = None, *,
-             flush: bool = False) -> None:
-        """Process a chunk (any size, including one event) of the time-sorted event array.
-
-        ``depth`` is the chunk's depth array (``events["depth_row"]`` indexes it); by default
-        the one of the arrays the runner was built with. ``flush``: the chunk's last
-        timestamp is complete, decide on it now (paper/live, when their queue is drained);
-        otherwise that decision waits for the next chunk (core/loop.py).
-        """
-        if events.shape[0] == 0 and not flush:
-            return
-        self.n_fed += int(events.shape[0])
-        depth = self.arrays.depth if depth is None else depth
-        if events.shape[0]:
-            start(self.state, int(events[0]["ts_recv"]))
-        self._run(events, depth, 1 if flush else 0)
-
-    def _run(self, events: np.ndarray, depth: np.ndarray, flush: int) -> None:
-        k = 0
-        spot, base = (-1, -1), 0
-        while True:
-            status, k = self.kernel(self.state, events, depth, k, flush)
-            if status == T.S_DONE:
-                return
-            g = self.state.glob[0]
-            here = (k, int(g["now"]))
-            if here != spot:
-                spot, base = here, int(g["n_orders"])
-            elif int(g["n_orders"]) - base > STUCK_ORDERS:
-                raise EngineError(
-                    f"engine stuck at ts={here[1]} (event {k}): {int(g['n_orders']) - base} orders "
-                    "written without the clock advancing; this is a bug, please report it with "
-                    "the data and config")
-            # the largest room one step asks for (has_room in loop.run_chunk)
-            self.state = grow(self.state, extra=ROOM * self.state.orders.shape[0])
-
-    @property
-    def first_ts(self) -> int | None:
-        g = self.state.glob[0]
-        return int(g["t_first"]) if g["started"] == 1 else None
-
-    @property
-    def last_ts(self) -> int | None:
-        g = self.state.glob[0]
-        return int(g["t_last"]) if g["started"] == 1 else None
-
-    def finish(self) -> None:
-        """Decide on the last timestamp, settle in-flight orders and mark open round trips at
-        the end of data."""
-        if self.finished:
-            return
-        empty = np.zeros(0, T.EVENT_DTYPE)
-        self._run(empty, self.arrays.depth, 1)
-        self.state = grow(self.state, extra=64 * (len(self.state.route) + len(self.state.orders)))
-        finish(self.state)
-        self.finished = True
-
-
-def gap_limit_s(cfg: Config, arrays: EventArrays, bars: dict[str, bool]) -> float:
-    """``run.max_gap_s`` in seconds (0 = off). ``"auto"``: 300 s, or three bar intervals of
-    the slowest bar instrument when that is longer (its median step in the data at hand)."""
-    v = cfg.run.max_gap_s
-    if v == OFF:
-        return 0.0
-    if v != AUTO:
-        return float(v)
-    gap = AUTO_GAP_S
-    ev = arrays.events
-    for i, key in enumerate(arrays.inst_keys):
-        if not bars.get(key):
-            continue
-        head = ev[:200_000]
-        ts = head["ts_recv"][(head["inst"] == i) & (head["kind"] == T.EV_QUOTE)]
-        if ts.shape[0] >= 2:
-            gap = max(gap, 3.0 * float(np.median(np.diff(ts))) / 1e9)
-    return gap
-
-
-AUTO_GAP_S = 300.0
+# The backtest drives a Session (engine/session.py) like every other mode.
+Runner = Session
 
 
 @dataclass

@@ -25,12 +25,13 @@ MIN_DAYS_FOR_RATIOS = 30
 
 
 def _labels(frame: pl.DataFrame, col: str, table: tuple[str, ...], out: str) -> pl.DataFrame:
+    """The text of each code in ``col`` (a vectorised lookup: no Python call per row)."""
     if col not in frame.columns:
         return frame
-    return frame.with_columns(
-        pl.col(col).map_elements(lambda v: table[v], return_dtype=pl.String).alias(out)
-        if frame.height else pl.lit(None, pl.String).alias(out)
-    )
+    if not frame.height:
+        return frame.with_columns(pl.lit(None, pl.String).alias(out))
+    names = np.asarray(table, dtype=object)[frame.get_column(col).to_numpy()]
+    return frame.with_columns(pl.Series(out, names, dtype=pl.String))
 
 
 def label_frames(frames: dict[str, pl.DataFrame], inst_keys: list[str],
@@ -155,8 +156,10 @@ def summarize(trades, fills, equity, legs, route, skips, capital, meta,
     m["nearest_miss_bps"] = max(0.0, -best) if math.isfinite(best) else math.nan
     m["routes"] = int(route.shape[0])
     m["guard_events"] = int(meta.get("guard_events", 0))
-    m["legging_incidents"] = legs.height
-    m["naked_residual_qty"] = float(legs.get_column("residual_qty").sum()) if legs.height else 0.0
+    incidents = legs.filter(pl.col("closes") == 0) if legs.height else legs
+    m["legging_incidents"] = incidents.height
+    m["naked_residual_qty"] = (float(incidents.get_column("residual_qty").sum())
+                               if incidents.height else 0.0)
     notes += too_good_checks(closed, rets)
     return m, notes
 

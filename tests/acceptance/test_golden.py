@@ -347,12 +347,16 @@ def test_hold_keeps_the_naked_leg_reports_it_and_the_exit_closes_both():
     t = one_trade(res)
     assert res.orders.sort("oid")["purpose_text"].to_list() == ["entry", "entry", "exit", "exit"]
     legs = res.legs.to_dicts()
-    assert len(legs) == 1 and legs[0]["residual_qty"] == pytest.approx(3.0)  # 3 long A naked
+    assert len(legs) == 2 and legs[0]["residual_qty"] == pytest.approx(3.0)  # 3 long A naked
+    assert legs[0]["cost"] == 0.0 and legs[0]["closes"] == 0 and res.metric("legging_incidents") == 1
     assert t["exit_reason_text"] == "converge"
     # what holding the naked 3 A cost, counted when the exit closed it: sold at 100.03 against
-    # the leg's decision price 100.01 (a gain of 3 x 0.02), plus 3/5 of that exit fill's fee
+    # the leg's decision price 100.01 (a gain of 3 x 0.02), plus 3/5 of that exit fill's fee;
+    # a row of its own (closes = 1) after the incident, and in the trade's legging cost
     naked = -3 * (100.03 - 100.01) + 3 * 100.03 * 1e-4
-    assert close(legs[0]["cost"], naked) and close(t["legging_cost"], naked)
+    assert legs[1]["closes"] == 1 and legs[1]["excess_qty"] == pytest.approx(3.0)
+    assert legs[1]["end_ts"] == 3 * S and legs[1]["start_ts"] == legs[0]["end_ts"]
+    assert close(legs[1]["cost"], naked) and close(t["legging_cost"], naked)
     exits = res.fills.filter(pl.col("purpose_text") == "exit")
     # the exit sold all 5 A (not just the hedged 2) and bought back the 2 B
     assert sorted(exits["qty"].to_list()) == pytest.approx([2.0, 5.0])

@@ -443,7 +443,9 @@ class Route:
     naked_leg: int = -1  # a legging residual held naked (its cost counted when closed)
     naked_qty: float = 0.0
     naked_px: float = 0.0
-    naked_row: int = -1
+    naked_start: int = 0
+    naked_closed: float = 0.0
+    naked_cost: float = 0.0
     gap_at: int = 0  # data-gap deadline that already fired
     dec_pnl: float = 0.0
     slip_cost: float = 0.0
@@ -724,9 +726,14 @@ class NaiveModel:
             part = min(qty, abs(n))
             cost = o.side * part * (px - rt.naked_px) + fee * part / qty
             rt.leg_cost += cost
-            self.legs[rt.naked_row]["cost"] += cost
+            rt.naked_cost += cost
+            rt.naked_closed += part
             rest = abs(n) - part
-            if rest <= 1e-9 * abs(n):
+            if rest <= 1e-9 * abs(n):  # closed: a row of its own after the incident
+                self.legs.append({
+                    "trade_id": rt.trade_id, "route": 0, "start_ts": rt.naked_start,
+                    "end_ts": o.t_arrive, "excess_qty": rt.naked_closed, "residual_qty": 0.0,
+                    "cost": rt.naked_cost, "tries": 0, "closes": 1})
                 rt.naked_leg, rt.naked_qty = -1, 0.0
             else:
                 rt.naked_qty = rest if n > 0 else -rest
@@ -989,7 +996,7 @@ class NaiveModel:
             use_a = abs(rt.pos_a) >= abs(rt.pos_b)
             rt.naked_leg, rt.naked_qty = (0 if use_a else 1), net
             rt.naked_px = rt.dec_px_a if use_a else rt.dec_px_b
-            rt.naked_row = len(self.legs) - 1
+            rt.naked_start, rt.naked_closed, rt.naked_cost = now, 0.0, 0.0
             self.go_open()
             return
         if rt.leg_open:
@@ -1041,7 +1048,7 @@ class NaiveModel:
             "trade_id": rt.trade_id, "route": 0, "start_ts": rt.leg_start, "end_ts": end_ts,
             "excess_qty": rt.leg_qty, "residual_qty": residual,
             "cost": rt.leg_cost - rt.leg_cost_at_start,  # this incident's own cost
-            "tries": rt.unwind_tries,
+            "tries": rt.unwind_tries, "closes": 0,
         })
         rt.leg_open = False
         rt.n_legs += 1

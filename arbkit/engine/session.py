@@ -1,0 +1,233 @@
+"""A Session owns the kernel state of one configuration, for every driver: the array backtest,
+the day-by-day catalog reader, the grid sweep, and paper/live trading.
+
+- ``feed(events, flush=...)``: hand events to the one loop (``core.loop.run_chunk``);
+  growing the output buffers when the kernel asks.
+- ``drain()``: hand the output rows written since the last drain to the caller (a store) and
+  reuse the buffers, so memory stays flat over days. The kernel never reads its output
+  buffers back, so draining never changes a result.
+- ``snapshot()`` / ``Session.restore()``: every byte of kernel state (and the few Python-side
+  counters) in one blob; restoring it and feeding the same events gives the same rows, bit
+  for bit (``tests/unit/test_session.py``).
+- ``status()``: what an operator's view shows per route.
+- ``finish()``: decide on the last timestamp, settle what is in flight, mark open round trips.
+
+The backtest's ``Runner`` is this class.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import numpy as np
+
+from arbkit.config import OFF, Config
+from arbkit.config.model import AUTO
+from arbkit.core import types as T
+from arbkit.core.loop import ROOM, finish, run_chunk, start
+from arbkit.data.events import EventArrays
+from arbkit.engine.state import BUFFERS, KernelState, build_state, grow, route_problems
+from arbkit.errors import ConfigError, EngineError
+
+# Orders written while the clock and the event index stand still: past this, the kernel is in a
+# retry loop at one instant (a bug), and the run stops with an error instead of growing its
+# buffers until the machine runs out of memory.
+STUCK_ORDERS = 1_000_000
+AUTO_GAP_S = 300.0
+_COUNT = {"fills": "n_fills", "olog": "n_orders", "trades": "n_trades", "equity": "n_equity",
+          "legs": "n_legs", "guards": "n_guard"}
+
+
+class Session:
+    """Kernel state for one configuration, and the calls every driver makes.
+
+    ``kinds`` names each instrument's source table (``quotes``, ``quote_bars``, ``bars``): bar
+    data runs in bar mode (an order fills at the next bar) and sets the data-gap limit when
+    ``run.max_gap_s = "auto"``.
+    """
+
+    def __init__(self, cfg: Config, arrays: EventArrays, capacity: int = 4096,
+                 signal: Any = None, kinds: dict[str, str] | None = None) -> None:
+        problems = route_problems(cfg)
+        refused = [p for r, p in problems if not cfg.route_strategy(r).allow_infeasible]
+        if refused:
+            raise ConfigError(
+                "infeasible strategy: " + "; ".join(refused)
+                + " (fix the config, or set strategy.allow_infeasible = true to run anyway)"
+            )
+        self.cfg = cfg
+        self.arrays = arrays
+        self.problems = [p for _, p in problems]
+        self.kinds = dict(kinds or {})
+        bars = {k: self.kinds.get(k, "quotes") != "quotes" for k in arrays.inst_keys}
+        self.gap_s = gap_limit_s(cfg, arrays, bars)
+        self.state: KernelState = build_state(
+            cfg, arrays.inst_keys, arrays.n_levels, arrays.use_exch, capacity, bars=bars,
+            gap_s=self.gap_s)
+        self.finished = False
+        self.kernel = run_chunk
+        self.signal = signal
+        if signal is not None:  # a user entry signal: its own copy of the loop (plugin.py)
+            from arbkit.core.plugin import kernel_with_signal
+
+            self.kernel = kernel_with_signal(signal)
+            self.state.route["plugin"] = 1
+        self.n_fed = 0
+        self.drained = {name: 0 for name in BUFFERS}  # rows handed out by drain() so far
+
+    # ---- feeding ------------------------------------------------------------------------
+    def feed(self, events: np.ndarray, depth: np.ndarray | None = None, *,
+             flush: bool = False) -> None:
+        """Process a chunk (any size, including one event) of the time-sorted event array.
+
+        ``depth`` is the chunk's depth array (``events["depth_row"]`` indexes it); by default
+        the one of the arrays the session was built with. ``flush``: the chunk's last
+        timestamp is complete, decide on it now (paper/live, when their queue is drained);
+        otherwise that decision waits for the next chunk (core/loop.py).
+        """
+        if events.shape[0] == 0 and not flush:
+            return
+        self.n_fed += int(events.shape[0])
+        depth = self.arrays.depth if depth is None else depth
+        if events.shape[0]:
+            start(self.state, int(events[0]["ts_recv"]))
+        self._run(events, depth, 1 if flush else 0)
+
+    def _run(self, events: np.ndarray, depth: np.ndarray, flush: int) -> None:
+        k = 0
+        spot, base = (-1, -1), 0
+        while True:
+            status, k = self.kernel(self.state, events, depth, k, flush)
+            if status == T.S_DONE:
+                return
+            g = self.state.glob[0]
+            here = (k, int(g["now"]))
+            if here != spot:
+                spot, base = here, int(g["n_orders"])
+            elif int(g["n_orders"]) - base > STUCK_ORDERS:
+                raise EngineError(
+                    f"engine stuck at ts={here[1]} (event {k}): {int(g['n_orders']) - base} orders "
+                    "written without the clock advancing; this is a bug, please report it with "
+                    "the data and config")
+            # the largest room one step asks for (has_room in loop.run_chunk)
+            self.state = grow(self.state, extra=ROOM * self.state.orders.shape[0])
+
+    def finish(self) -> None:
+        """Decide on the last timestamp, settle in-flight orders and mark open round trips at
+        the end of data."""
+        if self.finished:
+            return
+        self._run(np.zeros(0, T.EVENT_DTYPE), self.arrays.depth, 1)
+        self.state = grow(self.state, extra=64 * (len(self.state.route) + len(self.state.orders)))
+        finish(self.state)
+        self.finished = True
+
+    # ---- the run's span -------------------------------------------------------------------
+    @property
+    def first_ts(self) -> int | None:
+        g = self.state.glob[0]
+        return int(g["t_first"]) if g["started"] == 1 else None
+
+    @property
+    def last_ts(self) -> int | None:
+        g = self.state.glob[0]
+        return int(g["t_last"]) if g["started"] == 1 else None
+
+    # ---- draining -------------------------------------------------------------------------
+    def drain(self) -> dict[str, np.ndarray]:
+        """The output rows written since the last drain (copies), one array per buffer
+        (``fills``, ``olog``, ``trades``, ``equity``, ``legs``, ``guards``); the buffers are
+        emptied for reuse. Rows keep their ids (``oid``, ``trade_id``): a store can write them
+        idempotently."""
+        g = self.state.glob[0]
+        out = {}
+        for name in BUFFERS:
+            n = int(g[_COUNT[name]])
+            out[name] = getattr(self.state, name)[:n].copy()
+            g[_COUNT[name]] = 0
+            self.drained[name] += n
+        return out
+
+    # ---- snapshot / restore ---------------------------------------------------------------
+    def snapshot(self) -> bytes:
+        """Every array of the kernel state and the session's counters, as one blob."""
+        if self.signal is not None:
+            raise ConfigError("a session with a user signal function cannot be snapshotted "
+                              "(the function is code, not state); run it without --resume")
+        buf = io.BytesIO()
+        meta = {"config_hash": self.cfg.config_hash(), "inst_keys": self.arrays.inst_keys,
+                "n_levels": self.arrays.n_levels, "use_exch": self.arrays.use_exch,
+                "kinds": self.kinds, "gap_s": self.gap_s, "n_fed": self.n_fed,
+                "drained": self.drained, "finished": self.finished, "version": 1}
+        np.savez(buf, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+                 **{name: np.asarray(arr) for name, arr in zip(self.state._fields, self.state)})
+        return buf.getvalue()
+
+    @classmethod
+    def restore(cls, cfg: Config, blob: bytes) -> Session:
+        """The session a ``snapshot()`` blob holds, for ``cfg`` (refused when the config
+        differs from the one the snapshot was taken with)."""
+        with np.load(io.BytesIO(blob)) as z:
+            meta = json.loads(bytes(z["__meta__"]).decode())
+            arrays = {name: z[name] for name in KernelState._fields}
+        if meta["config_hash"] != cfg.config_hash():
+            raise ConfigError("the saved session was run with another config (hash "
+                              f"{meta['config_hash']}, this one {cfg.config_hash()}); resume it "
+                              "with its own preset, or start a new session (--clean)")
+        ev = EventArrays(np.zeros(0, T.EVENT_DTYPE), np.zeros((0, 4, max(0, meta["n_levels"] - 1))),
+                         list(meta["inst_keys"]), meta["n_levels"], dict(meta["use_exch"]), {}, 0)
+        self = cls.__new__(cls)
+        self.cfg, self.arrays, self.kinds = cfg, ev, dict(meta["kinds"])
+        self.problems = [p for _, p in route_problems(cfg)]
+        self.gap_s = float(meta["gap_s"])
+        self.state = KernelState(**arrays)
+        self.finished = bool(meta["finished"])
+        self.kernel, self.signal = run_chunk, None
+        self.n_fed = int(meta["n_fed"])
+        self.drained = {k: int(v) for k, v in meta["drained"].items()}
+        return self
+
+    # ---- status ---------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        """Per route: state, direction, positions, round trips, wins, realised net PnL and
+        the last edge seen; the kernel clock and the account's equity now."""
+        from arbkit.core.ledger import equity_now
+
+        st = self.state
+        g = st.glob[0]
+        eq, gross = equity_now(st.glob, st.inst, st.book_px)
+        routes = []
+        for r, rc in enumerate(self.cfg.routes):
+            rt = st.route[r]
+            routes.append({
+                "route": rc.label, "state": T.ROUTE_STATE_TEXT[int(rt["state"])],
+                "dir": int(rt["dir"]), "pos_a": float(rt["pos_a"]), "pos_b": float(rt["pos_b"]),
+                "entries": int(rt["n_entries"]),
+                "best_edge_bps": float(rt["best_miss_bps"] + rt["thr_entry_bps"]),
+                "threshold_bps": float(rt["thr_entry_bps"]),
+            })
+        return {"now_ns": int(g["now"]), "events": self.n_fed, "equity": float(eq),
+                "gross_exposure": float(gross), "halt": int(g["halt"]),
+                "trades_written": int(g["n_trades"]) + self.drained["trades"], "routes": routes}
+
+
+def gap_limit_s(cfg: Config, arrays: EventArrays, bars: dict[str, bool]) -> float:
+    """``run.max_gap_s`` in seconds (0 = off). ``"auto"``: 300 s, or three bar intervals of
+    the slowest bar instrument when that is longer (its median step in the data at hand)."""
+    v = cfg.run.max_gap_s
+    if v == OFF:
+        return 0.0
+    if v != AUTO:
+        return float(v)
+    gap = AUTO_GAP_S
+    ev = arrays.events
+    for i, key in enumerate(arrays.inst_keys):
+        if not bars.get(key):
+            continue
+        head = ev[:200_000]
+        ts = head["ts_recv"][(head["inst"] == i) & (head["kind"] == T.EV_QUOTE)]
+        if ts.shape[0] >= 2:
+            gap = max(gap, 3.0 * float(np.median(np.diff(ts))) / 1e9)
+    return gap
