@@ -6,18 +6,24 @@
 ...     store.runs("demo")
 
 See docs/storage.md for the tables, how the backend is chosen, and the concurrency rules.
+A paper/live session keeps its journal, snapshots and controls in Redis instead:
+``SessionStore(url, session)`` (``arbkit/store/redis.py``, imported on first use).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from arbkit.errors import StorageError
 from arbkit.store.base import Store
 
-__all__ = ["ENV_VAR", "Store", "mask_url", "open_store"]
+if TYPE_CHECKING:
+    from arbkit.store.redis import SessionStore
+
+__all__ = ["ENV_VAR", "SessionStore", "Store", "mask_url", "open_store"]
 
 ENV_VAR = "ARBKIT_STORAGE"
 DEFAULT_PATH = "results/arbkit.duckdb"
@@ -84,3 +90,11 @@ def mask_url(url: str) -> str:
         query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs],
                           safe="*")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SessionStore":  # redis-py is imported only by the sessions that use it
+        from arbkit.store.redis import SessionStore
+
+        return SessionStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
