@@ -3,7 +3,7 @@
 Sections:
   1. Real-server helpers  (CI detection, "server missing" handling)
   2. PostgreSQL fixtures  (pg_url, clean_pg)
-  3. Redis fixtures       (redis_url, clean_redis)
+  3. Redis fixtures       (redis_url, clean_redis, redis_server_bin)
 
 The real servers are started by ``bash scripts/services.sh`` (``bash scripts/test.sh`` does
 that for you) and announced through ARBKIT_TEST_PG_URL / ARBKIT_TEST_REDIS_URL.
@@ -13,6 +13,7 @@ Outside CI a missing server skips the test; under CI=true it is a failure, never
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from typing import Any, NoReturn
@@ -128,3 +129,12 @@ def clean_redis(redis_url: str) -> Iterator[Any]:
     finally:
         client.flushdb()
         client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server_bin() -> str:
+    """Path of the redis-server binary, for tests that run a throwaway server of their own."""
+    path = shutil.which("redis-server")
+    if not path:
+        _server_missing("redis-server", "the binary is not on PATH (apt-get install redis-server)")
+    return path

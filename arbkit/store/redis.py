@@ -67,7 +67,8 @@ _SESSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 _SECRET_RE = re.compile(r"secret|passw|passphrase|api_?key|apikey|token|signature|private_?key",
                         re.IGNORECASE)
 _STALE_ID = "equal or smaller than the target stream top item"  # XADD at or below the top
-_FIX = "start it (`bash scripts/services.sh` for the test server) or fix the URL"
+_FIX = ("is it running? start it (redis-server; `bash scripts/services.sh` for arbkit's test "
+        "server) or fix the URL")
 
 
 class SessionStore:
@@ -345,30 +346,35 @@ class SessionStore:
 
     def _check_durability(self) -> bool:
         """True: use WAITAOF; False: the server fsyncs every write itself. Else ConfigError."""
-        with self._errors("read its persistence settings"):
-            try:
-                cfg = self._r.config_get("append*")
-            except redis.ResponseError:  # CONFIG renamed or not allowed to this user
-                cfg = None
-        cfg = None if cfg is None else {_str(k): _str(v) for k, v in cfg.items()}
+        cfg = self._persistence_config()
         version = ".".join(map(str, self.server_version))
+        head = f"durable session store: Redis {version} at {self.url}"
         if self.server_version >= (7, 2):
             if cfg is not None and cfg.get("appendonly") != "yes":
-                raise ConfigError(f"durable session store: Redis {version} at {self.url} runs "
-                                  "appendonly=no; WAITAOF needs `appendonly yes` (redis.conf "
-                                  "or CONFIG SET appendonly yes)")
+                raise ConfigError(f"{head} runs appendonly=no; WAITAOF needs `appendonly yes` "
+                                  "(redis.conf or CONFIG SET appendonly yes)")
             return True
         if cfg is None:
-            raise ConfigError(f"durable session store: cannot read the persistence settings "
-                              f"of Redis {version} at {self.url} (CONFIG refused) and it has "
-                              "no WAITAOF (< 7.2); allow CONFIG GET or use Redis >= 7.2")
-        if cfg.get("appendonly") != "yes" or cfg.get("appendfsync") != "always":
-            raise ConfigError(
-                f"durable session store: Redis {version} at {self.url} runs appendonly="
-                f"{cfg.get('appendonly')} appendfsync={cfg.get('appendfsync')} and has no "
-                "WAITAOF (< 7.2); set `appendonly yes` and `appendfsync always` "
-                "(redis.conf or CONFIG SET), or use Redis >= 7.2")
+            raise ConfigError(f"{head} refuses CONFIG GET and has no WAITAOF (< 7.2), so its "
+                              "fsync policy is unknown; allow CONFIG GET or use Redis >= 7.2")
+        # no-appendfsync-on-rewrite yes skips the fsync while a rewrite or save runs
+        want = {"appendonly": "yes", "appendfsync": "always", "no-appendfsync-on-rewrite": "no"}
+        if any(cfg.get(k) != v for k, v in want.items()):
+            seen = " ".join(f"{k}={cfg.get(k)}" for k in want)
+            raise ConfigError(f"{head} runs {seen} and has no WAITAOF (< 7.2); set "
+                              f"{', '.join(f'`{k} {v}`' for k, v in want.items())} "
+                              "(redis.conf or CONFIG SET), or use Redis >= 7.2")
         return False
+
+    def _persistence_config(self) -> dict[str, str] | None:
+        """appendonly, appendfsync, no-appendfsync-on-rewrite; None if CONFIG is refused."""
+        with self._errors("read its persistence settings"):
+            try:
+                cfg = {**self._r.config_get("append*"),
+                       **self._r.config_get("no-appendfsync-on-rewrite")}
+            except redis.ResponseError:  # CONFIG renamed or not allowed to this user
+                return None
+        return {_str(k): _str(v) for k, v in cfg.items()}
 
     def _backup(self, folder: Path, keys: list[bytes]) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
