@@ -172,6 +172,10 @@ def test_journal_is_in_seq_order_and_a_repeated_seq_is_ignored(store: SessionSto
     for bad in (-1, 1.5, "3", True):
         with pytest.raises(StorageError, match="seq"):
             store.append(bad, b"x")  # type: ignore[arg-type]
+    with pytest.raises(StorageError, match="must be bytes"):
+        store.append(8, "text")  # type: ignore[arg-type]
+    assert store.append(8, bytearray(b"ba")) and store.append(9, memoryview(b"mv"))
+    assert list(store.journal(7)) == [(8, b"ba"), (9, b"mv")]
 
 
 def test_the_journal_streams_more_than_10000_entries_in_pages(
@@ -181,13 +185,13 @@ def test_the_journal_streams_more_than_10000_entries_in_pages(
     assert store.append_many(items) == n
     assert store.append_many(items[:5000]) == 0  # a replay of the start is harmless
     calls = []
-    real = store._r.xrange
-    monkeypatch.setattr(store._r, "xrange", lambda *a, **k: calls.append(k) or real(*a, **k))
+    real = store._r.eval
+    monkeypatch.setattr(store._r, "eval", lambda *a: calls.append(a) or real(*a))
     it = store.journal(-1)
     assert next(it) == (0, b"event 0") and len(calls) == 1  # lazy: one page so far
     rest = list(it)
     assert [(0, b"event 0"), *rest] == items
-    assert len(calls) == n // R.PAGE + 1 and all(c["count"] == R.PAGE for c in calls)
+    assert len(calls) == n // R.PAGE + 1 and all(c[-1] == R.PAGE for c in calls)
     assert list(store.journal(12_000, page=100)) == items[12_001:]
     assert store.last_seq() == n - 1
 
