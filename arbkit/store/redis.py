@@ -25,8 +25,9 @@ Contract (tests/integration/test_session_store.py runs it against a real server)
   ``appendfsync always``, checked when the store opens: a ``ConfigError`` otherwise).
 - ``pop_controls`` takes every pending control in one transaction: two poppers never both
   get one control, and each gets its controls in the order they were pushed.
-- ``clean`` touches only this session's keys (SCAN + UNLINK; never KEYS, never FLUSHDB) and
-  writes its backup completely before deleting anything.
+- ``clean`` touches only this session's keys (SCAN + UNLINK; never KEYS, never FLUSHDB),
+  writes its backup completely before deleting anything, and refuses a session whose
+  heartbeat is alive unless forced.
 - Secrets are never stored: values under secret-looking keys (password, secret, token,
   api_key, signature, ...) are replaced by ``***`` and URL passwords masked before any JSON
   is written; URLs in messages are masked. Every redis-py error becomes one
@@ -126,7 +127,7 @@ class SessionStore:
         self.durable = durable
         self.prefix = f"{PREFIX}{session}:"
         self.last_backup: Path | None = None  # the file the last clean(backup_dir) wrote
-        self._password = urlsplit(url).password or ""
+        self._password = _password(url)
         self._r = _client(url, self.url, timeout_s)
         self.server_version = self._version()
         if self.server_version < (6, 2):  # XTRIM MINID, exclusive XRANGE
@@ -296,7 +297,7 @@ class SessionStore:
                     f"session {self.session!r} on {self.url} sent a heartbeat that is alive for "
                     f"{alive / 1000:.1f} s more: stop it first, wait, or clean with force")
             keys = sorted(set(self._r.scan_iter(match=_glob(self.prefix) + "*", count=PAGE)))
-            if backup_dir is not None:
+            if backup_dir is not None and keys:
                 self.last_backup = self._backup(Path(backup_dir), keys)
             removed = 0
             for start in range(0, len(keys), PAGE):
@@ -310,7 +311,7 @@ class SessionStore:
         client = _client(url, masked, 10.0)
         pattern = _glob(PREFIX) + "*:meta"
         try:
-            with _mapped(masked, urlsplit(url).password or "", "list sessions"):
+            with _mapped(masked, _password(url), "list sessions"):
                 keys = set(client.scan_iter(match=pattern, count=PAGE))
         finally:
             client.close()
@@ -396,19 +397,23 @@ class SessionStore:
         return {_str(k): _str(v) for k, v in cfg.items()}
 
     def _backup(self, folder: Path, keys: list[bytes]) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         target = folder / f"{self.session}-{stamp}.jsonl"
         tmp = staged(target)
         try:
+            folder.mkdir(parents=True, exist_ok=True)
             with open(tmp, "w", encoding="utf-8") as fh:
                 for key in keys:
                     fh.write(json.dumps(self._dump_key(key)) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
             publish([(tmp, target)])
-        except BaseException:
-            discard([tmp])
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                discard([tmp])
+            if isinstance(exc, OSError):
+                raise StorageError(f"cannot write the backup {target} ({exc.strerror or exc}); "
+                                   "nothing was deleted: choose another backup folder") from exc
             raise
         return target
 
@@ -503,6 +508,13 @@ def _seq(seq: int, *, allow_minus_one: bool = False) -> int:
     if seq < (-1 if allow_minus_one else 0):
         raise StorageError(f"journal seq must be >= {-1 if allow_minus_one else 0}, got {seq}")
     return seq
+
+
+def _password(url: str) -> str:
+    try:
+        return urlsplit(url).password or ""
+    except ValueError:
+        return ""
 
 
 def _bytes(data: Any, what: str) -> bytes:

@@ -311,16 +311,21 @@ def test_clean_removes_only_its_namespace_and_writes_a_backup(url: str, tmp_path
             r.set(k, b"keep me")
         with pytest.raises(StorageError, match="heartbeat that is alive"):
             mine.clean()
-        assert mine.meta() == {"preset": "best"}
+        (tmp_path / "file").write_text("")
+        with pytest.raises(StorageError, match="nothing was deleted") as err:
+            mine.clean(tmp_path / "file" / "bak", force=True)  # a folder under a file
+        _one_line(err)
+        assert mine.meta() == {"preset": "best"} and mine.last_backup is None
         assert mine.clean(tmp_path / "bak", force=True) == len(R.KEYS)
-        assert mine.meta() is None and mine.last_seq() == -1 and mine.clean() == 0
+        backup = mine.last_backup
+        assert mine.meta() is None and mine.last_seq() == -1
+        assert mine.clean(tmp_path / "bak") == 0 and mine.last_backup == backup  # no empty file
         assert all(r.get(k) == b"keep me" for k in outside)
         for s in neighbours:
             assert s.meta() == {"preset": "best"} and s.last_seq() == 2
             assert s.orders() == {"c1": {"state": "ACKED"}}
             s.clean(force=True)
         r.delete(*outside)
-    backup = mine.last_backup
     assert backup is not None and backup.parent == tmp_path / "bak"
     assert [p.name for p in backup.parent.iterdir()] == [backup.name]  # no staged leftover
     lines = {d["key"][len(mine.prefix):]: d for d in map(json.loads, backup.read_text()
