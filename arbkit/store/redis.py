@@ -39,6 +39,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import math
 import os
 import re
 from collections.abc import Iterator
@@ -178,8 +179,9 @@ class SessionStore:
     def append_many(self, items: list[tuple[int, bytes]]) -> int:
         """Journal several entries, in order; returns how many were new.
 
-        One server-side script per ``PAGE`` entries (at most ``BATCH_BYTES`` of payload): each
-        batch is written whole or not at all, ~3x faster than a pipeline of XADDs.
+        One server-side script per ``PAGE`` entries (at most ``BATCH_BYTES`` of payload), ~3x
+        faster than a pipeline of XADDs; each batch runs atomically (no reader sees half of it)
+        and lands in the append-only file as one transaction.
         """
         added = 0
         with self._errors("append to the journal"):
@@ -191,6 +193,8 @@ class SessionStore:
     def journal(self, after: int, *, page: int = PAGE) -> Iterator[tuple[int, bytes]]:
         """Entries with ``seq > after`` in seq order, read ``page`` at a time."""
         start = _seq(after, allow_minus_one=True) + 1
+        if not (isinstance(page, int) and page >= 1):
+            raise StorageError(f"journal page must be an integer >= 1, got {page!r}")
         while True:
             with self._errors("read the journal"):
                 flat = self._r.eval(_READ_LUA, 1, self._k("journal"), f"{start}-0", page)
@@ -258,7 +262,7 @@ class SessionStore:
 
     def heartbeat(self, status: dict, ttl_s: float) -> None:
         """Say the session is alive, with its status, for the next ``ttl_s`` seconds."""
-        if not ttl_s > 0:
+        if not (ttl_s > 0 and math.isfinite(ttl_s)):
             raise ConfigError(f"heartbeat ttl_s must be > 0 seconds, got {ttl_s!r}")
         with self._errors("write the heartbeat"):
             self._r.set(self._k("heartbeat"), _dumps(status), px=max(1, round(ttl_s * 1000)))

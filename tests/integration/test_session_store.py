@@ -193,6 +193,8 @@ def test_the_journal_streams_more_than_10000_entries_in_pages(
     assert [(0, b"event 0"), *rest] == items
     assert len(calls) == n // R.PAGE + 1 and all(c[-1] == R.PAGE for c in calls)
     assert list(store.journal(12_000, page=100)) == items[12_001:]
+    with pytest.raises(StorageError, match="page"):
+        next(store.journal(0, page=0))
     assert store.last_seq() == n - 1
 
 
@@ -264,7 +266,7 @@ def test_the_heartbeat_expires_after_its_ttl(store: SessionStore) -> None:
     assert store.status() == {"state": "ACTIVE", "events": 11}
     time.sleep(0.25)
     assert store.status() is None
-    for bad in (0, -1.0, float("nan")):
+    for bad in (0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ConfigError, match="ttl_s"):
             store.heartbeat({}, ttl_s=bad)
 
