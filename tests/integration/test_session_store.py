@@ -17,7 +17,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -108,8 +108,11 @@ def _answers(port: int) -> bool:
         return False
 
 
+MakeServer = Callable[..., "ThrowawayRedis"]
+
+
 @pytest.fixture
-def throwaway(redis_server_bin: str, tmp_path: Path) -> Iterator[callable]:
+def throwaway(redis_server_bin: str, tmp_path: Path) -> Iterator[MakeServer]:
     servers: list[ThrowawayRedis] = []
 
     def make(*args: str, folder: str = "redis") -> ThrowawayRedis:
@@ -391,7 +394,7 @@ def test_an_unreachable_redis_is_one_storage_error_line_without_the_password() -
     assert "hunter2" not in _one_line(err)
 
 
-def test_a_refusing_redis_is_one_storage_error_line(throwaway: callable) -> None:
+def test_a_refusing_redis_is_one_storage_error_line(throwaway: MakeServer) -> None:
     server = throwaway("--requirepass", "hunter2")
     for bad in (server.url, server.url.replace("//", "//:wrong@")):
         with pytest.raises(StorageError, match="user/password") as err:
@@ -444,7 +447,7 @@ def _writer(store: SessionStore, acked: list[int], snaps: list[int], stop: threa
         errors.append(exc)
 
 
-def test_acknowledged_durable_writes_survive_kill_9_of_the_server(throwaway: callable,
+def test_acknowledged_durable_writes_survive_kill_9_of_the_server(throwaway: MakeServer,
                                                                    redis_url: str) -> None:
     policy = _fsync_policy(redis_url)
     server = throwaway("--appendonly", "yes", "--appendfsync", policy)
@@ -475,7 +478,7 @@ def test_acknowledged_durable_writes_survive_kill_9_of_the_server(throwaway: cal
     assert store.append(len(got), b"after restart") is True
 
 
-def test_without_an_append_only_file_a_kill_9_loses_the_journal(throwaway: callable) -> None:
+def test_without_an_append_only_file_a_kill_9_loses_the_journal(throwaway: MakeServer) -> None:
     # the check above can fail: the same steps on a server that keeps nothing lose everything
     server = throwaway("--appendonly", "no")
     store = SessionStore(server.url, "volatile")
@@ -489,7 +492,7 @@ def test_without_an_append_only_file_a_kill_9_loses_the_journal(throwaway: calla
     ("--appendfsync", "everysec"),
     ("--appendfsync", "always", "--no-appendfsync-on-rewrite", "yes"),
 ], ids=["everysec", "no-fsync-on-rewrite"])
-def test_durable_needs_fsync_always_before_redis_7_2(throwaway: callable,
+def test_durable_needs_fsync_always_before_redis_7_2(throwaway: MakeServer,
                                                      args: tuple[str, ...]) -> None:
     server = throwaway("--appendonly", "yes", *args)
     if _version(server.url) >= (7, 2):  # WAITAOF waits for the fsync whatever the policy
