@@ -141,7 +141,7 @@ def test_a_new_session_is_empty(store: SessionStore) -> None:
     assert store.trim(10) == 0
 
 
-def test_meta_round_trips_and_keeps_no_secret(store: SessionStore) -> None:
+def test_meta_round_trips_and_keeps_no_secret(url: str, store: SessionStore) -> None:
     meta = {"config_hash": "ab12", "preset": "best", "mode": "paper", "n": 3, "x": 1.5,
             "started_at": "2025-01-02T03:04:05+00:00", "api_key": "KEY123",
             "venues": [{"name": "binance", "secret": "S3CRET", "password": ""}],
@@ -153,7 +153,7 @@ def test_meta_round_trips_and_keeps_no_secret(store: SessionStore) -> None:
     assert got["api_key"] == "***" and got["venues"] == [{"name": "binance", "secret": "***",
                                                           "password": ""}]
     assert got["storage"] == "postgresql://arbkit:***@db:5432/x" and got["edge"] is None
-    with _raw(store.url) as r:
+    with _raw(url) as r:
         text = b"".join(r.get(k) or b"" for k in r.scan_iter(match=store.prefix + "*"))
     assert b"KEY123" not in text and b"S3CRET" not in text and b"pw123" not in text
     store.set_meta({"preset": "other"})  # replaces, does not merge
@@ -304,34 +304,42 @@ def _fill(s: SessionStore) -> None:
     s.heartbeat({"state": "ACTIVE"}, ttl_s=60)
 
 
+def _clean_checks(mine: SessionStore, neighbours: list[SessionStore], tmp_path: Path) -> Path:
+    with pytest.raises(StorageError, match="heartbeat that is alive"):
+        mine.clean()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StorageError, match="nothing was deleted") as err:
+        mine.clean(tmp_path / "file" / "bak", force=True)  # a folder under a file
+    _one_line(err)
+    assert mine.meta() == {"preset": "best"} and mine.last_backup is None
+    assert mine.clean(tmp_path / "bak", force=True) == len(R.KEYS)
+    backup = mine.last_backup
+    assert backup is not None and mine.meta() is None and mine.last_seq() == -1
+    assert mine.clean(tmp_path / "bak") == 0 and mine.last_backup == backup  # no empty file
+    for s in neighbours:
+        assert s.meta() == {"preset": "best"} and s.last_seq() == 2
+        assert s.orders() == {"c1": {"state": "ACKED"}}
+    return backup
+
+
 def test_clean_removes_only_its_namespace_and_writes_a_backup(url: str, tmp_path: Path) -> None:
     name = _name("clean")
     mine = SessionStore(url, name)
     neighbours = [SessionStore(url, f"{name}.b"), SessionStore(url, f"{name}-2")]
-    for s in (mine, *neighbours):
-        _fill(s)
     outside = [f"arbkit:session:{name}", f"other:{name}:meta", f"{mine.prefix}"[:-1] + "x"]
     with _raw(url) as r:
-        for k in outside:
-            r.set(k, b"keep me")
-        with pytest.raises(StorageError, match="heartbeat that is alive"):
-            mine.clean()
-        (tmp_path / "file").write_text("")
-        with pytest.raises(StorageError, match="nothing was deleted") as err:
-            mine.clean(tmp_path / "file" / "bak", force=True)  # a folder under a file
-        _one_line(err)
-        assert mine.meta() == {"preset": "best"} and mine.last_backup is None
-        assert mine.clean(tmp_path / "bak", force=True) == len(R.KEYS)
-        backup = mine.last_backup
-        assert mine.meta() is None and mine.last_seq() == -1
-        assert mine.clean(tmp_path / "bak") == 0 and mine.last_backup == backup  # no empty file
-        assert all(r.get(k) == b"keep me" for k in outside)
-        for s in neighbours:
-            assert s.meta() == {"preset": "best"} and s.last_seq() == 2
-            assert s.orders() == {"c1": {"state": "ACKED"}}
-            s.clean(force=True)
-        r.delete(*outside)
-    assert backup is not None and backup.parent == tmp_path / "bak"
+        try:
+            for s in (mine, *neighbours):
+                _fill(s)
+            for k in outside:
+                r.set(k, b"keep me")
+            backup = _clean_checks(mine, neighbours, tmp_path)
+            assert all(r.get(k) == b"keep me" for k in outside)
+        finally:
+            for s in (mine, *neighbours):
+                s.clean(force=True)
+            r.delete(*outside)
+    assert backup.parent == tmp_path / "bak"
     assert [p.name for p in backup.parent.iterdir()] == [backup.name]  # no staged leftover
     lines = {d["key"][len(mine.prefix):]: d for d in map(json.loads, backup.read_text()
                                                          .splitlines())}
