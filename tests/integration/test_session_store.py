@@ -263,11 +263,13 @@ def test_controls_are_fifo_and_a_pop_is_atomic_under_two_poppers(url: str,
 
 
 def test_the_heartbeat_expires_after_its_ttl(store: SessionStore) -> None:
-    store.heartbeat({"state": "ACTIVE", "events": 10}, ttl_s=0.3)
+    store.heartbeat({"state": "ACTIVE", "events": 10}, ttl_s=30)
     assert store.status() == {"state": "ACTIVE", "events": 10}
-    store.heartbeat({"state": "ACTIVE", "events": 11}, ttl_s=0.15)
-    assert store.status() == {"state": "ACTIVE", "events": 11}
-    time.sleep(0.25)
+    store.heartbeat({"state": "ACTIVE", "events": 11}, ttl_s=30)
+    assert store.status() == {"state": "ACTIVE", "events": 11}  # the newest replaces it
+    store.heartbeat({"state": "ACTIVE", "events": 12}, ttl_s=0.15)
+    assert 0 < store._r.pttl(store.prefix + "heartbeat") <= 150
+    time.sleep(0.3)
     assert store.status() is None
     for bad in (0, -1.0, float("nan"), float("inf")):
         with pytest.raises(ConfigError, match="ttl_s"):
