@@ -300,6 +300,9 @@ def krw_section() -> str:
         "",
         "| figure | value |", "|---|---:|",
         *[f"| {k} | {fmt(v)} |" for k, v in m.items()],
+        "| anchor at entries, bps (min / median / max) | "
+        + (f"{anchors.min():.1f} / {np.median(anchors):.1f} / {anchors.max():.1f}"
+           if anchors.size else "n/a") + " |",
         "",
         "**Strategy, treasury and account side by side** (USDT): the trades' net PnL "
         f"{m['net_pnl']:,.2f} + the open round trip marked at mid {m['open_net_pnl_mid']:,.2f} "
@@ -320,9 +323,6 @@ def krw_section() -> str:
         "at the last books when Upbit went silent instead of being carried across a hole, and "
         "entries wait until both legs quote again. Each decision sees both venues' bars of its "
         "close (one decision per timestamp), and orders fill at the next bar.",
-        "| anchor at entries, bps (min / median / max) | "
-        + (f"{anchors.min():.1f} / {np.median(anchors):.1f} / {anchors.max():.1f}"
-           if anchors.size else "n/a") + " |",
         "",
         "Exit reasons: " + ", ".join(f"{r['exit_reason_text']} {r['len']}"
                                      for r in reasons.to_dicts()) + ".",

@@ -13,7 +13,12 @@ from arbkit.core.jit import njit
 from arbkit.core.risk import log_guard
 from arbkit.core.strategy import _tradable, send_exit
 from arbkit.core.types import (
+    CTL_RESUME,
+    CTL_STOP,
+    CTL_SYMBOL_OFF,
+    CTL_SYMBOL_ON,
     FLAT,
+    G_CONTROL,
     G_DAILY_LOSS,
     G_DAY_RESET,
     G_DRAWDOWN,
@@ -22,6 +27,7 @@ from arbkit.core.types import (
     HALT_DRAWDOWN,
     HALT_KILL,
     HALT_NONE,
+    HALT_STOP,
     OPEN,
     X_KILL,
     X_RISK,
@@ -54,6 +60,22 @@ def running_check(s, t) -> None:
         g["halt"] = HALT_DRAWDOWN
         log_guard(s, t, G_DRAWDOWN, -1, dd, rk["max_dd"])
         flatten(s, t, X_RISK)
+
+
+@njit
+def control(s, code, arg, t) -> None:
+    """An operator control (CTL_*; ``arg`` a base asset's id for the symbol controls), logged
+    as a guard row. The kill switch is ``kill``."""
+    g = s.glob[0]
+    if code == CTL_STOP and g["halt"] != HALT_KILL and g["halt"] != HALT_DRAWDOWN:
+        g["halt"] = HALT_STOP
+    elif code == CTL_RESUME and g["halt"] == HALT_STOP:
+        g["halt"] = HALT_NONE
+    elif code == CTL_SYMBOL_OFF or code == CTL_SYMBOL_ON:
+        for r in range(s.route.shape[0]):
+            if s.route[r]["base_id"] == arg:
+                s.route[r]["off"] = 1 if code == CTL_SYMBOL_OFF else 0
+    log_guard(s, t, G_CONTROL, -1, float(code), float(arg))
 
 
 @njit

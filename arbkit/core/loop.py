@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from arbkit.core.book import apply_quote
 from arbkit.core.carry import apply_funding, apply_fx
-from arbkit.core.halt import DAY, kill, running_check
+from arbkit.core.halt import DAY, control, kill, running_check
 from arbkit.core.jit import njit
 from arbkit.core.ledger import has_room, write_equity, write_equity_arrays, write_trade
 from arbkit.core.lifecycle import process_ack
@@ -162,13 +162,16 @@ def run_chunk(s, ev, depth, start, flush):
             elif e["kind"] == EV_FUNDING:
                 g["now"] = now
                 apply_funding(s, e["inst"], e["bid_px"], e["ask_px"])
-            elif e["kind"] == EV_CONTROL and e["inst"] == CTL_KILL:
+            elif e["kind"] == EV_CONTROL:
                 if not has_room(s, room):
                     g["now"], g["n_events"], g["t_last"], g["gaps_ns"] = (now, counted + k,
                                                                          last_q, gaps)
                     return S_FULL, k
                 g["now"] = t if t > now else now
-                kill(s, g["now"])
+                if e["inst"] == CTL_KILL:
+                    kill(s, g["now"])
+                else:
+                    control(s, e["inst"], int(e["bid_px"]), g["now"])
                 wake = g["next_wakeup"]
             if t > now:
                 now = t

@@ -29,6 +29,7 @@ from arbkit.core.types import (
     SK_SAME_JUMP_WAIT,
     SK_SLIPPAGE,
     SK_SYMBOL_CAP,
+    SK_SYMBOL_OFF,
     SK_VENUE_IMBALANCE,
 )
 
@@ -70,6 +71,9 @@ def pre_guards(s, r, t) -> int:
     if g["halt"] != HALT_NONE:
         blocked(s, r, SK_HALTED, t, float(g["halt"]), 0.0)
         return SK_HALTED
+    if rt["off"] == 1:
+        blocked(s, r, SK_SYMBOL_OFF, t, float(rt["base_id"]), 0.0)
+        return SK_SYMBOL_OFF
     if rk["jump_routes"] >= 2:
         # confirm first: the entry waits one window, then counts the routes that signalled
         # around the same time (or clear their threshold on the books now: an FX jump)

@@ -14,8 +14,14 @@ EV_HEARTBEAT = 2  # advances time only (paper/live inject these so timers fire o
 EV_FX = 3  # an FX rate: ``inst`` is the FX series index, ``bid_px`` the rate (quote per base)
 EV_FUNDING = 4  # a perpetual's funding: ``inst`` the instrument, ``bid_px`` the realised rate,
 # ``ask_px`` the mark price
-EV_CONTROL = 5  # an operator control: ``inst`` is the control code (CTL_*)
+EV_CONTROL = 5  # an operator control: ``inst`` is the control code (CTL_*), ``bid_px`` its
+# argument (a base asset's id for the symbol controls)
 CTL_KILL = 1  # kill switch: halt and flatten everything
+CTL_STOP = 2  # reduce only: no new entries anywhere; open positions keep their exit rules
+CTL_RESUME = 3  # lift a stop (not a kill, nor a drawdown halt)
+CTL_SYMBOL_OFF = 4  # no new entries on the routes of one base asset (argument: its id)
+CTL_SYMBOL_ON = 5
+CONTROL_TEXT = ("", "kill", "stop", "resume", "symbol_off", "symbol_on")
 
 EVENT_DTYPE = np.dtype(
     [
@@ -117,12 +123,13 @@ SK_RATE_LIMIT = 16
 SK_HALTED = 17  # trading halted by a running guard (daily loss, drawdown, kill)
 SK_SAME_JUMP_WAIT = 18  # an entry signal waiting for the same-jump guard's confirmation
 SK_DATA_GAP = 19  # a leg has been silent longer than run.max_gap_s
-N_SKIP = 20
+SK_SYMBOL_OFF = 20  # the operator turned this route's symbol off
+N_SKIP = 21
 SKIP_TEXT = (
     "crossed_book", "stale_quote", "sanity", "busy", "cooldown", "depth", "balance",
     "min_notional", "taken", "stale_fx", "symbol_cap", "gross_cap", "venue_imbalance",
     "slippage", "same_jump", "loss_streak", "rate_limit", "halted", "same_jump_wait",
-    "data_gap",
+    "data_gap", "symbol_off",
 )
 
 # ---- guard log codes: the SK_* codes of the pre-trade guards, and these --------------------
@@ -134,10 +141,12 @@ G_LOSS_STREAK = 104  # a route starts its loss-streak pause
 G_TRANSFER = 105  # a rebalancing transfer sent (route = receiving wallet, value, limit = fee)
 G_TRANSFER_IN = 106  # ... and arrived
 G_MARKET_GAP = 107  # no market event for longer than run.max_gap_s (ts = its start, value = s)
+G_CONTROL = 108  # an operator control applied (value = CTL_* code, limit = its argument)
 HALT_NONE = 0
 HALT_DAILY = 1
 HALT_DRAWDOWN = 2
 HALT_KILL = 3
+HALT_STOP = 4  # the operator's stop: reduce only until resumed
 
 # ---- run_chunk status --------------------------------------------------------------------
 S_DONE = 0
@@ -334,6 +343,7 @@ ROUTE_DTYPE = np.dtype(
         ("plugin", "i4"),  # a user signal decides entries (core/plugin.py)
         ("fx_route", "i4"),  # a leg is quoted in another currency than the reference
         ("sig_force", "i4"),  # the signal asked to enter whatever the threshold (+-2)
+        ("off", "i4"),  # the operator turned this route's symbol off: no new entries
         ("hedge_tol", "f8"),  # legs within this (base units) count as hedged: half a contract
         # of an inverse leg, whose size is whole contracts, and the coins a fee paid in the
         # received asset keeps from arriving (0 when neither applies)
@@ -509,5 +519,6 @@ def guard_text(code: int) -> str:
     """Name of a guard-log code."""
     names = {G_DAILY_LOSS: "daily_loss", G_DAY_RESET: "day_reset", G_DRAWDOWN: "drawdown",
              G_KILL: "kill", G_LOSS_STREAK: "loss_streak", G_TRANSFER: "transfer_sent",
-             G_TRANSFER_IN: "transfer_arrived", G_MARKET_GAP: "market_gap"}
+             G_TRANSFER_IN: "transfer_arrived", G_MARKET_GAP: "market_gap",
+             G_CONTROL: "control"}
     return names.get(code) or SKIP_TEXT[code]

@@ -124,21 +124,41 @@ def from_catalog(cfg: Config, inst_keys: list[str], root: Path) -> tuple[np.ndar
     return _sorted([fx_events(cfg, fx) if cfg.fx else _events(0), fund_ev]), notes
 
 
-CONTROLS = {"kill": T.CTL_KILL}
+CONTROLS = {"kill": T.CTL_KILL, "stop": T.CTL_STOP, "resume": T.CTL_RESUME,
+            "symbol_off": T.CTL_SYMBOL_OFF, "symbol_on": T.CTL_SYMBOL_ON}
 
 
-def with_controls(extra: np.ndarray, controls: list[tuple[int, str]] | None) -> np.ndarray:
+def base_ids(cfg: Config) -> list[str]:
+    """The base assets of the config's routes, in the kernel's order (``route.base_id``)."""
+    return sorted({cfg.instrument(rc.a).base for rc in cfg.routes})
+
+
+def control_event(ts: int, name: str, cfg: Config | None = None) -> np.ndarray:
+    """One ``EV_CONTROL`` event: ``kill``, ``stop``, ``resume``, or ``symbol_off:BASE`` /
+    ``symbol_on:BASE`` (no new entries on that base asset's routes, or again)."""
+    code, _, arg = name.partition(":")
+    if code not in CONTROLS:
+        raise DataError(f"control {name!r} at {ts}: unknown; known: kill, stop, resume, "
+                        "symbol_off:BASE, symbol_on:BASE")
+    ev = _events(1)
+    ev[0]["ts_recv"] = ev[0]["ts_exch"] = int(ts)
+    ev[0]["inst"] = CONTROLS[code]
+    ev[0]["kind"] = T.EV_CONTROL
+    if code.startswith("symbol_"):
+        bases = base_ids(cfg) if cfg is not None else []
+        if arg not in bases:
+            raise DataError(f"control {name!r}: name a base asset of the routes, one of "
+                            f"{', '.join(bases) or 'none'} (e.g. {code}:{bases[0] if bases else 'BTC'})")
+        ev[0]["bid_px"] = float(bases.index(arg))
+    return ev
+
+
+def with_controls(extra: np.ndarray, controls: list[tuple[int, str]] | None,
+                  cfg: Config | None = None) -> np.ndarray:
     """Operator controls as ``EV_CONTROL`` events, merged into the carry events."""
     if not controls:
         return extra
-    ev = _events(len(controls))
-    for j, (ts, name) in enumerate(controls):
-        if name not in CONTROLS:
-            raise DataError(f"control {name!r} at {ts}: unknown; known: {', '.join(CONTROLS)}")
-        ev[j]["ts_recv"] = ev[j]["ts_exch"] = int(ts)
-        ev[j]["inst"] = CONTROLS[name]
-        ev[j]["kind"] = T.EV_CONTROL
-    return _sorted([extra, ev])
+    return _sorted([extra, *[control_event(ts, name, cfg) for ts, name in controls]])
 
 
 def asof_start(extra: np.ndarray, t_first: int) -> tuple[np.ndarray, int]:

@@ -71,7 +71,7 @@ class CatalogEvents:
 
         self.extra = carry_mod.from_catalog(cfg, self.keys, self.cat.root) if carry else None
         if self.extra is not None:
-            self.extra = (carry_mod.with_controls(self.extra[0], controls), self.extra[1])
+            self.extra = (carry_mod.with_controls(self.extra[0], controls, cfg), self.extra[1])
         self.carry_notes = self.extra[1] if self.extra is not None else []
         self.implied = carry_mod.ImpliedCheck(cfg, self.keys)
         self.rows = sum(_rows(p.path) for ps in self.parts.values() for p in ps)

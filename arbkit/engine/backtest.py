@@ -167,7 +167,7 @@ def prepare(data: Any, config: Any, *, fx: Any = None, funding: Any = None,
     arrays = build_events(loaded.frame, keys, timeline=cfg.run.timeline, source=loaded.source,
                           bars=frozenset(k for k, v in loaded.kinds.items() if v != "quotes"))
     extra, carry_notes = carry.from_sources(cfg, keys, fx, funding)
-    extra = carry.with_controls(extra, controls)
+    extra = carry.with_controls(extra, controls, cfg)
     if extra.shape[0] and arrays.events.shape[0]:
         ts = arrays.events["ts_recv"]
         extra, after = carry.clip_to(extra, int(ts[0]), int(ts[-1]))

@@ -179,6 +179,35 @@ def test_the_kill_switch_flattens_and_halts(uni, free) -> None:
     assert (res.trades["entry_ts"] > t_kill).sum() == 0 and res.metric("open_at_end") == 0
 
 
+def test_stop_and_resume_and_a_symbol_off_and_on_act_on_entries_only(uni, free) -> None:
+    df, cfg = uni
+    btc = free.trades.filter(pl.col("route") == 0)
+    t_stop = btc["entry_ts"][3] + 1_000_000_000  # BTC holds a position then
+    t_resume = btc["entry_ts"][8]
+    res = arbkit.backtest(df, cfg, controls=[(t_stop, "stop"), (t_resume, "resume")])
+    entries = res.trades["entry_ts"]
+    assert ((entries > t_stop) & (entries < t_resume)).sum() == 0  # nothing new in between
+    assert (entries > t_resume).sum() > 0  # trading again after the resume
+    # the position open at the stop still closed by its own rules, not flattened
+    assert not (res.trades["exit_reason_text"] == "kill").any()
+    assert log(res, "control")["value"].to_list() == [T.CTL_STOP, T.CTL_RESUME]
+    assert res.metric("skipped_halted") > 0
+    t_off = btc["entry_ts"][2]
+    off = arbkit.backtest(df, cfg, controls=[(t_off, "symbol_off:ETH")])
+    by = off.trades.group_by("route").agg(pl.col("entry_ts").max())
+    eth_last = by.filter(pl.col("route") == 1)["entry_ts"][0]
+    assert eth_last <= t_off  # no ETH entry after it
+    assert off.routes["trades"][0] == free.routes["trades"][0]  # BTC unaffected
+    assert off.metric("skipped_symbol_off") > 0
+    on = arbkit.backtest(df, cfg, controls=[(t_off, "symbol_off:ETH"),
+                                            (t_resume, "symbol_on:ETH")])
+    assert (on.trades.filter(pl.col("route") == 1)["entry_ts"] > t_resume).sum() > 0
+    from arbkit.errors import DataError
+
+    with pytest.raises(DataError, match="one of BTC, ETH"):
+        arbkit.backtest(df, cfg, controls=[(t_off, "symbol_off:DOGE")])
+
+
 def test_guard_codes_have_names() -> None:
     for code in range(T.N_SKIP):
         assert T.guard_text(code) == T.SKIP_TEXT[code]

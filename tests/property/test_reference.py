@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import arbkit.engine.backtest as backtest_module
+import arbkit.engine.session as backtest_module  # (the Session grows the buffers)
 from arbkit.config import Config, from_dict
 from arbkit.core import types as T
 from arbkit.data.events import EventArrays, build_events

@@ -108,7 +108,7 @@ SKIPS = ("crossed_book", "stale_quote", "sanity", "busy", "cooldown", "depth", "
          # the model has no FX and no [risk] guards (all off in the generated configs): 0
          "stale_fx", "symbol_cap", "gross_cap", "venue_imbalance", "slippage", "same_jump",
          "loss_streak", "rate_limit", "halted", "same_jump_wait",
-         "data_gap")
+         "data_gap", "symbol_off")
 
 # due-item ranks at equal times
 R_MATCH, R_ACK, R_TIME_STOP, R_GAP, R_SAMPLE = 0, 1, 2, 3, 4
