@@ -104,7 +104,8 @@ def run_one(m: Mutant, timeout: int) -> tuple[str, str, float]:
         if text.count(m.old) < 1:
             return "error", f"pattern not found in {m.path}", 0.0
         target.write_text(text.replace(m.old, m.new, 1))
-        env = dict(os.environ, PYTHONPATH=str(scratch), NUMBA_CACHE_DIR=str(scratch / ".nb"))
+        env = dict(os.environ, PYTHONPATH=str(scratch), NUMBA_CACHE_DIR=str(scratch / ".nb"),
+                   ARBKIT_EXAMPLES_SCALE="0.3")  # the property tests, smaller
         proc = subprocess.run(
             [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
              "--no-header", *TESTS],

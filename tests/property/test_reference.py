@@ -38,8 +38,12 @@ JIT = not numba.config.DISABLE_JIT
 
 
 def examples(jit: int, nojit: int) -> int:
-    """Fewer examples when the kernel runs as plain Python (NUMBA_DISABLE_JIT=1)."""
-    return jit if JIT else nojit
+    """Fewer examples when the kernel runs as plain Python (NUMBA_DISABLE_JIT=1); scaled by
+    ``ARBKIT_EXAMPLES_SCALE`` (scripts/mutants.py runs the suite many times, smaller)."""
+    import os
+
+    n = jit if JIT else nojit
+    return max(5, int(n * float(os.environ.get("ARBKIT_EXAMPLES_SCALE", "1"))))
 
 
 # ---- scenarios ---------------------------------------------------------------------------
