@@ -67,11 +67,15 @@ def staged(path: Path) -> Path:
     return path.with_name(path.name + TMP_SUFFIX)
 
 
+PUBLISHED = [0]  # publishes done by this process (what a Ctrl-C report tells apart)
+
+
 def publish(pairs: Sequence[tuple[Path, Path]]) -> None:
     """Rename each staged file over its target, all in one interrupt-free section."""
     with deferred_interrupt():
         for tmp, target in pairs:
             os.replace(tmp, target)
+        PUBLISHED[0] += 1
 
 
 def discard(paths: Sequence[Path]) -> None:

@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
 
-import typer
+try:
+    import typer
 
-from arbkit.cli import backtest as backtest_cmd
-from arbkit.cli import data as data_cmd
-from arbkit.cli import emulator as emulator_cmd
-from arbkit.cli import tune as tune_cmd
-from arbkit.cli.guard import interrupt_note, set_interrupt_note
-from arbkit.errors import ArbkitError
+    from arbkit.cli import backtest as backtest_cmd
+    from arbkit.cli import data as data_cmd
+    from arbkit.cli import emulator as emulator_cmd
+    from arbkit.cli import tune as tune_cmd
+    from arbkit.cli.guard import interrupt_note, set_interrupt_note
+    from arbkit.errors import ArbkitError
+except KeyboardInterrupt:  # Ctrl-C while the CLI loads: no command has started
+    print("interrupted: before the command started; nothing was written", file=sys.stderr)
+    raise SystemExit(130) from None
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Backtest-first research framework for cross-venue crypto arbitrage.")
@@ -31,13 +36,15 @@ app.command("report")(tune_cmd.report)
 app.add_typer(tune_cmd.preset_app, name="preset")
 
 
-def run(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None, *, last: bool = False) -> int:
     """Run the CLI on ``argv`` (default ``sys.argv[1:]``) and return the exit code.
 
     An ``ArbkitError`` becomes one ``error: ...`` line (exit 1), a file-system error one
     ``error: <path>: <reason>`` line (exit 1), a Ctrl-C one ``interrupted: ...`` line saying
     what was left (exit 130); ``--debug`` anywhere (or ``ARBKIT_DEBUG=1``) shows the
-    traceback of the first two instead.
+    traceback of the first two instead. ``last``: this process ends with the command (the
+    console script), so a Ctrl-C once the command is over is ignored: the work is done and
+    only its report is left to print.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("ARBKIT_DEBUG") == "1"
@@ -46,7 +53,11 @@ def run(argv: list[str] | None = None) -> int:
     try:
         # standalone mode: click itself handles usage errors (exit 2); typer turns a Ctrl-C
         # into exit 130 (recognised below by its cause); anything else propagates to here
-        app(args=args, prog_name="arbkit")
+        try:
+            app(args=args, prog_name="arbkit")
+        finally:
+            if last:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
     except ArbkitError as exc:
         if debug:
             raise
@@ -99,4 +110,4 @@ def _os_error(exc: OSError) -> str:
 
 
 def main() -> None:
-    raise SystemExit(run())
+    raise SystemExit(run(last=True))

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from arbkit.cli.guard import check_out_dir, set_interrupt_note, write_dir
+from arbkit.cli.guard import check_out_dir, publish_note, set_interrupt_note, write_dir
 from arbkit.cli.render import print_summary
 
 DEFAULT_DIR = Path("out/default-study")
@@ -53,6 +53,9 @@ def backtest(
     if force and out is None:
         raise ConfigError("--force replaces an --out folder an earlier run wrote; pass --out")
     inputs = [("--data", data), ("--config", config), ("--fx", fx), ("--funding", funding)]
+    if out is not None:
+        set_interrupt_note(publish_note(f"no results were written to {out}", "after the "
+                                        f"results were written whole to {out}"))
     if preset is not None:
         if config is not None:
             raise ConfigError("--preset carries its own config; drop --config")
@@ -141,6 +144,4 @@ def write_results(res, out: Path, *, force: bool = False,
         (tmp / "meta.json").write_text(json.dumps(res.meta, default=str, indent=1))
         (tmp / "config.toml").write_text(dump_config(res.config))
 
-    set_interrupt_note(f"no results written to {out}")
     write_dir(out, fill)
-    set_interrupt_note(None)

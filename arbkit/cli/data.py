@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from arbkit.cli.guard import set_interrupt_note
+from arbkit.cli.guard import catalog_note, set_interrupt_note
 
 app = typer.Typer(no_args_is_help=True, help="Market data: the Parquet catalog (import, add, ls, "
                   "info, validate), ccxt download and recording, synthetic scenarios.")
@@ -55,9 +55,8 @@ def add(
     from arbkit.data.catalog import Catalog
 
     cat = Catalog(root)
-    set_interrupt_note(f"the catalog {cat.root} is unchanged (nothing of {path} was published)")
+    set_interrupt_note(catalog_note(cat.root))
     parts = cat.add_quotes(path)
-    set_interrupt_note(None)
     typer.echo(f"{cat.root}: wrote {len(parts)} instrument-day file(s) from {path}")
 
 
@@ -80,19 +79,17 @@ def import_(
     from arbkit.data.catalog import Catalog
     from arbkit.data.importers.registry import ImportOptions, run_import
 
+    cat = Catalog(root)
+    set_interrupt_note(catalog_note(cat.root))
     opts = ImportOptions(venue=venue, symbol=symbol, interval=interval, levels=levels,
                          markets=markets, session=session, base=base, quote=quote,
                          mapping=mapping)
     frames = run_import(fmt, list(paths or []), opts)
-    cat = Catalog(root)
     label = f"{fmt} {' '.join(map(str, paths or [])) or '(default)'}"
     # every table is planned (merged, validated) before the first file is staged, and every
     # file of every table is staged before they are published together
     plans = [(kind, frame, cat.plan(kind, frame, name=label)) for kind, frame in frames]
-    set_interrupt_note(f"the catalog {cat.root} is unchanged (nothing of this import was "
-                       "published)")
     cat.write([part for _, _, plan in plans for part in plan])
-    set_interrupt_note(None)
     for kind, frame, plan in plans:
         typer.echo(f"{cat.root}: {kind}: {frame.height:,} rows -> {len(plan)} file(s)")
 

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from arbkit.atomic import deferred_interrupt, discard, make_parents, remove_created
+from arbkit.atomic import PUBLISHED, deferred_interrupt, discard, make_parents, remove_created
 from arbkit.errors import ConfigError
 
 MARKER = ".arbkit-results"
@@ -29,16 +29,34 @@ MARKER_TEXT = ("Written by `arbkit backtest --out`. arbkit replaces this folder 
                "with --force; it never replaces a folder without this file.\n")
 TMP_PREFIX = ".arbkit-"
 
-_note: list[str | None] = [None]
+_note: list[str | Callable[[], str] | None] = [None]
 
 
-def set_interrupt_note(text: str | None) -> None:
-    """What a Ctrl-C from now on leaves behind (None: the command's default)."""
+def set_interrupt_note(text: str | Callable[[], str] | None) -> None:
+    """What a Ctrl-C from now on leaves behind (None: the default), or a function that says
+    it when asked."""
     _note[0] = text
 
 
 def interrupt_note() -> str:
-    return _note[0] or "stopped before finishing; nothing was left half-written"
+    note = _note[0]
+    if callable(note):
+        note = note()
+    return note or "stopped before finishing; nothing was left half-written"
+
+
+def publish_note(unchanged: str, published: str) -> Callable[[], str]:
+    """The Ctrl-C report of a command that publishes once: ``unchanged`` until it has (a
+    Ctrl-C during the final renames is held back until they are done), then ``published``."""
+    before = PUBLISHED[0]
+    return lambda: unchanged if PUBLISHED[0] == before else published
+
+
+def catalog_note(root: Path) -> Callable[[], str]:
+    """The Ctrl-C report of a command writing into the catalog at ``root``."""
+    return publish_note(f"the catalog {root} is unchanged (nothing of this command was "
+                        "published)", f"after the catalog {root} was updated whole; nothing "
+                        "was left half-written")
 
 
 # ------------------------------------------------------------------------- checks
@@ -142,8 +160,9 @@ def write_dir(out: Path, fill: Callable[[Path], None]) -> None:
     created: list[Path] = []
     tmp: Path | None = None
     try:
-        created = make_parents(out.absolute().parent)
-        tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=out.absolute().parent))
+        with deferred_interrupt():  # what is made is known, to be undone
+            created = make_parents(out.absolute().parent)
+            tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=out.absolute().parent))
         fill(tmp)
         (tmp / MARKER).write_text(MARKER_TEXT)
         with deferred_interrupt():
@@ -158,6 +177,7 @@ def write_dir(out: Path, fill: Callable[[Path], None]) -> None:
                     os.rename(old, out)
                 raise
             tmp = None
+            PUBLISHED[0] += 1
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
     except BaseException:
@@ -170,12 +190,15 @@ def write_dir(out: Path, fill: Callable[[Path], None]) -> None:
 def write_file(path: Path, write: Callable[[Path], None]) -> Path:
     """Write one file whole: ``write`` fills a temporary file beside it, renamed into place."""
     path = Path(path)
-    created = make_parents(path.absolute().parent)
     tmp = path.with_name(f"{TMP_PREFIX}{uuid.uuid4().hex[:8]}-{path.name}")
+    created: list[Path] = []
     try:
+        with deferred_interrupt():
+            created = make_parents(path.absolute().parent)
         write(tmp)
         with deferred_interrupt():
             os.replace(tmp, path)
+            PUBLISHED[0] += 1
     except BaseException:
         discard([tmp])
         remove_created(created)

@@ -328,9 +328,10 @@ class Catalog:
         created: list[Path] = []
         try:
             for p, df in plans:
-                created += atomic.make_parents(p.path.parent)
                 tmp = atomic.staged(p.path)
-                staged.append((tmp, p.path))
+                with atomic.deferred_interrupt():  # what is made is known, to be undone
+                    created += atomic.make_parents(p.path.parent)
+                    staged.append((tmp, p.path))
                 # LZ4: ~1.7x the size of zstd, ~3x faster to read (benchmarks/bench_data.py);
                 # the catalog is read far more often than it is written. One row group per
                 # file (an instrument-day): columns come back as one chunk, so reading them
