@@ -57,6 +57,31 @@ class Store(ABC):
         self._save(row, frames)
         return row["run_id"]
 
+    # ---- a session's run, written as it goes (paper / live) ----------------------------
+    def open_session_run(self, cfg: Any, *, kind: str, study: str,
+                         extra: dict | None = None) -> str:
+        """A new ``runs`` row for a paper/live session (no rows yet); its ``run_id``."""
+        row = {
+            "run_id": str(uuid.uuid4()), "created_at": datetime.now(UTC), "kind": kind,
+            "study": study, "trial": None, "config_json": to_json(cfg.to_dict()),
+            "config_hash": cfg.config_hash(), "data_hash": None, "code_version": code_version(),
+            "params_json": None, "metrics_json": to_json({}),
+            "extra_json": None if extra is None else to_json(extra), "events": 0, "n_trades": 0}
+        self._save(row, {})
+        return row["run_id"]
+
+    def append_rows(self, run_id: str, frames: dict[str, tuple[int, pl.DataFrame]], *,
+                    metrics: dict | None = None, events: int = 0, n_trades: int = 0) -> None:
+        """Rows of a session's run, each frame from its row number ``seq0`` on, and the run's
+        figures so far, in one transaction. Idempotent: rows from ``seq0`` on are replaced,
+        so a session that resumes and writes the same rows again leaves one copy."""
+        checked = {k: (seq0, check_frame(k, f)) for k, (seq0, f) in frames.items()}
+        self._append(run_id, checked, to_json(metrics or {}), int(events), int(n_trades))
+
+    def rows_written(self, run_id: str) -> dict[str, int]:
+        """Per frame kind, the number of rows the run has (its next ``seq0``)."""
+        return self._rows_written(run_id)
+
     def runs(self, study: str | None = None) -> pl.DataFrame:
         """One row per run (all runs, or those of ``study``), oldest first."""
         out = self._runs(study)
@@ -95,6 +120,13 @@ class Store(ABC):
 
     @abstractmethod
     def _delete_study(self, study: str) -> int: ...
+
+    @abstractmethod
+    def _append(self, run_id: str, frames: dict[str, tuple[int, pl.DataFrame]],
+                metrics_json: str, events: int, n_trades: int) -> None: ...
+
+    @abstractmethod
+    def _rows_written(self, run_id: str) -> dict[str, int]: ...
 
 
 # --------------------------------------------------------------------------- runs row

@@ -74,14 +74,31 @@ class DuckStore(Store):
             for kind, frame in frames.items():
                 self._insert(con, kind, row["run_id"], frame)
 
+    def _append(self, run_id: str, frames: dict[str, tuple[int, pl.DataFrame]],
+                metrics_json: str, events: int, n_trades: int) -> None:
+        with self._connect() as con:
+            for kind, (seq0, frame) in frames.items():
+                con.execute(f'DELETE FROM {S.FRAMES[kind].ident} WHERE "run_id" = ? '
+                            'AND "seq" >= ?', [run_id, seq0])
+                self._insert(con, kind, run_id, frame, seq0)
+            con.execute(f'UPDATE {S.RUNS.ident} SET "metrics_json" = ?, "events" = ?, '
+                        '"n_trades" = ? WHERE "run_id" = ?', [metrics_json, events, n_trades,
+                                                             run_id])
+
+    def _rows_written(self, run_id: str) -> dict[str, int]:
+        with self._connect() as con:
+            return {kind: int(con.execute(f'SELECT coalesce(max("seq") + 1, 0) FROM {t.ident} '
+                                          'WHERE "run_id" = ?', [run_id]).fetchone()[0])
+                    for kind, t in S.FRAMES.items()}
+
     def _insert(self, con: duckdb.DuckDBPyConnection, kind: str, run_id: str,
-                frame: pl.DataFrame) -> None:
+                frame: pl.DataFrame, seq0: int = 0) -> None:
         if frame.height == 0:
             return
         table = S.FRAMES[kind]
         # run_id goes in as a parameter: a 36-character literal repeated per row costs more
         # than the numbers
-        src = frame.with_columns(pl.int_range(frame.height, dtype=pl.Int64).alias("seq"))
+        src = frame.with_columns((pl.int_range(frame.height, dtype=pl.Int64) + seq0).alias("seq"))
         rest = ", ".join(c.ident for c in table.columns if c.name != "run_id")
         con.register("arbkit_frame", src.to_arrow())
         try:

@@ -73,13 +73,31 @@ class PgStore(Store):
             for kind, frame in frames.items():
                 self._insert(cur, kind, row["run_id"], frame)
 
-    def _insert(self, cur: psycopg.Cursor, kind: str, run_id: str, frame: pl.DataFrame) -> None:
+    def _insert(self, cur: psycopg.Cursor, kind: str, run_id: str, frame: pl.DataFrame,
+                seq0: int = 0) -> None:
         if frame.height == 0:
             return
         table = S.FRAMES[kind]
         cols = ", ".join(c.ident for c in pgcopy.columns(table))
         with cur.copy(f"COPY {table.ident} ({cols}) FROM STDIN (FORMAT BINARY)") as copy:
-            copy.write(pgcopy.payload(table, run_id, frame))
+            copy.write(pgcopy.payload(table, run_id, frame, seq0))
+
+    def _append(self, run_id: str, frames: dict[str, tuple[int, pl.DataFrame]],
+                metrics_json: str, events: int, n_trades: int) -> None:
+        with self._tx() as cur:
+            for kind, (seq0, frame) in frames.items():
+                cur.execute(f'DELETE FROM {S.FRAMES[kind].ident} WHERE "run_id" = %s '
+                            'AND "seq" >= %s', (run_id, seq0))
+                self._insert(cur, kind, run_id, frame, seq0)
+            cur.execute(f'UPDATE {S.RUNS.ident} SET "metrics_json" = %s, "events" = %s, '
+                        '"n_trades" = %s WHERE "run_id" = %s', (metrics_json, events, n_trades,
+                                                               run_id))
+
+    def _rows_written(self, run_id: str) -> dict[str, int]:
+        with self._tx() as cur:
+            return {kind: int(_rows(cur, f'SELECT coalesce(max("seq") + 1, 0) FROM {t.ident} '
+                                         'WHERE "run_id" = %s', (run_id,))[0][0])
+                    for kind, t in S.FRAMES.items()}
 
     def _runs(self, study: str | None) -> pl.DataFrame:
         cols = ", ".join(c.ident for c in S.RUNS.columns)

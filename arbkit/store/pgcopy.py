@@ -31,8 +31,9 @@ def columns(table: S.Table) -> list[S.Column]:
     return head + nums + [c for c in table.payload if c.sql == "TEXT"]
 
 
-def payload(table: S.Table, run_id: str, frame: pl.DataFrame) -> bytes:
-    """The whole binary COPY stream of one run's ``frame`` (checked by ``check_frame``)."""
+def payload(table: S.Table, run_id: str, frame: pl.DataFrame, seq0: int = 0) -> bytes:
+    """The whole binary COPY stream of one run's ``frame`` (checked by ``check_frame``), its
+    rows numbered from ``seq0``."""
     cols = columns(table)
     nums = [c for c in cols[2:] if c.sql != "TEXT"]
     texts = [c for c in cols[2:] if c.sql == "TEXT"]
@@ -43,7 +44,7 @@ def payload(table: S.Table, run_id: str, frame: pl.DataFrame) -> bytes:
     rec = np.empty(frame.height, dtype=np.dtype(layout))
     rec["n"] = len(cols)
     rec["rl"], rec["rv"] = len(rid), rid
-    rec["sl"], rec["sv"] = 8, np.arange(frame.height, dtype=np.int64)
+    rec["sl"], rec["sv"] = 8, np.arange(seq0, seq0 + frame.height, dtype=np.int64)
     for j, c in enumerate(nums):
         rec[f"l{j}"] = 8
         # float64 → >f8 only swaps bytes: NaN payloads, -0.0 and subnormals survive

@@ -329,3 +329,24 @@ def test_postgres_store_keeps_no_password(pg_url: str, res: Any) -> None:
         assert pg_url not in text
         if password:
             assert f":{password}@" not in text and ":***@" in store.url
+
+
+def test_a_sessions_rows_are_appended_as_it_goes_and_a_rewrite_is_idempotent(
+        backend: Backend, res: Any) -> None:
+    """Paper/live sessions write their rows at each checkpoint (``append_rows``); a session
+    that resumes from an older snapshot writes some rows again: one copy stays."""
+    with open_store(url=backend.url) as store:
+        run_id = store.open_session_run(res.config, kind="paper", study="session-x")
+        assert store.rows_written(run_id) == {k: 0 for k in KINDS}
+        fills = res.fills
+        half = fills.height // 2
+        store.append_rows(run_id, {"fills": (0, fills[:half])}, metrics={"trades": 1.0},
+                          events=10, n_trades=1)
+        assert store.rows_written(run_id)["fills"] == half
+        # resumed from a snapshot taken before the last rows: they come again, then the rest
+        store.append_rows(run_id, {"fills": (half - 1, fills[half - 1:])}, events=20,
+                          n_trades=2)
+        back = store.frame("fills", run_id)
+        assert back.height == fills.height and back.equals(fills.select(back.columns))
+        row = store.runs("session-x").row(0, named=True)
+        assert row["kind"] == "paper" and row["events"] == 20 and row["n_trades"] == 2
