@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from arbkit.cli.guard import catalog_note, set_interrupt_note
+from arbkit.cli.guard import catalog_note, check_folder_arg, set_interrupt_note
 
 app = typer.Typer(no_args_is_help=True, help="Market data: the Parquet catalog (import, add, ls, "
                   "info, validate), ccxt download and recording, synthetic scenarios.")
@@ -27,6 +27,7 @@ def synth(
 
     if (scenario is None) == (universe is None):
         raise ConfigError("data synth: pass --scenario NAME or --universe BASE=NAME,...")
+    check_folder_arg(out, "--out")
     if universe is not None:
         from arbkit.data.universe import parse_universe, write_universe
 
@@ -140,6 +141,11 @@ def info(selection: SelectionArg = None, root: Root = None, start: Start = None,
 
     from arbkit.data.catalog import Catalog, Selection, fmt_ts
 
+    if not gap_s > 0 or gap_s == float("inf"):
+        from arbkit.errors import ConfigError
+
+        raise ConfigError(f"--gap-s {gap_s:g}: a gap is a silence longer than a positive number "
+                          "of seconds; pass e.g. --gap-s 60")
     cat = Catalog(root).require()
     sel = Selection.parse(selection, start, end)
     infos = cat.info(sel, gap_s=gap_s)

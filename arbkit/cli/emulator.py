@@ -50,6 +50,15 @@ def serve(
 
     src = {k: _pairs(v or [], k) for k, v in (("quotes", quotes), ("bars", bars),
                                               ("trades", trades), ("funding", funding))}
+    for flag, v in (("--duration-s", duration_s), ("--latency-ms", latency_ms)):
+        if not v >= 0 or v == float("inf"):
+            raise ConfigError(f"{flag} {v:g}: must be 0 or more"
+                              + (" (0 = until Ctrl-C)" if flag == "--duration-s" else ""))
+    if not speed > 0 or speed == float("inf"):
+        raise ConfigError(f"--speed {speed:g}: replay speed must be above 0 (1 = real time)")
+    for flag, n in (("--http-429-every", http_429_every), ("--drop-ws-after", drop_ws_after)):
+        if n is not None and n < 1:
+            raise ConfigError(f"{flag} {n}: must be 1 or more (leave it out for no fault)")
     symbols = list(dict.fromkeys(s for d in src.values() for s in d))
     if not symbols:
         raise ConfigError("emulator serve: give at least one of --quotes, --bars, --trades")

@@ -134,7 +134,7 @@ def check_out_dir(out: Path, *, flag: str = "--out", force: bool = False,
 
 def check_out_file(path: Path, flag: str, *, suffix: str, signature: str) -> Path:
     """An output file: not a folder, creatable, and replacing only a file arbkit wrote (its
-    first 4 kB hold ``signature``)."""
+    first 64 kB hold ``signature``)."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{flag} {path}: is a folder; pass a file name, e.g. "
@@ -142,7 +142,7 @@ def check_out_file(path: Path, flag: str, *, suffix: str, signature: str) -> Pat
     check_parent(path, flag)
     if path.exists():
         with path.open("rb") as fh:
-            head = fh.read(4096)
+            head = fh.read(1 << 16)
         if signature.encode() not in head:
             raise ConfigError(f"{flag} {path}: an existing file arbkit did not write; arbkit "
                               f"replaces only its own {suffix} files: pass a new file name")

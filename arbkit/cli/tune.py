@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from arbkit.cli.guard import check_folder_arg, check_out_file, set_interrupt_note
+
 STORAGE_HELP = ("postgresql://user@host:port/db for Optuna and the results (or the "
                 "ARBKIT_STORAGE env var); default: results/optuna.journal + "
                 "results/arbkit.duckdb")
@@ -19,7 +21,7 @@ preset_app = typer.Typer(no_args_is_help=True, help="Presets: tuned configs with
 def tune(
     study_file: Annotated[Path, typer.Argument(help="Study file, e.g. studies/tune_synth_normal.toml")],
     jobs: Annotated[int, typer.Option("-j", "--jobs", help="Worker processes (each loads the data once).")] = 1,
-    trials: Annotated[int | None, typer.Option(help="Override study.trials.")] = None,
+    trials: Annotated[int | None, typer.Option(help="Override study.trials (1 or more).")] = None,
     storage: Annotated[str | None, typer.Option(help=STORAGE_HELP)] = None,
     results: Annotated[Path, typer.Option(help="Folder of the default file storage.")] = Path("results"),
     fresh: Annotated[bool, typer.Option(help="Delete the study (trials and stored runs) first, then start it again.")] = False,
@@ -33,34 +35,39 @@ def tune(
     from rich.console import Console
     from rich.live import Live
 
+    from arbkit.errors import ConfigError
     from arbkit.tune import best_trial, delete_study, load_study, run_study, storage_for
     from arbkit.tune.evaluate import Evaluator
     from arbkit.tune.study import budget
 
+    if trials is not None and trials < 1:
+        raise ConfigError(f"--trials {trials}: run at least 1 trial (e.g. --trials 20), or "
+                          "leave it out for the study file's study.trials")
+    if jobs < 1:
+        raise ConfigError(f"-j {jobs}: use 1 or more worker processes")
     spec = load_study(study_file)
     if trials is not None:
         spec = dataclasses.replace(spec, trials=trials)
-    if jobs < 1:
-        from arbkit.errors import ConfigError
-
-        raise ConfigError(f"-j {jobs}: use 1 or more worker processes")
     st = storage_for(storage, results)
+    if st.journal is not None:
+        check_folder_arg(results, "--results")
     # data, windows and objectives are checked before anything is shown or stored
     ev = Evaluator(spec)
     ev.check_objectives()
     if fresh:
         delete_study(spec.name, st)
+    before = _finished_so_far(spec, st)  # (also: a database that cannot be reached fails here)
     console = Console(stderr=True)
     console.print(f"study [bold]{spec.name}[/]: {budget(spec)} trials, sampler {spec.sampler}, "
                   f"seed {spec.seed}, objective(s) {', '.join(spec.objectives)}, split "
                   f"{spec.split.kind}, storage {st.masked}, {jobs} worker(s)", markup=True,
                   highlight=False)
-    before = _finished_so_far(spec, st)
     if before is not None:
         console.print(f"resuming: {before[0]}/{budget(spec)} finished trials already stored; "
                       f"{before[1]} trial(s) cut short earlier will be run again",
                       highlight=False)
     view = ProgressView(spec)
+    fresh_files = _absent(st)
     try:
         with Live(view.table(), console=console, refresh_per_second=4,
                   transient=False) as live:
@@ -77,16 +84,18 @@ def tune(
             live.update(view.table())
     except KeyboardInterrupt:
         now = _finished_so_far(spec, st)
-        console.print(f"\ninterrupted: {0 if now is None else now[0]}/{budget(spec)} finished "
-                      "trials stored; run the same command again to resume", highlight=False)
+        if now is None or now[0] == 0:
+            _drop_if_empty(spec, st, fresh_files)
+            console.print("\ninterrupted: no trial finished; nothing stored", highlight=False)
+        else:
+            console.print(f"\ninterrupted: {now[0]}/{budget(spec)} finished trials stored; run "
+                          "the same command again to resume", highlight=False)
         raise SystemExit(130) from None
+    except BaseException:
+        _drop_if_empty(spec, st, fresh_files)
+        raise
     console.print()
-    try:
-        best = best_trial(study)
-    except Exception as exc:  # noqa: BLE001 - no complete trial: say so, exit 1
-        from arbkit.errors import ConfigError
-
-        raise ConfigError(str(exc)) from None
+    best = best_trial(study)
     typer.echo(f"best trial {best.number}: {', '.join(spec.objectives)} = "
                f"{', '.join(f'{v:.4f}' for v in best.values)}; params "
                + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()))
@@ -98,13 +107,48 @@ def tune(
                "--name <preset>")
 
 
+def _absent(st: Any) -> list[Path]:
+    """The file storage's paths that do not exist yet (this run would create them)."""
+    if st.journal is None:
+        return []
+    paths = [st.journal.parent, st.journal, st.results_path]
+    return [p for p in paths if not p.exists()]
+
+
+def _drop_if_empty(spec: Any, st: Any, created: list[Path]) -> None:
+    """A run that failed or was stopped before any trial finished leaves nothing: the study
+    it created is deleted, and the storage files it created are removed."""
+    import contextlib
+    import shutil
+
+    from arbkit.tune import delete_study
+
+    now = _finished_so_far(spec, st)
+    if now is not None and now[0] > 0:
+        return
+    if st.journal is None or st.journal not in created:
+        with contextlib.suppress(Exception):
+            if now is not None:
+                delete_study(spec.name, st)
+        return
+    for p in sorted(created, key=lambda q: len(q.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            if p.is_dir():
+                shutil.rmtree(p) if p == st.journal.parent else p.rmdir()
+            else:
+                p.unlink()
+        with contextlib.suppress(OSError):
+            Path(f"{p}.lock").unlink()
+            Path(f"{p}.wal").unlink()
+
+
 def _finished_so_far(spec: Any, st: Any) -> tuple[int, int] | None:
     """(finished trials, trials to retry) of an existing study; None if there is none."""
     import optuna
     from optuna.trial import TrialState
 
     try:
-        study = optuna.load_study(study_name=spec.name, storage=st.optuna())
+        study = optuna.load_study(study_name=spec.name, storage=st.optuna(create=False))
     except KeyError:
         return None
     trials = study.get_trials(deepcopy=False)
@@ -197,12 +241,20 @@ def report(
     results: Annotated[Path, typer.Option(help="Folder of the default file storage.")] = Path("results"),
 ) -> None:
     """Write one self-contained HTML report of a study (opens in any browser, no server)."""
+    from arbkit.errors import ConfigError
     from arbkit.report import write_report
     from arbkit.tune import storage_for
     from arbkit.tune.reporting import build_report
 
-    rep = build_report(study, storage_for(storage, results))
-    path = write_report(rep, out or Path("reports") / f"{study}.html")
+    target = check_out_file(out or Path("reports") / f"{study}.html", "--out", suffix=".html",
+                            signature="arbkit study report")
+    st = storage_for(storage, results)
+    if st.journal is not None and results.exists() and not results.is_dir():
+        raise ConfigError(f"--results {results}: is a file, not a folder; pass the folder "
+                          "`arbkit tune --results` wrote")
+    rep = build_report(study, st)
+    set_interrupt_note(f"no report written to {target}")
+    path = write_report(rep, target)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {rep.trials.height} trials, "
                f"best #{rep.best_number}")
 

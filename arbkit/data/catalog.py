@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 
 from arbkit import atomic
 from arbkit.data import schema
-from arbkit.data.load import parquet_files, read_file, read_quotes
+from arbkit.data.load import not_parquet, parquet_files, read_file, read_quotes
 from arbkit.data.tables import KINDS, TableReport, time_column, validate_any
 from arbkit.data.validate import validate_quotes
 from arbkit.errors import DataError
@@ -437,8 +437,8 @@ def num_rows(path: Path) -> int:
     try:
         return pq.read_metadata(path).num_rows
     except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path}: not a valid Parquet file (truncated?); run "
-                        f"`arbkit data validate` and re-import that day [{exc}]") from None
+        raise not_parquet(path, exc, "run `arbkit data validate` and re-import that "
+                          "day") from None
 
 
 def _others_kept_going(others: pl.Series, a: int, b: int, gap_ns: int) -> bool:

@@ -58,6 +58,44 @@ def parquet_files(path: str | Path) -> list[Path]:
     return files
 
 
+def sniff(file: str | Path) -> tuple[str, str] | None:
+    """What a file that failed to read as Parquet is instead, and the fix, or None when it
+    starts as Parquet (then it is damaged or cut short)."""
+    try:
+        with Path(file).open("rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return None
+    if head.startswith(b"PAR1"):
+        return None
+    if head.startswith(b"\x1f\x8b"):
+        return ("it is gzip-compressed (a .csv.gz?)",
+                "a CSV is imported with a CSV format (`arbkit data formats`)")
+    if head.startswith(b"PK\x03\x04"):
+        return "it is a zip archive", "unzip it first"
+    try:
+        text = head.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return "it has no Parquet header", "re-export it as Parquet"
+    first = text.splitlines()[0][:60] if text.strip() else ""
+    if text.lstrip().startswith(("{", "[")):
+        return f"it is JSON text (starts {first!r})", "convert it to Parquet first"
+    return (f"it is text (starts {first!r})",
+            "a CSV is imported with a CSV format (`arbkit data formats`)")
+
+
+def not_parquet(file: str | Path, exc: BaseException, fix: str = "re-export it") -> DataError:
+    """The one-line error for a file that does not read as Parquet: what it is instead
+    (CSV text, gzip, ...) and its fix, or a damaged Parquet file and ``fix``."""
+    found = sniff(file)
+    if found is not None:
+        what, how = found
+        return DataError(f"cannot read {file}: {what}, not a Parquet file; {how}")
+    reason = " ".join(str(exc).split())[:160]
+    return DataError(f"cannot read {file}: not a valid Parquet file (truncated?); {fix} "
+                     f"[{type(exc).__name__}: {reason}]")
+
+
 def read_file(file: Path) -> pl.DataFrame:
     """One Parquet file as it is (no validation); a clear error if it is empty or damaged."""
     if file.stat().st_size == 0:
@@ -65,11 +103,7 @@ def read_file(file: Path) -> pl.DataFrame:
     try:
         return pl.read_parquet(file)
     except _READ_ERRORS as exc:
-        reason = " ".join(str(exc).split())[:160]
-        raise DataError(
-            f"cannot read {file}: not a valid Parquet file (truncated?); "
-            f"re-export it [{type(exc).__name__}: {reason}]"
-        ) from exc
+        raise not_parquet(file, exc) from exc
 
 
 def read_quotes(path: str | Path) -> tuple[pl.DataFrame, ValidationReport]:

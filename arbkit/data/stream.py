@@ -24,6 +24,7 @@ from arbkit.data import schema
 from arbkit.data.catalog import Catalog, Partition, Selection
 from arbkit.data.events import EventArrays, EventBuilder, Stream
 from arbkit.data.importers.common import read_parquet
+from arbkit.data.load import not_parquet
 from arbkit.errors import DataError
 
 DEFAULT_CHUNK_ROWS = 1 << 19  # events per window when streaming a big day
@@ -204,9 +205,8 @@ def _meta(path: Path) -> pq.FileMetaData:
     try:
         return pq.read_metadata(path)
     except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path}: not a valid Parquet file (truncated?); run "
-                        "`arbkit data validate` and re-import that day "
-                        f"[{' '.join(str(exc).split())[:100]}]") from None
+        raise not_parquet(path, exc, "run `arbkit data validate` and re-import that "
+                          "day") from None
 
 
 def _levels(path: Path) -> int:

@@ -121,7 +121,7 @@ def _worker_main(spec: StudySpec, storage: Storage, worker: int) -> None:
 def delete_study(name: str, storage: Storage) -> None:
     """Remove a study from Optuna's storage and its runs from the results store."""
     try:
-        optuna.delete_study(study_name=name, storage=storage.optuna())
+        optuna.delete_study(study_name=name, storage=storage.optuna(create=False))
     except KeyError:
         pass
     with storage.store() as store:
@@ -161,6 +161,32 @@ def trials_frame(study: optuna.Study) -> pl.DataFrame:
     return pl.DataFrame(rows, infer_schema_length=None)
 
 
+def no_complete_trial(study: optuna.Study) -> str:
+    """Why a study has no COMPLETE trial, and what to do about it (one line)."""
+    trials = study.get_trials(deepcopy=False)
+    name = study.study_name
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    if not trials:
+        return (f"study {name!r} has no trial yet; run `arbkit tune <its study file>` (and pass "
+                "the same --results/--storage)")
+    if len(pruned) == len(trials):
+        reasons: dict[str, int] = {}
+        for t in pruned:
+            why = str(t.user_attrs.get("pruned_because") or "no reason recorded")
+            reasons[why.split(":")[0]] = reasons.get(why.split(":")[0], 0) + 1
+        top = "; ".join(f"{n} x {r}" for r, n in sorted(reasons.items(), key=lambda x: -x[1])[:2])
+        return (f"study {name!r}: all {len(trials)} trials were PRUNED ({top}), none "
+                "completed; running more of the same will not help: lower study.min_trades, "
+                "widen or move the [params] ranges, or fix what the reasons name, then run "
+                "`arbkit tune --fresh <its study file>`")
+    states = {}
+    for t in trials:
+        states[t.state.name] = states.get(t.state.name, 0) + 1
+    seen = ", ".join(f"{n} {s}" for s, n in states.items())
+    return (f"study {name!r} has no COMPLETE trial yet ({seen}); run `arbkit tune <its study "
+            "file>` again to finish it")
+
+
 def best_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.FrozenTrial:
     """Trial ``number``, or the best COMPLETE trial (first objective for multi-objective:
     the Pareto front's best on it)."""
@@ -176,8 +202,7 @@ def best_trial(study: optuna.Study, number: int | None = None) -> optuna.trial.F
         raise ConfigError(f"study {study.study_name!r} has no trial {number}")
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not done:
-        raise ConfigError(f"study {study.study_name!r} has no COMPLETE trial yet (pruned "
-                          "trials had too few trades?); run `arbkit tune` first")
+        raise ConfigError(no_complete_trial(study))
     if len(study.directions) == 1:
         return study.best_trial
     sign = 1 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1

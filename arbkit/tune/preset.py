@@ -45,7 +45,8 @@ def promote(study_name: str, storage: Any, name: str, *, trial: int | None = Non
     if not name or any(c in name for c in "/\\ .\t"):
         raise ConfigError(f"--name {name!r}: use letters, digits, - or _ (no path, no dot)")
     try:
-        study = optuna.load_study(study_name=study_name, storage=storage.optuna())
+        study = optuna.load_study(study_name=study_name,
+                                  storage=storage.optuna(create=False))
     except KeyError:
         raise ConfigError(f"no study {study_name!r} in {storage.masked}; run `arbkit tune` "
                           "first, or pass the same --storage") from None

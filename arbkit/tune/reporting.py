@@ -18,7 +18,8 @@ def build_report(study_name: str, storage: Any) -> StudyReport:
     from arbkit.tune.spec import load_study
 
     try:
-        study = optuna.load_study(study_name=study_name, storage=storage.optuna())
+        study = optuna.load_study(study_name=study_name,
+                                  storage=storage.optuna(create=False))
     except KeyError:
         raise ConfigError(f"no study {study_name!r} in {storage.masked}; run `arbkit tune` "
                           "first, or pass the same --storage") from None

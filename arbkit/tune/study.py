@@ -42,7 +42,7 @@ import optuna
 from optuna.storages._heartbeat import get_heartbeat_thread  # (what Study.optimize uses)
 from optuna.trial import TrialState
 
-from arbkit.errors import ConfigError
+from arbkit.errors import ConfigError, StorageError
 from arbkit.tune.evaluate import Evaluator, Outcome
 from arbkit.tune.spec import StudySpec
 
@@ -68,24 +68,56 @@ class Storage:
     results_path: Path
     masked: str  # for display: no password
 
-    def optuna(self) -> optuna.storages.BaseStorage:
+    @property
+    def journal(self) -> Path | None:
+        """The journal file of the default file storage (None on PostgreSQL)."""
         if self.optuna_url.startswith("journal:"):
+            return Path(self.optuna_url[len("journal:"):])
+        return None
+
+    def optuna(self, *, create: bool = True) -> optuna.storages.BaseStorage:
+        """Optuna's storage. ``create=False`` (reading an existing study): a journal file that
+        does not exist raises ``KeyError`` (no study) instead of being created empty."""
+        path = self.journal
+        if path is not None:
             from optuna.storages import JournalStorage
             from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
-            path = self.optuna_url[len("journal:"):]
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
+            if path.parent.exists() and not path.parent.is_dir():
+                raise ConfigError(f"--results {path.parent}: is a file, not a folder; pass a "
+                                  "folder (it is created when missing)")
+            if path.exists() and not path.is_file():
+                raise ConfigError(f"--results {path.parent}: {path} is a folder, not Optuna's "
+                                  "journal file; pass another --results folder")
+            if not create and not path.is_file():
+                raise KeyError(str(path))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(path),
+                                                     lock_obj=JournalFileOpenLock(str(path))))
         from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-        return RDBStorage(self.optuna_url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(3),
-                          engine_kwargs={"pool_pre_ping": True})
+        try:
+            return RDBStorage(self.optuna_url, heartbeat_interval=HEARTBEAT_S,
+                              grace_period=GRACE_S,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(3),
+                              engine_kwargs={"pool_pre_ping": True,
+                                             "connect_args": {"connect_timeout": 5}})
+        except Exception as exc:  # noqa: BLE001 - sqlalchemy/psycopg/URL errors: one line
+            raise StorageError(unreachable(self.masked, exc)) from None
 
     def store(self) -> Any:
         from arbkit.store import open_store
 
         return open_store(self.results_url, self.results_path)
+
+
+def unreachable(masked: str, exc: BaseException) -> str:
+    """One line for a database that cannot be used: what the driver said, and the fix."""
+    reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
+    reason = reason.split("(Background on this error")[0].strip()[:200]
+    return (f"--storage {masked}: cannot use this database ({reason}); check that PostgreSQL "
+            "is running there and the host, port (1-65535), user and database are right, or "
+            "leave --storage out for the files under results/")
 
 
 def storage_for(url: str | None = None, results: str | Path = "results") -> Storage:

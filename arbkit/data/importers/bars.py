@@ -14,6 +14,7 @@ from arbkit.data.importers.common import (
     datetime_to_ns,
     guess_unit,
     interval_ns,
+    need_columns,
     need_file,
     read_csv,
     read_parquet,
@@ -76,7 +77,10 @@ def read_binanceus_kraken(path: str | Path | None = None, *, interval: str = "1m
     """
     p = need_file(path or SHARED_REAL / "binanceus-kraken-ohlcv-202303" / "ohlcv.parquet",
                   "binanceus-kraken import")
-    raw = read_parquet(p).filter(pl.col("interval") == interval)
+    raw = read_parquet(p)
+    need_columns(raw, ["interval", "venue", "symbol", "bar_start_utc", *_OHLCV], p,
+                 "binanceus-kraken-ohlcv-202303/ohlcv.parquet file")
+    raw = raw.filter(pl.col("interval") == interval)
     if symbols:
         raw = raw.filter(pl.col("symbol").is_in(symbols))
     if raw.height == 0:
@@ -98,7 +102,10 @@ def read_lean_quote_bars(path: str | Path | None = None) -> pl.DataFrame:
     """
     p = need_file(path or SHARED_REAL / "lean-1m-bars-20221213" / "quote_bars_1m.parquet",
                   "lean quote bars import")
-    raw = _lean_venue(read_parquet(p))
+    raw = read_parquet(p)
+    need_columns(raw, ["venue", "market", "symbol", "bar_start_utc", "last_bid_size",
+                       "last_ask_size"], p, "Lean quote_bars_1m.parquet file")
+    raw = _lean_venue(raw)
     frame = raw.with_columns(datetime_to_ns(raw, "bar_start_utc", "ts_open_ns")).rename(
         {"last_bid_size": "bid_qty", "last_ask_size": "ask_qty"})
     return _select(_with_close(frame, interval_ns("1m")), QUOTE_BARS.columns)
@@ -108,6 +115,9 @@ def read_lean_trade_bars(path: str | Path | None = None) -> pl.DataFrame:
     """Lean 1-minute trade bars (``trade_bars_1m.parquet``) as ``bars``."""
     p = need_file(path or SHARED_REAL / "lean-1m-bars-20221213" / "trade_bars_1m.parquet",
                   "lean trade bars import")
-    raw = _lean_venue(read_parquet(p))
+    raw = read_parquet(p)
+    need_columns(raw, ["venue", "market", "symbol", "bar_start_utc", *_OHLCV], p,
+                 "Lean trade_bars_1m.parquet file")
+    raw = _lean_venue(raw)
     frame = raw.with_columns(datetime_to_ns(raw, "bar_start_utc", "ts_open_ns"))
     return _select(_with_close(frame, interval_ns("1m")), BARS.columns)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
@@ -91,43 +92,80 @@ def read_csv(path: Path, **kw: object) -> pl.DataFrame:
     except pl.exceptions.NoDataError:
         raise DataError(f"{path}: the file is empty; re-export it") from None
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
+        with Path(path).open("rb") as fh:
+            if fh.read(4) == b"PAR1":
+                raise DataError(f"cannot read {path} as CSV: it is a Parquet file; this format "
+                                "reads CSV (a canonical Parquet table is added with `arbkit "
+                                "data add`, other Parquet sources have their own format: "
+                                "`arbkit data formats`)") from None
         reason = " ".join(str(exc).split())[:160]
         raise DataError(f"cannot read {path} as CSV ({type(exc).__name__}: {reason}); check "
                         "the separator and that it is not truncated") from None
 
 
+def need_columns(frame: pl.DataFrame | pl.LazyFrame, columns: Sequence[str], path: Path,
+                 what: str) -> None:
+    """Refuse a file that lacks columns its format has: one line naming the file, what it
+    holds, what is missing and what such a file is (before any query fails inside polars)."""
+    have = (frame.collect_schema().names() if isinstance(frame, pl.LazyFrame)
+            else frame.columns)
+    missing = [c for c in columns if c not in have]
+    if missing:
+        shown = have[:8] + (["..."] if len(have) > 8 else [])
+        kind = _known_kind(have)
+        hint = f"; it is {kind}, the wrong file" if kind else ""
+        raise DataError(f"{path}: columns={shown}: missing {missing}{hint}; is this a {what}? "
+                        "(`arbkit data formats` lists what each format reads)")
+
+
+def _known_kind(columns: Sequence[str]) -> str | None:
+    """The canonical table a file already is, by its columns (a quotes file given to an
+    importer is the wrong file, not a file to rename columns of)."""
+    cols = set(columns)
+    if {"ts_recv_ns", "bid_px", "ask_px"} <= cols:
+        return "a canonical quotes table (added with `arbkit data add`)"
+    if {"ts_open_ns", "ts_close_ns", "close"} <= cols:
+        return "a canonical bars table"
+    if {"ts_ns", "rate", "base", "quote"} <= cols:
+        return "a canonical fx table"
+    return None
+
+
 def read_parquet(path: Path, **kw: object) -> pl.DataFrame:
     """A Parquet file as a frame; an empty or damaged file is one clear line."""
-    from arbkit.data.load import read_file
+    from arbkit.data.load import not_parquet, read_file
 
     if kw:
         try:
             return pl.read_parquet(path, **kw)  # type: ignore[arg-type]
         except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError,
                 ValueError) as exc:
-            reason = " ".join(str(exc).split())[:160]
-            raise DataError(f"cannot read {path}: not a valid Parquet file (truncated?); "
-                            f"re-export it [{type(exc).__name__}: {reason}]") from None
+            raise not_parquet(path, exc) from None
     return read_file(path)
 
 
 def collect(lf: pl.LazyFrame, path: Path) -> pl.DataFrame:
     """Collect a lazy scan of ``path``; a damaged file is one clear line."""
+    from arbkit.data.load import not_parquet
+
     try:
         return lf.collect()
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError, ValueError) as exc:
-        reason = " ".join(str(exc).split())[:160]
-        raise DataError(f"cannot read {path}: not a valid Parquet file (truncated?); re-export "
-                        f"it [{type(exc).__name__}: {reason}]") from None
+        if isinstance(exc, pl.exceptions.ColumnNotFoundError):
+            reason = " ".join(str(exc).split()).split(" Resolved plan")[0][:200]
+            raise DataError(f"{path}: {reason}; is this the right file for this format? "
+                            "(`arbkit data formats`)") from None
+        raise not_parquet(path, exc) from None
 
 
 def check_parquet(path: Path) -> Path:
     """``path`` if its Parquet footer reads (a truncated file fails here, in one line)."""
     import pyarrow.parquet as pq
 
+    from arbkit.data.load import not_parquet
+
     try:
         pq.read_metadata(path)
     except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read {path}: not a valid Parquet file (truncated?); re-export "
-                        f"it [{type(exc).__name__}: {' '.join(str(exc).split())[:120]}]") from None
+        raise not_parquet(path, exc) from None
     return path

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from arbkit.data.importers.common import SHARED_REAL, need_file, read_csv
+from arbkit.data.importers.common import SHARED_REAL, need_columns, need_file, read_csv
 from arbkit.errors import DataError
 
 _FX_COLUMNS = ["ts_ns", "venue", "symbol", "base", "quote", "rate"]
@@ -52,9 +52,36 @@ def read_fred_csv(path: str | Path | None = None, *, base: str = "USD", quote: s
                         "value_column= for the rate column")
     kept = raw.filter(pl.col(col).str.strip_chars().is_in(["", "."]).not_()
                       & pl.col(col).is_not_null())
-    days = kept.get_column("date").str.to_date("%Y-%m-%d")
-    return _frame(_at_local(days, time(12, 0), "America/New_York"),
-                  kept.get_column(col).cast(pl.Float64), "fred", base, quote)
+    rate = _numbers(kept, col, "date", p, "a FRED CSV holds a rate, or '.' or a blank on days "
+                    "without a fixing")
+    days = _dates(kept, "date", p)
+    return _frame(_at_local(days, time(12, 0), "America/New_York"), rate, "fred", base, quote)
+
+
+def _numbers(raw: pl.DataFrame, col: str, key: str, path: Path, what: str) -> pl.Series:
+    """A column as float64; text that is not a number is one line naming the value, its row
+    and what the file should hold."""
+    s = raw.get_column(col)
+    out = s.cast(pl.Float64, strict=False) if s.dtype == pl.String else s.cast(pl.Float64)
+    bad = out.is_null() & s.is_not_null()
+    if bad.any():
+        i = int(bad.arg_true()[0])
+        raise DataError(f"{path}: {col}={s[i]!r} on {key}={raw[i, key]!r} (row {i + 2}) is not "
+                        f"a number; {what}: fix or drop that row")
+    return out
+
+
+def _dates(raw: pl.DataFrame, col: str, path: Path) -> pl.Series:
+    s = raw.get_column(col)
+    if isinstance(s.dtype, pl.Date):
+        return s
+    out = s.cast(pl.String).str.to_date("%Y-%m-%d", strict=False)
+    bad = out.is_null() & s.is_not_null()
+    if bad.any():
+        i = int(bad.arg_true()[0])
+        raise DataError(f"{path}: {col}={s[i]!r} (row {i + 2}) is not a date; write it as "
+                        "YYYY-MM-DD")
+    return out
 
 
 def read_upbit_krw_usdt(path: str | Path | None = None) -> pl.DataFrame:
@@ -62,9 +89,12 @@ def read_upbit_krw_usdt(path: str | Path | None = None) -> pl.DataFrame:
     p = need_file(path or next((SHARED_REAL / "krw-fx").glob("upbit_KRW-USDT_1d_*.csv.gz")),
                   "upbit krw-usdt import")
     raw = read_csv(p)
-    days = raw.get_column("date_utc").str.to_date("%Y-%m-%d")
+    need_columns(raw, ["date_utc", "close_krw_per_usdt"], p,
+                 "krw-fx upbit_KRW-USDT_1d_*.csv.gz file (Upbit KRW-USDT day candles)")
+    days = _dates(raw, "date_utc", p)
     close_ns = _at_local(days, time(0, 0), "UTC") + 86_400_000_000_000
-    return _frame(close_ns, raw.get_column("close_krw_per_usdt"), "upbit", "USDT", "KRW")
+    rate = _numbers(raw, "close_krw_per_usdt", "date_utc", p, "the close is KRW per 1 USDT")
+    return _frame(close_ns, rate, "upbit", "USDT", "KRW")
 
 
 def read_ecb_usd_krw(path: str | Path | None = None) -> pl.DataFrame:
@@ -72,10 +102,13 @@ def read_ecb_usd_krw(path: str | Path | None = None) -> pl.DataFrame:
     publication (16:00 Europe/Berlin)."""
     p = need_file(path or next((SHARED_REAL / "krw-fx").glob("upbit_KRW-USDT_1d_*.csv.gz")),
                   "ecb usd-krw import")
-    raw = read_csv(p).filter(pl.col("fx_ecb_published") == 1)
-    days = raw.get_column("date_utc").str.to_date("%Y-%m-%d")
-    return _frame(_at_local(days, time(16, 0), "Europe/Berlin"),
-                  raw.get_column("fx_usdkrw_ecb"), "ecb", "USD", "KRW")
+    raw = read_csv(p)
+    need_columns(raw, ["date_utc", "fx_ecb_published", "fx_usdkrw_ecb"], p,
+                 "krw-fx upbit_KRW-USDT_1d_*.csv.gz file (it carries the ECB rate)")
+    raw = raw.filter(pl.col("fx_ecb_published") == 1)
+    days = _dates(raw, "date_utc", p)
+    rate = _numbers(raw, "fx_usdkrw_ecb", "date_utc", p, "the ECB rate is KRW per 1 USD")
+    return _frame(_at_local(days, time(16, 0), "Europe/Berlin"), rate, "ecb", "USD", "KRW")
 
 
 def fx_at(fx: pl.DataFrame, ts_ns: int) -> float:

@@ -144,9 +144,13 @@ def import_bbo(
             f"hftbacktest import: path={str(path)!r} does not exist; point it at "
             "hftbacktest-binance/parquet/bbo.parquet"
         )
-    from arbkit.data.importers.common import check_parquet
+    from arbkit.data.importers.common import check_parquet, need_columns
 
-    lf = pl.scan_parquet(check_parquet(Path(path))).filter(
+    scan = pl.scan_parquet(check_parquet(Path(path)))
+    need_columns(scan, ["market", "symbol", "local_ts_ns", "txn_ts_ms", "event_ts_ms",
+                        *schema.QUOTE_PRICE_COLUMNS], Path(path),
+                 "hftbacktest-binance/parquet/bbo.parquet file")
+    lf = scan.filter(
         pl.col("market").is_in(list(markets)) & (pl.col("symbol") == symbol)
     )
     names = [session] if session else sorted(SESSIONS)

@@ -143,4 +143,13 @@ def run_import(fmt: str, paths: list[Path], opts: ImportOptions) -> Frames:
     """Frames of one import, before validation."""
     if fmt not in FORMATS:
         raise DataError(f"import format {fmt!r} is unknown; known: {', '.join(FORMATS)}")
-    return FORMATS[fmt][1](paths, opts)
+    try:
+        return FORMATS[fmt][1](paths, opts)
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, ValueError) as exc:
+        # a file the format's reader did not foresee: one line, never a query-plan dump
+        reason = " ".join(str(exc).split())
+        reason = reason.split(" Resolved plan:")[0].split(" This error occurred")[0][:160]
+        where = " ".join(map(str, paths)) or "its default file"
+        raise DataError(f"import {fmt}: cannot read {where} ({type(exc).__name__}: {reason}); "
+                        f"is it a {FORMATS[fmt][0].split(' -> ')[0]} file? "
+                        "(`arbkit data formats`)") from None
