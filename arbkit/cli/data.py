@@ -267,7 +267,8 @@ def download(
     for sym, n in rep.rows.items():
         resumed = rep.resumed_from_ms.get(sym)
         note = f" (resumed after {resumed} ms)" if resumed is not None else ""
-        typer.echo(f"{sym}: {n:,} new rows{note}")
+        why = rep.notes.get(sym)
+        typer.echo(f"{sym}: {n:,} new rows{note}" + (f": {why}" if why else ""))
     typer.echo(f"{rep.pages} pages, {rep.retries} retries, {rep.rate_limited} rate-limited (429)")
 
 
@@ -309,6 +310,9 @@ def record(
     typer.echo(f"websocket connections opened: {connections} (ccxt opens one per stream group "
                "at the start; more mean reconnects after drops)")
     for key, st in stats.items():
+        if st.refused:
+            typer.echo(f"{key}: not recorded: {st.refused}")
+            continue
         extra = (f", {st.missed:,} trades missed (id gaps)" if key.startswith("trades") else
                  f", {st.skipped} snapshot(s) without exchange time skipped"
                  if key.startswith("book") else "")

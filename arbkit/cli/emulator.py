@@ -89,7 +89,12 @@ def serve(
             typer.echo("  warning: the start is outside the data: "
                        + ("websockets have nothing left to stream; REST shows the final state"
                           if start_ns > last else "nothing is visible until the data begins"))
-        typer.echo(f"  ccxt: arbkit data download|record --venue binance --url {emu.http_url}")
+        channels = ",".join((["bbo", "book"] if src["quotes"] else [])
+                            + (["trades"] if src["trades"] else []))
+        record = (f"arbkit data record --venue binance --symbols {_unified(symbols[0])} "
+                  f"--channels {channels} --url {emu.http_url}" if channels else
+                  f"arbkit data download --venue binance --url {emu.http_url} ...")
+        typer.echo(f"  ccxt: {record}")
         t_end = time.monotonic() + duration_s if duration_s > 0 else float("inf")
         try:
             while time.monotonic() < t_end:
@@ -100,6 +105,11 @@ def serve(
         typer.echo(f"served {st.rest_total} REST requests ({st.http_429_sent} answered 429), "
                    f"{st.ws_connections} websocket connections, {st.ws_messages_sent} messages, "
                    f"{st.ws_drops} drops")
+
+
+def _unified(sym: str) -> str:
+    base, quote = _split_symbol(sym)
+    return f"{base}/{quote}"
 
 
 def _split_symbol(sym: str) -> tuple[str, str]:

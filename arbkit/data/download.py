@@ -27,6 +27,8 @@ from arbkit.data import schema
 from arbkit.data.catalog import Catalog, Selection
 from arbkit.data.importers.common import interval_ns
 from arbkit.errors import ConfigError, DataError, TemporaryVenueError, VenueError
+from arbkit.venues.explain import hint, local_url, one_line
+from arbkit.venues.normalize import book_row
 
 MS = 1_000_000
 Progress = Callable[[str, int, int], None]  # (symbol, done, total) in bars or polls
@@ -41,6 +43,18 @@ class DownloadReport:
     retries: int = 0
     rate_limited: int = 0
     pages: int = 0
+    notes: dict[str, str] = field(default_factory=dict)  # why a symbol got no rows
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _none_served(url: str | None, option: str, what: str) -> str:
+    if url is not None:
+        return (f"; the emulator at {url} serves {what} only when started with `arbkit "
+                f"emulator serve {option} SYMBOL=venue:symbol`")
+    return ""
 
 
 def parse_day(text: str, name: str) -> int:
@@ -55,16 +69,22 @@ def parse_day(text: str, name: str) -> int:
 
 
 class _Caller:
-    """ccxt calls with retry on rate limits and network errors (exponential backoff)."""
+    """ccxt calls with retry on rate limits and network errors (exponential backoff).
+
+    A refused connection to a local emulator fails at once (nothing listens there: retrying
+    cannot help); every other error ends as one line naming what to change.
+    """
 
     def __init__(self, report: DownloadReport, max_retries: int, backoff_s: float,
-                 sleep: Callable[[float], None]) -> None:
+                 sleep: Callable[[float], None], url: str | None = None) -> None:
         self.report, self.max_retries, self.backoff_s, self.sleep = (report, max_retries,
                                                                      backoff_s, sleep)
+        self.url = url
 
     def __call__(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         import ccxt
 
+        what = f"{fn.__name__}{'' if not args else ' ' + ' '.join(map(str, args[:2]))}"
         for attempt in range(self.max_retries + 1):
             try:
                 return fn(*args, **kw)
@@ -72,16 +92,32 @@ class _Caller:
                 self.report.rate_limited += 1
                 last: Exception = exc
             except ccxt.NetworkError as exc:  # timeouts, dropped connections
+                if self.url is not None and _refused(exc):
+                    raise VenueError(one_line(exc, action=what, url=self.url)) from None
                 last = exc
             except ccxt.BaseError as exc:
-                raise VenueError(f"{fn.__name__}: {type(exc).__name__}: {exc}") from None
+                raise VenueError(one_line(exc, action=what, url=self.url)) from None
             if attempt == self.max_retries:
                 break
             self.report.retries += 1
             self.sleep(min(self.backoff_s * 2**attempt, 30.0))
+        more = hint(last, url=self.url)
         raise TemporaryVenueError(
-            f"{fn.__name__}{args[:2]}: still failing after {self.max_retries} retries "
-            f"({type(last).__name__}: {str(last)[:120]}); rerun later: the download resumes")
+            f"{what}: still failing after {self.max_retries} retries ({type(last).__name__}: "
+            f"{' '.join(str(last).split())[:120]}); {more + '; ' if more else ''}rerun later: "
+            "the download resumes")
+
+
+def _refused(exc: BaseException) -> bool:
+    """A connection refused somewhere in the exception's causes (nothing listens there)."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, ConnectionRefusedError) or "refused" in str(seen).lower():
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _market_id(exchange: Any, symbol: str) -> str:
@@ -100,7 +136,7 @@ def download_ohlcv(exchange: Any, catalog: Catalog, symbols: list[str], *, timef
                    sleep: Callable[[float], None] = time.sleep) -> DownloadReport:
     """Page OHLCV bars of ``symbols`` into the catalog's ``bars`` (see module doc)."""
     report = DownloadReport()
-    call = _Caller(report, max_retries, backoff_s, sleep)
+    call = _Caller(report, max_retries, backoff_s, sleep, local_url(exchange))
     call(exchange.load_markets)
     venue = store_as or exchange.id
     step_ms = interval_ns(timeframe) // MS
@@ -129,9 +165,19 @@ def download_ohlcv(exchange: Any, catalog: Catalog, symbols: list[str], *, timef
                 progress(sym, min(total, got + len(buf)), total)
         got += _flush_bars(catalog, buf, venue, mid, step_ms)
         report.rows[sym] = got
+        if got == 0:
+            report.notes[sym] = _no_bars(timeframe, since, end, last is not None, call.url)
         if progress:
             progress(sym, total, total)
     return report
+
+
+def _no_bars(timeframe: str, since: int, end: int, resumed: bool, url: str | None) -> str:
+    if since >= end:
+        return (f"nothing to fetch: the start {_iso(since)} UTC is not before the venue's now "
+                f"{_iso(end)} UTC" + (" (the catalog is up to date)" if resumed else ""))
+    return (f"the venue returned no {timeframe} bars from {_iso(since)} to {_iso(end)} UTC"
+            + (_none_served(url, "--bars", "bars") or "; check --since and --timeframe"))
 
 
 def _last_bar_open_ms(catalog: Catalog, venue: str, symbol: str) -> int | None:
@@ -171,7 +217,7 @@ def poll_order_book(exchange: Any, catalog: Catalog, symbols: list[str], *, leve
     if levels < 1 or every_s <= 0 or duration_s <= 0:
         raise ConfigError("book polling: levels >= 1, every_s > 0 and duration_s > 0 needed")
     report = DownloadReport()
-    call = _Caller(report, max_retries, backoff_s, sleep)
+    call = _Caller(report, max_retries, backoff_s, sleep, local_url(exchange))
     call(exchange.load_markets)
     venue = store_as or exchange.id
     ids = {s: _market_id(exchange, s) for s in symbols}
@@ -181,7 +227,7 @@ def poll_order_book(exchange: Any, catalog: Catalog, symbols: list[str], *, leve
         t_next = time.monotonic() + every_s
         for sym in symbols:
             ob = call(exchange.fetch_order_book, sym, levels)
-            row = _book_row(ob, clock_ns(), venue, ids[sym], levels)
+            row = book_row(ob, clock_ns(), venue, ids[sym], levels)
             if row is not None:
                 rows.append(row)
             if progress:
@@ -193,23 +239,10 @@ def poll_order_book(exchange: Any, catalog: Catalog, symbols: list[str], *, leve
         catalog.add("quotes", frame, name=f"ccxt book {venue}")
     for sym in symbols:
         report.rows[sym] = sum(1 for r in rows if r["symbol"] == ids[sym])
+        if report.rows[sym] == 0:
+            report.notes[sym] = ("every book the venue returned had an empty side"
+                                 + _none_served(call.url, "--quotes", "books"))
     return report
-
-
-def _book_row(ob: dict, ts_recv: int, venue: str, symbol: str, levels: int) -> dict | None:
-    bids, asks = ob.get("bids") or [], ob.get("asks") or []
-    if not bids or not asks:
-        return None  # an empty side is no quote
-    ts = ob.get("timestamp")
-    row: dict[str, Any] = {"ts_recv_ns": ts_recv, "ts_exch_ns": None if ts is None else int(ts) * MS,
-                           "venue": venue, "symbol": symbol}
-    for lvl in range(levels):
-        for side, book in (("bid", bids), ("ask", asks)):
-            px, qty = schema.level_columns(side, lvl)
-            have = lvl < len(book)
-            row[px] = float(book[lvl][0]) if have else float("nan")
-            row[qty] = float(book[lvl][1]) if have else 0.0
-    return row
 
 
 def download_funding(exchange: Any, catalog: Catalog, symbols: list[str], *, since_ms: int,
@@ -222,7 +255,7 @@ def download_funding(exchange: Any, catalog: Catalog, symbols: list[str], *, sin
     it, the mark price where the venue reports it); resumes after the last stored one.
     """
     report = DownloadReport()
-    call = _Caller(report, max_retries, backoff_s, sleep)
+    call = _Caller(report, max_retries, backoff_s, sleep, local_url(exchange))
     call(exchange.load_markets)
     venue = store_as or exchange.id
     for sym in symbols:
@@ -248,6 +281,11 @@ def download_funding(exchange: Any, catalog: Catalog, symbols: list[str], *, sin
             catalog.add("funding", pl.DataFrame(rows, schema_overrides={"mark_px": pl.Float64}),
                         name=f"ccxt funding {venue}")
         report.rows[sym] = len(rows)
+        if not rows:
+            report.notes[sym] = (f"no funding settled from {_iso(since)} UTC"
+                                 f"{'' if until_ms is None else ' to ' + _iso(until_ms) + ' UTC'}"
+                                 + (_none_served(call.url, "--funding", "funding")
+                                    or "; is it a perpetual (e.g. BTC/USDT:USDT)?"))
     return report
 
 

@@ -33,7 +33,9 @@ import polars as pl
 from arbkit.data import schema
 from arbkit.data.catalog import Catalog
 from arbkit.data.load import read_file
-from arbkit.errors import ConfigError, DataError
+from arbkit.errors import ConfigError, DataError, VenueError
+from arbkit.venues.explain import local_url, one_line
+from arbkit.venues.normalize import book_row, ticker_row
 
 MS = 1_000_000
 CHANNELS = ("bbo", "book", "trades")
@@ -53,6 +55,7 @@ class StreamStats:
     gaps: int = 0  # silences longer than gap_s
     missed: int = 0  # trades: ids skipped (the venue numbers them consecutively)
     skipped: int = 0  # book: updates without an exchange time (the REST snapshot), not kept
+    refused: str | None = None  # the venue refused the stream (one line): nothing recorded
 
     def seen(self, ts: int, gap_ns: int) -> None:
         if self.last_ns is not None:
@@ -112,8 +115,20 @@ class Recorder:
         return len(self._clients)
 
     async def run(self) -> dict[str, StreamStats]:
-        """Record for ``duration_s``, then flush and compact into the catalog."""
-        await self.ex.load_markets()
+        """Record for ``duration_s``, then flush and compact into the catalog.
+
+        A stream the venue refuses (e.g. trades on an emulator serving quotes only) is not
+        recorded and says so in its :attr:`StreamStats.refused`; the others go on. Raises
+        :class:`VenueError` (one line) when the markets cannot be loaded or every stream
+        was refused.
+        """
+        import ccxt
+
+        try:
+            await self.ex.load_markets()
+        except ccxt.BaseError as exc:
+            raise VenueError(one_line(exc, action=f"record: loading {self.ex.id} markets",
+                                      url=local_url(self.ex))) from None
         for s in self.spec.symbols:
             if s not in self.ex.markets:
                 raise ConfigError(f"--symbols {s!r}: not a market of {self.ex.id}; use the "
@@ -125,9 +140,25 @@ class Recorder:
         flusher = asyncio.create_task(self._flush_every(deadline))
         await asyncio.gather(*tasks)
         await flusher
+        self._explain_refused()
         self.flush()
-        self.compact()
+        if any(self._rows.values()) or recording_parts(self.parts_dir):
+            self.compact()
         return self.stats
+
+    def _explain_refused(self) -> None:
+        """Add the ``--channels`` that would work to each refusal; all refused is an error."""
+        refused = {k.split(":", 1)[0] for k, st in self.stats.items() if st.refused}
+        if not refused:
+            return
+        kept = [c for c in self.spec.channels if c not in refused]
+        for st in self.stats.values():
+            if st.refused and kept:
+                st.refused += f"; record without it: --channels {','.join(kept)}"
+        if not kept:
+            first = next(st.refused for st in self.stats.values() if st.refused)
+            raise VenueError(f"record: the venue refused every stream ({first}); nothing was "
+                             "recorded")
 
     async def _watch(self, channel: str, symbol: str, deadline: float) -> None:
         key = f"{channel}:{symbol}"
@@ -148,6 +179,10 @@ class Recorder:
                 await asyncio.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
                 backoff = min(backoff * 2, self.spec.max_backoff_s)
                 continue
+            except ccxt.BaseError as exc:  # refused (stream not served, bad symbol): stop it
+                st.refused = one_line(exc, action=f"{channel} {symbol}", url=local_url(self.ex),
+                                      advice="")
+                return
             backoff = 0.1
             ts = self.clock_ns()
             self._clients.update(id(c) for c in getattr(self.ex, "clients", {}).values())
@@ -164,25 +199,19 @@ class Recorder:
     def _take(self, channel: str, symbol: str, msg: Any, ts: int) -> int:
         mid = self._ids[symbol]
         if channel == "bbo":
-            t = msg.get(symbol) if isinstance(msg, dict) else None
-            if not t or t.get("bid") is None or t.get("ask") is None:
+            row = ticker_row(msg.get(symbol) if isinstance(msg, dict) else None, ts,
+                             self.venue, mid)
+            if row is None:
                 return 0
-            ex = t.get("timestamp")
-            self._rows["quotes_bbo"].append({
-                "ts_recv_ns": ts, "ts_exch_ns": None if ex is None else int(ex) * MS,
-                "venue": self.venue, "symbol": mid, "bid_px": float(t["bid"]),
-                "bid_qty": float(t.get("bidVolume") or 0.0), "ask_px": float(t["ask"]),
-                "ask_qty": float(t.get("askVolume") or 0.0)})
+            self._rows["quotes_bbo"].append(row)
             return 1
         if channel == "book":
-            from arbkit.data.download import _book_row
-
             if msg.get("timestamp") is None:
                 # ccxt's first book is the REST snapshot, which has no exchange time: a book
                 # row without one would keep the stream off the exchange timeline
                 self.stats[f"book:{symbol}"].skipped += 1
                 return 0
-            row = _book_row(msg, ts, f"{self.venue}_book", mid, self.spec.levels)
+            row = book_row(msg, ts, f"{self.venue}_book", mid, self.spec.levels)
             if row is None:
                 return 0
             self._rows["quotes_book"].append(row)

@@ -5,6 +5,7 @@ websocket dropped mid-stream."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import polars as pl
@@ -15,7 +16,7 @@ from arbkit.cli.app import app
 from arbkit.data.catalog import Catalog, Selection
 from arbkit.data.download import download_ohlcv, poll_order_book
 from arbkit.data.record import Recorder, RecordSpec
-from arbkit.errors import TemporaryVenueError
+from arbkit.errors import TemporaryVenueError, VenueError
 from arbkit.venues.client import make_exchange
 from arbkit.venues.emulator import EmulatorConfig, FaultConfig, MarketFeed, run_emulator
 from tests.integration.test_emulator import QUOTES, TRADES, quotes_frame
@@ -198,3 +199,65 @@ def test_funding_download_stores_only_settled_rates_and_resumes(tmp_path: Path) 
     assert got.height == 6  # nothing twice, nothing not yet settled
     assert got["rate"].to_list() == pytest.approx(funding["rate"].to_list())
     assert got["ts_ns"].to_list() == funding["ts_ns"].to_list()
+
+
+def test_readme_pair_records_what_a_quotes_only_emulator_serves(tmp_path: Path) -> None:
+    """`arbkit emulator serve --quotes ...` then `arbkit data record ...` as the README prints
+    them (default channels bbo,book,trades): trades are refused by the emulator, which is said
+    in one line with the --channels that work; the rest is recorded (issue 12)."""
+    cfg = EmulatorConfig(markets=[MarketFeed(symbol="BTCUSDT", base="BTC", quote="USDT",
+                                             quotes=quotes_frame(n=3000, step_ms=20))],
+                         speed=10.0)
+    with run_emulator(cfg) as emu:
+        r = CliRunner().invoke(app, ["data", "record", "--venue", "binance", "--symbols",
+                                     "BTC/USDT", "--duration-s", "1.5", "--root",
+                                     str(tmp_path), "--url", emu.http_url])
+        assert r.exit_code == 0, r.output
+        lines = {ln.split(":", 2)[0] + ":" + ln.split(":", 2)[1]: ln
+                 for ln in r.output.splitlines() if ln.count(":") >= 2}
+        refused = lines["trades:BTC/USDT"]
+        assert "not recorded" in refused and "'btcusdt@trade' is not served" in refused
+        assert refused.endswith("record without it: --channels bbo,book")
+        assert "Traceback" not in r.output
+        cat = Catalog(tmp_path)
+        assert cat.read(Selection("quotes", "binance", "BTCUSDT"))[0].height > 10
+        assert cat.read(Selection("quotes", "binance_book", "BTCUSDT"))[0].height > 10
+        # only refused streams: one line, exit 1 (not a traceback)
+        rec = Recorder(make_exchange("binance", url=emu.http_url, pro=True), cat,
+                       RecordSpec(symbols=["BTC/USDT"], channels=("trades",), duration_s=1))
+
+        async def only_trades() -> None:
+            try:
+                await rec.run()
+            finally:
+                await rec.ex.close()
+
+        with pytest.raises(VenueError, match="refused every stream.*nothing was recorded"):
+            asyncio.run(only_trades())
+
+
+def test_venue_errors_in_download_and_record_are_one_line_saying_what_to_change(
+        tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    runner = CliRunner()
+    for cmd in (["download", "--since", "2023-11-15"], ["record", "--duration-s", "1"]):
+        r = runner.invoke(app, ["data", *cmd, "--venue", "binance", "--symbols", "BTC/USDT",
+                                "--root", str(tmp_path), "--url", dead])
+        assert r.exit_code == 1 and isinstance(r.exception, VenueError), r.output
+        text = str(r.exception)
+        assert "\n" not in text and f"cannot reach {dead}" in text
+        assert "arbkit emulator serve" in text
+
+
+def test_download_says_why_a_symbol_got_no_rows(tmp_path: Path) -> None:
+    cfg = EmulatorConfig(markets=[MarketFeed(symbol="BTCUSDT", base="BTC", quote="USDT",
+                                             quotes=QUOTES)], speed=10.0)
+    with run_emulator(cfg) as emu:
+        r = CliRunner().invoke(app, ["data", "download", "--venue", "binance", "--symbols",
+                                     "BTC/USDT", "--since", "2023-11-14", "--root",
+                                     str(tmp_path), "--url", emu.http_url])
+    assert r.exit_code == 0, r.output
+    assert "BTC/USDT: 0 new rows: the venue returned no 1m bars from 2023-11-14 00:00" in r.output
+    assert "serves bars only when started with `arbkit emulator serve --bars" in r.output
