@@ -16,6 +16,9 @@ Faults and what the real ccxt client (4.5.x) makes of them:
 - ``stall_ws_s``: a websocket goes silent for that long once it has sent
   ``stall_ws_after_messages`` data messages; the rows due meanwhile arrive in one burst after.
 - ``garbage_every``: a non-JSON text frame before every Nth data message.
+- ``depth_gap_after_messages``: once per connection, one ``@depth`` diff is not sent after
+  N data messages: the next diff's ``U`` skips an id (a sequence gap; ccxt raises
+  ``ChecksumError`` and drops its book).
 """
 
 from __future__ import annotations
@@ -63,6 +66,8 @@ class FaultConfig:
         ``stall_ws_after_messages`` data messages.
     garbage_every, garbage_payload
         Send ``garbage_payload`` (not JSON) before every Nth data message of a connection.
+    depth_gap_after_messages
+        Skip one ``@depth`` diff, once per connection, after this many data messages.
 
     Examples
     --------
@@ -81,9 +86,11 @@ class FaultConfig:
     stall_ws_after_messages: int = 0
     garbage_every: int | None = None
     garbage_payload: str = "<html>502 Bad Gateway</html>"
+    depth_gap_after_messages: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("http_429_every", "drop_ws_after_messages", "garbage_every"):
+        for name in ("http_429_every", "drop_ws_after_messages", "garbage_every",
+                     "depth_gap_after_messages"):
             _opt_pos_int(name, getattr(self, name))
         object.__setattr__(self, "http_429_on", frozenset(self.http_429_on))
         if not all(isinstance(n, int) and n >= 1 for n in self.http_429_on):
@@ -124,6 +131,7 @@ class EmulatorStats:
     ws_garbage_sent: int = 0
     ws_drops: int = 0
     ws_stalls: int = 0
+    ws_depth_gaps: int = 0  # @depth diffs skipped (sequence gaps injected)
     rest_log: tuple[RequestRecord, ...] = ()
 
 
@@ -215,4 +223,5 @@ class FaultState:
                 http_429_sent=c["http_429_sent"], ws_connections=c["ws_connections"],
                 ws_open=ws_open, ws_subscribe_requests=c["ws_subscribe_requests"],
                 ws_messages_sent=c["ws_messages_sent"], ws_garbage_sent=c["ws_garbage_sent"],
-                ws_drops=c["ws_drops"], ws_stalls=c["ws_stalls"], rest_log=tuple(self._log))
+                ws_drops=c["ws_drops"], ws_stalls=c["ws_stalls"],
+                ws_depth_gaps=c["ws_depth_gaps"], rest_log=tuple(self._log))

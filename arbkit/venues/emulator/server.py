@@ -53,7 +53,8 @@ class EmulatorServer:
     """A Binance spot emulator replaying arbkit data, served by aiohttp in the running loop.
 
     Loading and validating the data happens here, in the constructor; ``start()`` binds the
-    port and starts the replay clock (unless ``start_paused``).
+    port and starts the replay clock (unless ``start_paused``, or the ``clock`` was given:
+    then it is shared with other servers and its owner moves it).
 
     Examples
     --------
@@ -64,11 +65,14 @@ class EmulatorServer:
     ...         await exchange.close()
     """
 
-    def __init__(self, config: EmulatorConfig) -> None:
+    def __init__(self, config: EmulatorConfig, *, clock: ReplayClock | None = None) -> None:
         self.config = config
         markets = _markets(config)
-        self.clock = ReplayClock(start_ns=_start_ns(config, markets), speed=config.speed,
-                                 paused=True)
+        # a clock given is shared (several venues replaying one timeline: emulator.multi);
+        # its owner starts it, so start() leaves it alone
+        self._own_clock = clock is None
+        self.clock = clock or ReplayClock(start_ns=_start_ns(config, markets),
+                                          speed=config.speed, paused=True)
         self.faults = FaultState(config.faults)
         self.state = EmulatorState(markets=markets, clock=self.clock, faults=self.faults)
         self.span_ns = data_span(markets)  # (first, last) data time served
@@ -99,7 +103,7 @@ class EmulatorServer:
                              "use --port 0 (EmulatorConfig port=0) for a free port") from None
         self._runner = runner
         self.port = int(runner.addresses[0][1])
-        if not self.config.start_paused:
+        if self._own_clock and not self.config.start_paused:
             self.clock.resume()
 
     async def stop(self) -> None:
@@ -142,9 +146,10 @@ class EmulatorServer:
         """Cut every open websocket now (call in the server's loop); returns how many."""
         return self.hub.drop_all(mode)
 
-    def stall_now(self, seconds: float) -> None:
-        """No websocket sends data for ``seconds`` of wall time."""
-        self.hub.stall_all(seconds)
+    def stall_now(self, seconds: float, new_connections: bool = False) -> None:
+        """No open websocket sends data for ``seconds`` of wall time (the rows due meanwhile
+        follow in a burst); ``new_connections``: nor do those opened meanwhile."""
+        self.hub.stall_all(seconds, new_connections)
 
 
 class EmulatorThread:
@@ -154,8 +159,8 @@ class EmulatorThread:
     wants the server off its own loop. Use it as a context manager (see :func:`run_emulator`).
     """
 
-    def __init__(self, config: EmulatorConfig) -> None:
-        self.server = EmulatorServer(config)  # loads the data in the caller's thread
+    def __init__(self, config: EmulatorConfig, *, clock: ReplayClock | None = None) -> None:
+        self.server = EmulatorServer(config, clock=clock)  # loads the data in this thread
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -233,9 +238,9 @@ class EmulatorThread:
         """Cut every open websocket now; returns how many were open."""
         return self._call(self.server.drop_now, mode)
 
-    def stall_now(self, seconds: float) -> None:
-        """No websocket sends data for ``seconds`` of wall time."""
-        self._call(self.server.stall_now, seconds)
+    def stall_now(self, seconds: float, new_connections: bool = False) -> None:
+        """No open websocket sends data for ``seconds`` of wall time (see the server's)."""
+        self._call(self.server.stall_now, seconds, new_connections)
 
     def _call(self, fn: Any, *args: Any) -> Any:
         if self._loop is None or self._thread is None:

@@ -115,6 +115,8 @@ class WsSession:
         self.sent = 0  # data messages sent on this connection
         self.closed = False
         self._stalled_once = False
+        self._gapped_once = False
+        self.hold_until = 0.0  # time.monotonic() until which this connection sends no data
         self._lock = asyncio.Lock()  # replies and data never interleave inside a frame
         self._wake = asyncio.Event()
 
@@ -223,7 +225,13 @@ class WsSession:
             self._stalled_once = True
             faults.count("ws_stalls")
             await asyncio.sleep(cfg.stall_ws_s)
-        hold = self.hub.stall_until - time.monotonic()
+        gap_at = cfg.depth_gap_after_messages
+        if (gap_at is not None and not self._gapped_once and self.sent >= gap_at
+                and isinstance(stream, _Depth)):
+            self._gapped_once = True  # this diff is never sent: the client sees U jump
+            faults.count("ws_depth_gaps")
+            return True
+        hold = max(self.hold_until, self.hub.stall_until) - time.monotonic()
         if hold > 0:
             await asyncio.sleep(hold)
         if self.closed or self.ws.closed:
@@ -262,7 +270,7 @@ class WsHub:
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
         self.sessions: set[WsSession] = set()
-        self.stall_until = 0.0  # time.monotonic() until which no connection sends data
+        self.stall_until = 0.0  # time.monotonic() until which new connections send no data
         self._tasks: set[asyncio.Task] = set()  # drops in flight (the loop holds weak refs)
 
     async def raw(self, request: web.Request) -> web.WebSocketResponse:
@@ -298,9 +306,15 @@ class WsHub:
             task.add_done_callback(self._tasks.discard)
         return len(live)
 
-    def stall_all(self, seconds: float) -> None:
-        """No connection sends data for ``seconds`` (rows due meanwhile follow in a burst)."""
-        self.stall_until = time.monotonic() + seconds
+    def stall_all(self, seconds: float, new_connections: bool = False) -> None:
+        """No open connection sends data for ``seconds`` (rows due meanwhile follow in a
+        burst); with ``new_connections`` neither do connections opened meanwhile (a venue
+        whose streams all hang)."""
+        until = time.monotonic() + seconds
+        for session in self.sessions:
+            session.hold_until = max(session.hold_until, until)
+        if new_connections:
+            self.stall_until = until
 
     async def close_all(self) -> None:
         """Close every connection politely, all at once (server shutdown)."""
