@@ -152,6 +152,20 @@ def prepare(data: Any, config: Any, *, fx: Any = None, funding: Any = None,
 
     cfg = config if isinstance(config, Config) else load_config(config)
     t0 = time.perf_counter()
+    from arbkit.runtime.recording import is_recording, load_recording
+
+    if not isinstance(data, pl.DataFrame) and is_recording(data):
+        # a paper session's recording: exactly the events it fed its kernel
+        meta, arrays = load_recording(data)
+        if meta["inst_keys"] != [i.key for i in cfg.instruments]:
+            raise ConfigError(f"{data}: the session traded {meta['inst_keys']}, the config "
+                              f"has {[i.key for i in cfg.instruments]}; replay it with the "
+                              "session's own preset or config")
+        note = (f"replay of paper session {meta.get('session')}: the events it fed its "
+                "kernel, in order" + ("" if meta.get("config_hash") == cfg.config_hash()
+                                      else " (with ANOTHER config than the session's)"))
+        return Prepared(arrays, str(data), time.perf_counter() - t0, 0,
+                        dict(meta["kinds"]), [note])
     if not isinstance(data, pl.DataFrame) and is_catalog(data):
         from arbkit.data.stream import CatalogEvents, day_range
 

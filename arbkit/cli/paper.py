@@ -1,0 +1,267 @@
+"""``arbkit paper``: the backtest's kernel on live quotes, in a Redis session that survives a
+crash; ``arbkit status`` and ``arbkit ctl`` for the operator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from arbkit.errors import ConfigError
+
+REDIS_ENV = "ARBKIT_REDIS_URL"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+
+Redis = Annotated[str | None, typer.Option(help=f"Redis URL of the session store (default ${REDIS_ENV} or {DEFAULT_REDIS}).")]
+SessionName = Annotated[str | None, typer.Option("--session", help="Session name (default: the preset's name, or the config file's stem).")]
+
+
+def paper(
+    preset: Annotated[str | None, typer.Option(help="presets/<name>.toml: re-checked by a short backtest before the session starts.")] = None,
+    config: Annotated[Path | None, typer.Option(help="A TOML config instead of a preset (no re-check).")] = None,
+    emulator: Annotated[Path | None, typer.Option(help="Quotes (Parquet file/folder or catalog) served by a local exchange emulator per venue, through the real ccxt client: no internet.")] = None,
+    replay: Annotated[Path | None, typer.Option(help="Quotes fed straight to the session in their recorded order and times (deterministic, no network).")] = None,
+    speed: Annotated[float, typer.Option(help="Replay speed of --emulator / --replay: data seconds per wall second.")] = 20.0,
+    duration_s: Annotated[float | None, typer.Option(help="Stop after this many wall seconds (default: until Ctrl-C, or the end of --replay/--emulator data).")] = None,
+    session: SessionName = None,
+    resume: Annotated[bool, typer.Option(help="Continue the session after a crash or Ctrl-C: restore its snapshot, replay its journal.")] = False,
+    clean: Annotated[bool, typer.Option(help="Start over: back up and clear the session's Redis keys (the results store and recordings are kept).")] = False,
+    redis: Redis = None,
+    results: Annotated[str | None, typer.Option(help="Results store: a DuckDB path or postgresql:// URL (default results/arbkit.duckdb).")] = None,
+    record_dir: Annotated[Path | None, typer.Option(help="Where the session's events are recorded (default data/sessions/<session>).")] = None,
+    checkpoint_s: Annotated[float, typer.Option(help="Wall seconds between checkpoints (rows to the results store, snapshot to Redis).")] = 5.0,
+    view: Annotated[bool, typer.Option(help="Live terminal view (rich).")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the final report as JSON.")] = False,
+) -> None:
+    """Paper-trade a preset: live quotes through the backtest's kernel (simulated venue)."""
+    from arbkit.runtime.node import NodeOptions, PaperNode
+    from arbkit.store import open_store
+    from arbkit.store.redis import SessionStore
+
+    cfg, name, meta = _config(preset, config)
+    name = session or name
+    if sum(x is not None for x in (emulator, replay)) > 1:
+        raise ConfigError("--emulator and --replay are two sources; give one")
+    if resume and clean:
+        raise ConfigError("--resume continues a session, --clean starts it over; give one")
+    if speed <= 0 or (duration_s is not None and duration_s <= 0):
+        raise ConfigError(f"--speed {speed} / --duration-s {duration_s}: must be > 0")
+    url = redis or os.environ.get(REDIS_ENV) or DEFAULT_REDIS
+    store = SessionStore(url, name)
+    if clean:
+        n = store.clean(Path("logs") / "session-backups", force=True)
+        typer.echo(f"session {name}: {n} Redis keys cleared (backup: {store.last_backup})",
+                   err=True)
+    results_store = open_store(**({"url": results} if results and "://" in results
+                                  else {"path": results or "results/arbkit.duckdb"}))
+    rec = record_dir or Path("data") / "sessions" / name
+    factory, clock = _source(cfg, emulator, replay, speed)
+    live_view = _view(name) if view and not as_json else None
+    node = PaperNode(cfg, store=store, results=results_store, record_dir=rec, clock=clock,
+                     source_factory=factory, view=live_view, extra_meta=meta,
+                     options=NodeOptions(session=name, checkpoint_s=checkpoint_s,
+                                         duration_s=duration_s, resume=resume,
+                                         heartbeat_ms=None if replay is not None else 100.0))
+    try:
+        if live_view is not None:
+            live_view.start()
+        report = asyncio.run(node.run())  # Ctrl-C: the node stops between batches
+        interrupted = node.interrupted
+        if not interrupted:
+            node.finish()
+            report = node.report()
+    finally:
+        if live_view is not None:
+            live_view.stop()
+        results_store.close()
+    _print_report(report, node, as_json, interrupted, rec)
+    if interrupted:
+        raise typer.Exit(130)
+
+
+def _config(preset: str | None, config: Path | None) -> tuple[Any, str, dict]:
+    from arbkit.config import load_config
+
+    if (preset is None) == (config is None):
+        raise ConfigError("give --preset NAME (a promoted preset, re-checked first) or "
+                          "--config FILE")
+    if config is not None:
+        return load_config(config), config.stem, {"config_file": str(config)}
+    from arbkit.tune.preset import load_preset, run_preset
+
+    p = load_preset(preset)
+    _, _, bad = run_preset(p)
+    if bad:
+        k, was, now = bad[0]
+        raise ConfigError(f"preset {p.name}: the re-check backtest does not reproduce "
+                          f"{k} (stored {was}, now {now}); the code or data changed since it "
+                          "was promoted: promote it again before paper-trading it")
+    return p.config, p.name, {"preset": p.name}
+
+
+def _source(cfg: Any, emulator: Path | None, replay: Path | None, speed: float) -> tuple[Any, Any]:
+    from arbkit.runtime.clock import wall_ns
+
+    if replay is not None:
+        from arbkit.engine.backtest import prepare
+        from arbkit.runtime.replay import ReplaySource
+
+        arrays = prepare(replay, cfg).arrays
+
+        def replay_factory(queue: asyncio.Queue, skip: int) -> Any:
+            return ReplaySource(queue, arrays, skip, speed=speed)
+
+        return replay_factory, wall_ns
+    if emulator is not None:
+        return _EmulatorSource.factory(cfg, emulator, speed)
+    return _live_factory(cfg), wall_ns
+
+
+class _EmulatorSource:
+    """Emulators for every venue of the config (background threads) + ccxt feeds on them."""
+
+    def __init__(self, venues: Any, cm: Any, queue: asyncio.Queue) -> None:
+        from arbkit.venues.feed import FeedSet
+
+        self.venues, self.cm = venues, cm
+        self.feed = FeedSet(venues.specs, queue, venues.clock.now_ns)
+
+    async def run(self) -> None:
+        await self.feed.run()
+
+    def stop(self) -> None:
+        self.feed.stop()
+
+    def stats(self) -> dict[str, dict]:
+        return self.feed.stats()
+
+    @classmethod
+    def factory(cls, cfg: Any, data: Path, speed: float) -> tuple[Any, Any]:
+        from arbkit.venues.emulator.multi import run_venues
+
+        cm = run_venues(data, cfg, speed=speed)
+        venues = cm.__enter__()
+        import atexit
+
+        atexit.register(cm.__exit__, None, None, None)
+        return (lambda queue, skip: cls(venues, cm, queue)), venues.clock.now_ns
+
+
+def _live_factory(cfg: Any) -> Any:
+    from arbkit.venues.feed import FeedSet, StreamSpec
+
+    specs = []
+    for inst in cfg.instruments:
+        symbol = f"{inst.base}/{inst.quote}" + (f":{inst.quote}" if inst.kind == "linear_perp"
+                                                else f":{inst.base}" if inst.kind == "inverse_perp"
+                                                else "")
+        specs.append(StreamSpec(key=inst.key, exchange=inst.venue.split("_")[0], symbol=symbol))
+    from arbkit.runtime.clock import wall_ns
+
+    return lambda queue, skip: FeedSet(specs, queue, wall_ns)
+
+
+def _view(name: str) -> Any:
+    from arbkit.runtime.view import SessionView
+
+    return SessionView(name)
+
+
+def _print_report(report: Any, node: Any, as_json: bool, interrupted: bool, rec: Path) -> None:
+    import numpy as np
+
+    lat = report.decide_us
+    out = {"session": report.session, "run_id": report.run_id, "events": report.events,
+           "quotes": report.quotes, "trades": report.trades, "wins": report.wins,
+           "win_rate": None if not report.trades else report.wins / report.trades,
+           "net_pnl": report.net_pnl, "checkpoints": report.checkpoints,
+           "resumed_from_seq": report.resumed_from, "recording": str(rec),
+           "decide_us_p50": float(np.percentile(lat, 50)) if lat else None,
+           "decide_us_p99": float(np.percentile(lat, 99)) if lat else None,
+           "interrupted": interrupted}
+    if as_json:
+        typer.echo(json.dumps(out, indent=1))
+        return
+    wr = "n/a" if out["win_rate"] is None else f"{out['win_rate']:.0%}"
+    typer.echo(f"paper session {report.session}: {report.events:,} events ({report.quotes:,} "
+               f"quotes), {report.trades} round trips, win rate {wr}, net PnL "
+               f"{report.net_pnl:,.4f}; results run {report.run_id}; recording {rec}")
+    if interrupted:
+        typer.echo(f"interrupted: checkpoint written; continue with `arbkit paper "
+                   f"--session {report.session} --resume` (same preset or config)", err=True)
+
+
+def status(
+    redis: Redis = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """Every session in Redis: alive or not, routes, PnL, feeds."""
+    from arbkit.store.redis import SessionStore
+
+    url = redis or os.environ.get(REDIS_ENV) or DEFAULT_REDIS
+    out = {}
+    for name in SessionStore.sessions(url):
+        st = SessionStore(url, name)
+        out[name] = {"alive": st.status() is not None, "status": st.status(), "meta": st.meta()}
+    if as_json:
+        typer.echo(json.dumps(out, indent=1, default=str))
+        return
+    if not out:
+        typer.echo(f"no session in {url}")
+    for name, s in out.items():
+        st = s["status"] or {}
+        typer.echo(f"{name}: {'running' if s['alive'] else 'not running'}; trades "
+                   f"{st.get('trades', '?')}, net PnL {st.get('net_pnl', '?')}")
+        for r in st.get("routes", []):
+            typer.echo(f"  {r['route']}: {r['state']}, trades {r.get('trades')}, net "
+                       f"{r.get('net_pnl')}")
+
+
+ctl_app = typer.Typer(no_args_is_help=True, help="Operator controls of a running session.")
+
+
+def _push(session: str | None, redis: str | None, control: str) -> None:
+    from arbkit.store.redis import SessionStore
+
+    url = redis or os.environ.get(REDIS_ENV) or DEFAULT_REDIS
+    names = [session] if session else SessionStore.sessions(url)
+    if not names:
+        raise ConfigError(f"no session in {url}; start one with `arbkit paper`")
+    if len(names) > 1:
+        raise ConfigError(f"{len(names)} sessions in {url} ({', '.join(names)}); name one "
+                          "with --session")
+    st = SessionStore(url, names[0])
+    st.push_control({"control": control, "by": os.environ.get("USER", "cli")})
+    typer.echo(f"session {names[0]}: {control} sent")
+
+
+@ctl_app.command("symbol")
+def ctl_symbol(base: Annotated[str, typer.Argument(help="Base asset of the routes, e.g. ETH.")],
+               state: Annotated[str, typer.Argument(help="on | off")],
+               session: SessionName = None, redis: Redis = None) -> None:
+    """Turn new entries on one base asset's routes off or on (open positions keep their exits)."""
+    if state not in ("on", "off"):
+        raise ConfigError(f"arbkit ctl symbol {base} {state}: say on or off")
+    _push(session, redis, f"symbol_{state}:{base.upper()}")
+
+
+@ctl_app.command("stop")
+def ctl_stop(session: SessionName = None, redis: Redis = None) -> None:
+    """Reduce only: no new entries anywhere; open positions keep their exit rules."""
+    _push(session, redis, "stop")
+
+
+@ctl_app.command("resume")
+def ctl_resume(session: SessionName = None, redis: Redis = None) -> None:
+    """Lift a stop."""
+    _push(session, redis, "resume")
+
+
+@ctl_app.command("kill")
+def ctl_kill(session: SessionName = None, redis: Redis = None) -> None:
+    """Kill switch: flatten every position and halt for good."""
+    _push(session, redis, "kill")
