@@ -10,6 +10,9 @@ fault injection (429s, latency, dropped/stalled/garbled websockets) for testing 
 >>> with run_emulator(cfg) as emu:  # doctest: +SKIP
 ...     ex = point_ccxt_at(ccxt.binance(), emu.http_url)
 ...     book = ex.fetch_order_book("BTC/USDT")
+
+Several venues on one timeline (one server per config venue, for paper sessions of a
+cross-venue route): :func:`~arbkit.venues.emulator.multi.run_venues`.
 """
 
 from arbkit.venues.emulator.ccxt_urls import point_ccxt_at
@@ -17,10 +20,12 @@ from arbkit.venues.emulator.clock import ReplayClock
 from arbkit.venues.emulator.config import EmulatorConfig, MarketFeed, Source
 from arbkit.venues.emulator.faults import EmulatorStats, FaultConfig, FaultState, RequestRecord
 from arbkit.venues.emulator.feed import FIRST_UPDATE_ID
+from arbkit.venues.emulator.multi import EmulatedVenues, run_venues
 from arbkit.venues.emulator.server import EmulatorServer, EmulatorThread, run_emulator
 
 __all__ = [
     "FIRST_UPDATE_ID",
+    "EmulatedVenues",
     "EmulatorConfig",
     "EmulatorServer",
     "EmulatorStats",
@@ -33,4 +38,5 @@ __all__ = [
     "Source",
     "point_ccxt_at",
     "run_emulator",
+    "run_venues",
 ]
