@@ -75,6 +75,7 @@ class Session:
             self.kernel = kernel_with_signal(signal)
             self.state.route["plugin"] = 1
         self.n_fed = 0
+        self.started = False
         self.drained = {name: 0 for name in BUFFERS}  # rows handed out by drain() so far
 
     # ---- feeding ------------------------------------------------------------------------
@@ -87,19 +88,28 @@ class Session:
         timestamp is complete, decide on it now (paper/live, when their queue is drained);
         otherwise that decision waits for the next chunk (core/loop.py).
         """
-        if events.shape[0] == 0 and not flush:
+        n = events.shape[0]
+        if n == 0 and not flush:
             return
-        self.n_fed += int(events.shape[0])
-        depth = self.arrays.depth if depth is None else depth
-        if events.shape[0]:
+        self.n_fed += n
+        if depth is None:
+            depth = self.arrays.depth
+        if n and not self.started:  # (once: a paper session feeds one event per call)
             start(self.state, int(events[0]["ts_recv"]))
-        self._run(events, depth, 1 if flush else 0)
+            self.started = True
+        f = 1 if flush else 0
+        status, k = self.kernel(self.state, events, depth, 0, f)
+        if status != T.S_DONE:
+            self._run(events, depth, f, status, k)
 
-    def _run(self, events: np.ndarray, depth: np.ndarray, flush: int) -> None:
-        k = 0
+    def _run(self, events: np.ndarray, depth: np.ndarray, flush: int, status: int = -1,
+             k: int = 0) -> None:
+        """Call the kernel until the chunk is done, growing the buffers when it asks
+        (``status``/``k``: a first call's result, already made)."""
         spot, base = (-1, -1), 0
         while True:
-            status, k = self.kernel(self.state, events, depth, k, flush)
+            if status < 0:
+                status, k = self.kernel(self.state, events, depth, k, flush)
             if status == T.S_DONE:
                 return
             g = self.state.glob[0]
@@ -113,6 +123,7 @@ class Session:
                     "the data and config")
             # the largest room one step asks for (has_room in loop.run_chunk)
             self.state = grow(self.state, extra=ROOM * self.state.orders.shape[0])
+            status = -1
 
     def finish(self) -> None:
         """Decide on the last timestamp, settle in-flight orders and mark open round trips at
@@ -186,6 +197,7 @@ class Session:
         self.finished = bool(meta["finished"])
         self.kernel, self.signal = run_chunk, None
         self.n_fed = int(meta["n_fed"])
+        self.started = bool(self.state.glob[0]["started"])
         self.drained = {k: int(v) for k, v in meta["drained"].items()}
         return self
 
