@@ -38,6 +38,7 @@ app.add_typer(tune_cmd.preset_app, name="preset")
 app.command("paper")(paper_cmd.paper)
 app.command("status")(paper_cmd.status)
 app.add_typer(paper_cmd.ctl_app, name="ctl")
+app.command("campaign")(paper_cmd.campaign)
 
 
 def run(argv: list[str] | None = None, *, last: bool = False) -> int:

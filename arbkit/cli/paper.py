@@ -265,3 +265,24 @@ def ctl_resume(session: SessionName = None, redis: Redis = None) -> None:
 def ctl_kill(session: SessionName = None, redis: Redis = None) -> None:
     """Kill switch: flatten every position and halt for good."""
     _push(session, redis, "kill")
+
+
+def campaign(
+    name: Annotated[str, typer.Argument(help="btc-1h | btc-eth-1h | multi-6h")],
+    minutes: Annotated[float | None, typer.Option(help="Minutes of data instead of the campaign's hours (a short version).")] = None,
+    speed: Annotated[float | None, typer.Option(help="Replay speed (default: the campaign's).")] = None,
+    redis: Redis = None,
+    results: Annotated[str, typer.Option(help="Results store (DuckDB path or postgresql:// URL).")] = "results/arbkit.duckdb",
+    out: Annotated[Path, typer.Option(help="Folder for the data, the recording and the reports.")] = Path("reports/campaigns"),
+) -> None:
+    """A standard paper campaign against local emulators, with its report (exit 1 on a ❌)."""
+    from arbkit.runtime.campaign import run_campaign
+
+    url = redis or os.environ.get(REDIS_ENV) or DEFAULT_REDIS
+    r = run_campaign(name, redis_url=url, results=results, out=out / name, minutes=minutes,
+                     speed=speed)
+    for check, mark, detail in r.checks:
+        typer.echo(f"{mark} {check}: {detail}")
+    typer.echo(f"report: {r.report_md} ({r.report_html})")
+    if not r.passed:
+        raise typer.Exit(1)

@@ -135,6 +135,7 @@ class PaperNode:
                               f"(started {meta.get('started_at', '?')}); --resume it, or start "
                               "a new one with --clean")
         self.session = Session(self.cfg, self._arrays(), kinds={k: "quotes" for k in self.keys})
+        self.session.feed(np.zeros(0, T.EVENT_DTYPE), flush=True)  # load the compiled kernel now
         self.run_id = self.results.open_session_run(
             self.cfg, kind="paper", study=self.options.session,
             extra={"record_dir": str(self.record_dir), **self.extra_meta})

@@ -19,7 +19,7 @@ import polars as pl
 
 from arbkit.core import types as T
 from arbkit.data.events import EventArrays
-from arbkit.errors import DataError
+from arbkit.errors import ConfigError, DataError
 
 META = "session.json"
 
@@ -29,8 +29,17 @@ class SessionRecording:
 
     def __init__(self, root: Path, meta: dict[str, Any]) -> None:
         self.root = Path(root)
-        (self.root / "events").mkdir(parents=True, exist_ok=True)
         path = self.root / META
+        if path.exists():
+            have = json.loads(path.read_text())
+            if have.get("session") != meta.get("session"):
+                raise ConfigError(f"{self.root} holds the recording of session "
+                                  f"{have.get('session')!r}; record this one elsewhere "
+                                  "(--record-dir) or move that folder away")
+        elif self.root.exists() and any(self.root.iterdir()):
+            raise ConfigError(f"{self.root} is not empty and is no session recording; give "
+                              "--record-dir a new or empty folder")
+        (self.root / "events").mkdir(parents=True, exist_ok=True)
         if not path.exists():
             _atomic_write(path, json.dumps(meta, indent=1, sort_keys=True).encode())
         self.pending: list[tuple[np.ndarray, np.ndarray]] = []
