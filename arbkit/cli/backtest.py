@@ -11,6 +11,7 @@ import typer
 
 from arbkit.cli.guard import check_out_dir, publish_note, set_interrupt_note, write_dir
 from arbkit.cli.render import print_summary
+from arbkit.engine.checks import result_checks
 
 DEFAULT_DIR = Path("out/default-study")
 
@@ -70,6 +71,7 @@ def backtest(
         check_out_dir(out, force=force, inputs=inputs)
     res = arbkit.backtest(data, config, chunk=chunk, stream=stream, start_day=start, end_day=end,
                           fx=fx, funding=funding)
+    res.meta["notes"] = [*res.meta.get("notes", []), *result_checks(res)]
     if out is not None:
         write_results(res, out, force=force, inputs=inputs)
     if as_json:
@@ -93,6 +95,8 @@ def _run_preset(name: str, data: Path | None, out: Path | None, as_json: bool, f
     if out is not None:
         check_out_dir(out, force=force, inputs=inputs)
     results, metrics, bad = run_preset(p, data)
+    for res in results:
+        res.meta["notes"] = [*res.meta.get("notes", []), *result_checks(res)]
     m = p.meta
     if len(results) == 1:
         if out is not None:

@@ -57,7 +57,11 @@ def print_summary(res) -> None:
     console.print(table)
     if getattr(res, "routes", None) is not None and res.routes.height > 1:
         console.print(_routes_table(res.routes))
-    if vals.get("trades", 0) == 0 and vals.get("opportunities_taken", 0) == 0:
+    best = vals.get("best_clean_edge_bps", float("nan"))
+    if vals.get("trades", 0) == 0 and vals.get("opportunities_taken", 0) == 0 and best != best:
+        console.print("[yellow]no trades[/]: no clean moment was ever seen (both legs quoting, "
+                      "fresh and uncrossed at once); see the notes below")
+    elif vals.get("trades", 0) == 0 and vals.get("opportunities_taken", 0) == 0:
         console.print(
             f"[yellow]no trades[/]: the best edge on clean data was "
             f"{vals.get('best_clean_edge_bps', float('nan')):.2f} bps, "

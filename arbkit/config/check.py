@@ -19,6 +19,7 @@ from arbkit.errors import ConfigError
 
 
 def _check(cfg: Config, source: str) -> None:
+    _check_reference(cfg, source)
     seen: set[str] = set()
     for i, inst in enumerate(cfg.instruments):
         w = f"{source}: instruments[{i}] ({inst.key})"
@@ -33,13 +34,24 @@ def _check(cfg: Config, source: str) -> None:
         if inst.fee_ccy == "received" and inst.kind != "spot":
             raise ConfigError(f"{w}: fee_ccy = 'received' is for spot instruments; a "
                               f"{inst.kind} pays fees in its settlement currency")
-        for name in ("taker_fee_bps", "order_latency_ms", "order_latency_jitter_ms",
-                     "ack_latency_ms", "exch_match_timeout_ms", "min_notional",
-                     "initial_base", "initial_quote"):
+        if ":" in inst.venue:
+            raise ConfigError(f"{w}: venue = {inst.venue!r}: ':' separates the venue from the "
+                              "symbol in instrument keys (venue:symbol), so a venue name cannot "
+                              f"hold one; rename it, e.g. {inst.venue.replace(':', '_')!r}, in "
+                              "the config and the data alike")
+        for name, why in (("taker_fee_bps", "fees are costs: a rebate is not modelled for "
+                           "taker orders"),
+                          ("order_latency_ms", "a delay in milliseconds; 0 = none"),
+                          ("order_latency_jitter_ms", "a delay in milliseconds; 0 = none"),
+                          ("ack_latency_ms", "a delay in milliseconds; 0 = none"),
+                          ("exch_match_timeout_ms", "a delay in milliseconds"),
+                          ("min_notional", "the venue's smallest order value; 0 = none"),
+                          ("initial_base", "a starting balance; short positions are a "
+                           "perpetual's, not a negative balance"),
+                          ("initial_quote", "a starting balance")):
             v = getattr(inst, name)
-            if v < 0:
-                raise ConfigError(f"{w}: {name} = {v}; must be >= 0 (fees are costs: a rebate "
-                                  "is not modelled for taker orders)")
+            if not v >= 0:
+                raise ConfigError(f"{w}: {name} = {v}; must be >= 0 ({why})")
         for name in ("tick", "lot"):
             if getattr(inst, name) <= 0:
                 raise ConfigError(f"{w}: {name} = {getattr(inst, name)}; must be > 0")
@@ -55,7 +67,9 @@ def _check(cfg: Config, source: str) -> None:
             raise ConfigError(f"{w}: lot = {inst.lot}; an inverse_perp's lot is a whole number "
                               "of contracts (set lot = 1, or the venue's contract step)")
         if inst.quote not in CURRENCIES:
-            raise ConfigError(f"{w}: quote = {inst.quote!r}; use one of {CURRENCIES}")
+            hint = (f"currency codes are upper case: quote = {inst.quote.upper()!r}"
+                    if inst.quote.upper() in CURRENCIES else f"use one of {CURRENCIES}")
+            raise ConfigError(f"{w}: quote = {inst.quote!r}; {hint}")
     labels: set[str] = set()
     for r, route in enumerate(cfg.routes):
         _check_route(cfg, r, route, source)
@@ -201,6 +215,14 @@ def _check_risk(r: RiskConfig, source: str) -> None:
     if r.loss_streak < 0 or r.same_jump_window_ms <= 0 or r.loss_streak_cooldown_s <= 0:
         raise ConfigError(f"{source}: risk.loss_streak >= 0 (0 = off), same_jump_window_ms "
                           "> 0 and loss_streak_cooldown_s > 0 needed")
+
+
+def _check_reference(cfg: Config, source: str) -> None:
+    ref = cfg.run.reference_ccy
+    if ref not in CURRENCIES:
+        hint = (f"currency codes are upper case: reference_ccy = {ref.upper()!r}"
+                if ref.upper() in CURRENCIES else f"use one of {CURRENCIES}")
+        raise ConfigError(f"{source}: run.reference_ccy = {ref!r}; {hint}")
 
 
 def _check_run(cfg: Config, source: str) -> None:

@@ -164,9 +164,16 @@ def load_config_text(text: str, source: str = "<string>") -> Config:
 def load_config(path: str | Path) -> Config:
     """Load and validate a TOML config file."""
     p = Path(path)
+    if p.is_dir():
+        inside = sorted(f.name for f in p.glob("*.toml"))
+        hint = (f"pass the file, e.g. --config {p / inside[0]}" if inside
+                else "it holds no .toml file; pass the config file itself")
+        raise ConfigError(f"{p}: is a folder, not a config file; {hint}")
     if not p.is_file():
-        raise ConfigError(f"{p}: config file not found; pass an existing --config path")
-    return load_config_text(p.read_text(), str(p))
+        raise ConfigError(f"{p}: config file not found (cwd {Path.cwd()}); pass an existing "
+                          "--config path")
+    # utf-8-sig: a byte-order mark some editors write is not a syntax error
+    return load_config_text(p.read_text(encoding="utf-8-sig"), str(p))
 
 
 def dump_config(cfg: Config) -> str:

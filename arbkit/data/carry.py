@@ -26,15 +26,20 @@ from arbkit.errors import DataError
 IMPLIED_BPS = 2.0  # an FX within this of the legs' own price ratio (median) is implied
 
 
-def _frame(src: Any, kind: str, label: str) -> pl.DataFrame:
+def _frame(src: Any, kind: str, label: str, warnings: list[str]) -> pl.DataFrame:
+    """``src`` validated as ``kind``; its validation warnings are added to ``warnings`` (a
+    funding rate in percent, stamps in the future: the run's notes say so)."""
     if src is None:
         return pl.DataFrame()
-    if isinstance(src, pl.DataFrame):
-        return validate_table(kind, src, label).frame
-    from arbkit.data.load import parquet_files, read_file
+    if not isinstance(src, pl.DataFrame):
+        from arbkit.data.load import parquet_files, read_file
 
-    frame = pl.concat([read_file(f) for f in parquet_files(Path(src))], how="diagonal_relaxed")
-    return validate_table(kind, frame, str(src)).frame
+        label = str(src)
+        src = pl.concat([read_file(f) for f in parquet_files(Path(src))],
+                        how="diagonal_relaxed")
+    rep = validate_table(kind, src, label)
+    warnings += rep.warnings
+    return rep.frame
 
 
 def _events(n: int) -> np.ndarray:
@@ -96,12 +101,17 @@ def _sorted(parts: list[np.ndarray]) -> np.ndarray:
 def from_sources(cfg: Config, inst_keys: list[str], fx: Any = None,
                  funding: Any = None) -> tuple[np.ndarray, list[str]]:
     """Carry events from frames or Parquet paths (the non-catalog path)."""
-    fx_frame = _frame(fx, "fx", "fx")
+    warnings: list[str] = []
+    fx_frame = _frame(fx, "fx", "fx", warnings)
     if cfg.fx and fx_frame.height == 0:
-        raise DataError("the config has [[fx]] series but no FX data was given: pass fx= (a "
-                        "frame or Parquet of the fx table) or run from a catalog holding it")
-    fund_ev, notes = funding_events(cfg, inst_keys, _frame(funding, "funding", "funding"))
-    return _sorted([fx_events(cfg, fx_frame) if cfg.fx else _events(0), fund_ev]), notes
+        names = ", ".join(f"{f.venue} {f.symbol}" for f in cfg.fx)
+        raise DataError(f"the config has [[fx]] series but no FX data was given ({names}): "
+                        "pass --fx FILE, the fx table as Parquet (fx= in Python), or run "
+                        "from a catalog that holds it (`arbkit data import upbit-fx`)")
+    fund_ev, notes = funding_events(cfg, inst_keys,
+                                    _frame(funding, "funding", "funding", warnings))
+    return (_sorted([fx_events(cfg, fx_frame) if cfg.fx else _events(0), fund_ev]),
+            notes + warnings)
 
 
 def from_catalog(cfg: Config, inst_keys: list[str], root: Path) -> tuple[np.ndarray, list[str]]:
@@ -110,18 +120,23 @@ def from_catalog(cfg: Config, inst_keys: list[str], root: Path) -> tuple[np.ndar
 
     cat = Catalog(root)
     fx = pl.DataFrame()
+    warnings: list[str] = []
     if cfg.fx:
         sels = [Selection("fx", f.venue, f.symbol) for f in cfg.fx]
-        fx = cat.read_table(sels).frame
+        rep = cat.read_table(sels)
+        fx, warnings = rep.frame, warnings + rep.warnings
     frames = []
     for key in inst_keys:
         inst = cfg.instrument(key)
         sel = Selection("funding", inst.venue, inst.symbol)
         if inst.kind != "spot" and cat.partitions(sel):
-            frames.append(cat.read_table(sel).frame)
+            rep = cat.read_table(sel)
+            frames.append(rep.frame)
+            warnings += rep.warnings
     funding = pl.concat(frames) if frames else pl.DataFrame()
     fund_ev, notes = funding_events(cfg, inst_keys, funding)
-    return _sorted([fx_events(cfg, fx) if cfg.fx else _events(0), fund_ev]), notes
+    return (_sorted([fx_events(cfg, fx) if cfg.fx else _events(0), fund_ev]),
+            notes + warnings)
 
 
 CONTROLS = {"kill": T.CTL_KILL, "stop": T.CTL_STOP, "resume": T.CTL_RESUME,
@@ -238,10 +253,13 @@ class ImpliedCheck:
         return np.where(j >= 0, m[np.maximum(j, 0)] if m.shape[0] else before, before)
 
     def verdict(self) -> None:
-        """Raise if a series tracked a route's own ratio (median within IMPLIED_BPS)."""
+        """Raise if a series tracked a route's own ratio (median within IMPLIED_BPS), or
+        is the inverse of what its name says (any number of rates)."""
         for (label, k), parts in self.pairs.items():
             x = np.concatenate(parts)
-            ok = np.isfinite(x[:, 1]) & (x[:, 1] > 0)
+            ok = np.isfinite(x[:, 1]) & (x[:, 1] > 0) & np.isfinite(x[:, 0]) & (x[:, 0] > 0)
+            if ok.any():
+                _check_not_inverted(self.cfg.fx[k], label, x[ok])
             if ok.sum() < 10:
                 continue
             dev_bps = float(np.median(np.abs(x[ok, 0] / x[ok, 1] - 1.0)) * 1e4)
@@ -252,6 +270,22 @@ class ImpliedCheck:
                     f"price ratio (median deviation {dev_bps:.2f} bps over {int(ok.sum())} "
                     "rates): an FX implied from the traded asset makes the premium zero by "
                     "construction; use an independently recorded rate")
+
+
+def _check_not_inverted(fc: Any, label: str, x: np.ndarray) -> None:
+    """Refuse a series whose rates are the inverse of what its name says: converted with
+    them the route's legs are far apart (here more than 2x), with their inverse they agree
+    (within 50 %). ``x``: (rate to the reference currency, the legs' own price ratio)."""
+    as_named = float(np.median(x[:, 0] / x[:, 1]))
+    inverted = float(np.median(1.0 / (x[:, 0] * x[:, 1])))
+    if abs(np.log(as_named)) > np.log(2.0) and abs(np.log(inverted)) < np.log(1.5):
+        base, quote = fc.pair
+        raise DataError(
+            f"[[fx]] {fc.venue} {fc.symbol}: the rates look inverted: converted with them the "
+            f"route {label}'s legs differ {max(as_named, 1 / as_named):,.0f}x, with their "
+            f"inverse they agree to {abs(inverted - 1):.1%}; {fc.symbol} is {quote} per 1 "
+            f"{base} (e.g. USDT/KRW = 1,380): store the series that way, or name it "
+            f"{quote}/{base} in [[fx]] and the fx table")
 
 
 def check_not_implied(cfg: Config, inst_keys: list[str], ev: np.ndarray) -> None:

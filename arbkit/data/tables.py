@@ -223,6 +223,12 @@ def _check_columns(df: pl.DataFrame, sp: TableSpec, source: str) -> None:
     missing = [c for c in sp.required if c not in df.columns]
     if not missing:
         return
+    other = _other_kind(df.columns, sp.kind)
+    if other is not None:
+        raise V._fail(source, "columns", df.columns[:8],
+                      f"this is a {other} table, not {sp.kind} (missing {missing})",
+                      f"pass the {sp.kind} table itself (columns "
+                      f"{', '.join(sp.required)}; see docs/data.md)")
     spare = [c for c in df.columns if c not in {x.name for x in sp.columns}]
     hints = []
     for m in missing:
@@ -232,6 +238,19 @@ def _check_columns(df: pl.DataFrame, sp: TableSpec, source: str) -> None:
             spare.remove(close[0])
     fix = "; ".join(hints) or f"add them (schema: arbkit.data.tables.{sp.kind.upper()})"
     raise V._fail(source, "columns", df.columns, f"missing column(s) {missing}", fix)
+
+
+def _other_kind(columns: list[str], kind: str) -> str | None:
+    """The canonical table ``columns`` already are, when it is not ``kind`` (a quotes file
+    given as --fx is the wrong table, not a table to rename columns of)."""
+    from arbkit.data import schema
+
+    if kind != "quotes" and all(c in columns for c in schema.QUOTE_REQUIRED):
+        return "quotes"
+    for other, sp in SPECS.items():
+        if other != kind and all(c in columns for c in sp.required):
+            return other
+    return None
 
 
 def _cast(df: pl.DataFrame, sp: TableSpec, source: str, warnings: list[str]) -> pl.DataFrame:
@@ -294,6 +313,9 @@ def _row_checks(df: pl.DataFrame, sp: TableSpec, source: str, where: V._Locator)
         if rb is not None:
             checks.append((c.name, *rb))
     checks += [(r.field, r.bad, r.problem, r.fix) for r in sp.relations]
+    checks += [(c.name, V.huge(c.name), V.HUGE,
+                "repair or drop the row at the source")
+               for c in sp.columns if c.rule in ("pos", "nonneg", "finite")]
     firsts = df.select(
         bad.fill_null(False).arg_true().first().alias(str(k))
         for k, (_, bad, _, _) in enumerate(checks)
@@ -365,6 +387,7 @@ def validate_table(kind: str, df: pl.DataFrame, source: str, *,
         if wild:
             warnings.append(f"{source}: {wild} funding rates beyond ±3% per interval; check "
                             "the unit (fraction, not percent or bps)")
+    warnings += V.data_warnings(df, source, sp.time)
     ts = df.get_column(sp.time)
     return TableReport(kind, source, df.height, iid.n_unique(),
                        (int(ts.min()), int(ts.max())), flagged, warnings, df)  # type: ignore[arg-type]

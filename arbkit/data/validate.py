@@ -27,6 +27,11 @@ from arbkit.errors import DataError
 _TS_COLUMNS = ("ts_recv_ns", "ts_exch_ns")
 _STR_COLUMNS = ("venue", "symbol")
 _MAX_EXACT_INT = 2**53  # largest integer a float64 holds exactly
+# no market quotes a price or a size this large: a placeholder (1e308, 9.99e99) or a unit error
+MAX_VALUE = 1e15
+HUGE = (f"beyond {MAX_VALUE:.0e}: not a market value (a placeholder such as 1e308, or a "
+        "unit error)")
+FUTURE_S = 86_400  # stamps more than a day past this machine's clock are in the future
 
 
 @dataclass(frozen=True)
@@ -143,6 +148,16 @@ def _check_columns(df: pl.DataFrame, source: str) -> None:
 
 
 def _dtype_error(source: str, s: pl.Series, target: str, fix: str) -> DataError:
+    """The value shown is the first one that does not convert (text such as 'N/A' among
+    numbers), not merely the first value of the column."""
+    if s.dtype == pl.String:
+        dest = pl.Float64 if target == "Float64" else pl.Int64
+        bad = s.cast(dest, strict=False).is_null() & s.is_not_null()
+        if bad.any():
+            i = int(bad.arg_true()[0])
+            return _fail(source, s.name, s[i], f"text that is not a number (first of "
+                         f"{int(bad.sum())} such rows); the column is {s.dtype}, "
+                         f"{target} is needed", fix, f"row {i}")
     nn = s.drop_nulls()
     first = nn[0] if len(nn) else None
     return _fail(source, s.name, first, f"dtype {s.dtype} cannot be cast safely to {target}", fix)
@@ -262,10 +277,18 @@ class _Check(NamedTuple):
     bad: pl.Expr  # True where the row fails
     problem: str  # may name other fields of the row as {name}
     fix: str
+    prev: str | None = None  # depth order: the level this one is compared with
 
     def explain(self, row: dict[str, Any]) -> tuple[str, str]:
         if self.problem == _UNIT:
             return _ts_unit(row[self.field])
+        if self.prev is not None:
+            a, b = row[self.prev], row[self.field]
+            if a and b and a == a and b == b and max(a / b, b / a) >= 5:
+                # levels out of order by a factor: units, not sorting (a x100 touch)
+                return (f"{self.prev}={a} is {max(a / b, b / a):,.0f}x this level: the touch "
+                        "and the depth levels are in different units (x100? cents?)",
+                        "scale every price column of the row alike at the source")
         return self.problem.format_map(row), self.fix
 
 
@@ -279,6 +302,11 @@ def _ts_unit(value: int) -> tuple[str, str]:
     if value < schema.NS_MIN:
         return "is before 2001-09-09 in nanoseconds", "check the unit and the epoch"
     return "is after 2100 in nanoseconds", "check the unit (picoseconds?) or the export"
+
+
+def huge(c: str) -> pl.Expr:
+    """Finite but beyond :data:`MAX_VALUE` (polars orders NaN above every number: excluded)."""
+    return (pl.col(c).is_finite() & (pl.col(c).abs() >= MAX_VALUE)).fill_null(False)
 
 
 def _finite_pos(c: str) -> pl.Expr:
@@ -304,6 +332,9 @@ def _row_checks(n_levels: int) -> list[_Check]:
         checks.append(_Check(qty, ~_qty_ok(qty), "size must be finite and >= 0", _FIX_ROW))
     for lvl in range(1, n_levels):
         checks += _depth_checks(lvl)
+    checks += [_Check(c, huge(c), HUGE, _FIX_ROW)
+               for lvl in range(n_levels) for side in ("bid", "ask")
+               for c in schema.level_columns(side, lvl)]
     return checks
 
 
@@ -328,6 +359,7 @@ def _depth_checks(lvl: int) -> list[_Check]:
                 present & ~right,
                 f"level must be strictly {sign} {prev}={{{prev}}}",
                 "sort levels from the touch outwards, NaN only at the end; rebuild it",
+                prev,
             ),
             _Check(
                 qty,
@@ -454,6 +486,7 @@ def validate_quotes(
             f"{source}: {n_crossed} crossed/locked rows (bid_px >= ask_px) "
             "flagged in column 'crossed'; the engine treats them as untradable"
         )
+    warnings += data_warnings(df, source, "ts_recv_ns")
     ts = df.get_column("ts_recv_ns")
     return ValidationReport(
         source=source,
@@ -465,3 +498,30 @@ def validate_quotes(
         warnings=warnings,
         frame=df,
     )
+
+
+def data_warnings(df: pl.DataFrame, source: str, ts_col: str) -> list[str]:
+    """Findings that are not errors but that a result built on them must say: stamps in the
+    future (a wrong time unit or clock), and streams whose every size is 0 (no size is known
+    at the touch, so nothing can be filled)."""
+    import time
+
+    out = []
+    future = df.filter(pl.col(ts_col) > (time.time() + FUTURE_S) * 1e9)
+    if future.height:
+        from datetime import UTC, datetime
+
+        first = datetime.fromtimestamp(int(future[0, ts_col]) / 1e9, UTC)
+        out.append(f"{source}: {future.height} rows stamped in the future (first "
+                   f"{ts_col}={int(future[0, ts_col])}, {first:%Y-%m-%d %H:%M} UTC): check the "
+                   "time unit of the source and the recording clock")
+    sizes = [c for c in ("bid_qty", "ask_qty") if c in df.columns]
+    if sizes and {"venue", "symbol"} <= set(df.columns):
+        zero = (df.group_by("venue", "symbol", maintain_order=True)
+                .agg(pl.all_horizontal(pl.col(c) == 0 for c in sizes).all().alias("z"))
+                .filter(pl.col("z")))
+        for venue, symbol, _ in zero.iter_rows():
+            out.append(f"{source}: every {' and '.join(sizes)} of {venue}/{symbol} is 0: no size "
+                       "is known at its touch, so no order can fill there; check the size "
+                       "columns of the source")
+    return out

@@ -118,7 +118,7 @@ def find_preset(name: str | Path, folder: str | Path = PRESETS) -> Path:
 def load_preset(name: str | Path, folder: str | Path = PRESETS) -> Preset:
     path = find_preset(name, folder)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     meta = raw.pop("preset", None)

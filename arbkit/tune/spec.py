@@ -119,7 +119,7 @@ def load_study(path: str | Path) -> StudySpec:
     if not p.is_file():
         raise ConfigError(f"{p}: study file not found; pass an existing studies/<name>.toml")
     try:
-        raw = tomllib.loads(p.read_text())
+        raw = tomllib.loads(p.read_text(encoding="utf-8-sig"))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: not valid TOML ({exc}); fix the syntax") from None
     return study_from_dict(raw, str(p), p.resolve().parent)

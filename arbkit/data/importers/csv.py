@@ -52,7 +52,7 @@ class CsvMapping:
     def load(cls, path: str | Path) -> CsvMapping:
         p = need_file(path, "csv mapping")
         try:
-            raw = tomllib.loads(p.read_text())
+            raw = tomllib.loads(p.read_text(encoding="utf-8-sig"))
         except tomllib.TOMLDecodeError as exc:
             raise DataError(f"{p}: not valid TOML ({exc}); fix the syntax") from None
         unknown = sorted(set(raw) - _MAPPING_KEYS)
