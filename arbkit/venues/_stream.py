@@ -139,11 +139,8 @@ class Group:
         return await ex.watch_order_book_for_symbols(symbols, self.snapshot_limit)
 
     def _find_client(self, ex: Any, keys: list[KeyState]) -> Any:
-        hashes = {_hash(self.channel, ks.spec.symbol) for ks in keys}
-        for client in (getattr(ex, "clients", None) or {}).values():
-            if hashes.intersection(getattr(client, "subscriptions", {})):
-                return client
-        return None
+        clients = list((getattr(ex, "clients", None) or {}).values())
+        return next((c for c in clients if _carries(c, self.channel, keys)), None)
 
     def _read(self, ex: Any, keys: list[KeyState], now: float) -> None:
         """Every symbol's cached state on every wake-up (ccxt 4.5.x resolves a batched
@@ -205,10 +202,9 @@ class Group:
         books, hand its instruments to the REST poller."""
         if not pending.done():
             pending.cancel()
-        hashes = {_hash(self.channel, ks.spec.symbol) for ks in keys}
         clients = getattr(ex, "clients", None) or {}
         for url, client in list(clients.items()):
-            if not hashes.intersection(getattr(client, "subscriptions", {})):
+            if not _carries(client, self.channel, keys):
                 continue
             import ccxt
 
@@ -229,6 +225,18 @@ class Group:
 def _hash(channel: str, symbol: str) -> str:
     """ccxt binance's message hash of one symbol's stream (also its subscription key)."""
     return f"bidask:bookTicker@{symbol}" if channel == "bbo" else f"orderbook::{symbol}"
+
+
+def _carries(client: Any, channel: str, keys: list[KeyState]) -> bool:
+    """Whether a ccxt client holds the subscriptions of ``keys``: Binance's exact hashes, or
+    (other venues spell them differently) a subscription naming the channel and a symbol."""
+    subs = [k for k in getattr(client, "subscriptions", {}) if isinstance(k, str)]
+    if {_hash(channel, ks.spec.symbol) for ks in keys}.intersection(subs):
+        return True
+    words = ("bidask", "bookticker", "ticker", "bbo") if channel == "bbo" else ("orderbook",
+                                                                               "depth", "book")
+    return any(ks.spec.symbol in sub and any(w in sub.lower() for w in words)
+               for sub in subs for ks in keys)
 
 
 def _same_open(ex: Any, client: Any) -> bool:
