@@ -44,7 +44,7 @@ console script) or `python -m arbkit ...`. Every command takes `--help`.
 | 0 | success |
 | 1 | an `ArbkitError` (bad config, bad data, unknown scenario, ...): exactly one line `error: <what was wrong, the value seen, the fix>` on stderr, no traceback, nothing half-written |
 | 2 | usage error (unknown option, missing required option, a value of the wrong type), reported by the argument parser |
-| 130 | interrupted (Ctrl-C) |
+| 130 | interrupted (Ctrl-C): exactly one line `interrupted: <what was left>` on stderr |
 
 Example (real output):
 
@@ -78,14 +78,61 @@ the command fails without it.
   `docs/data.md`.
 - `arbkit backtest --out DIR` writes `trades`, `fills`, `orders`, `equity`, `legs`,
   `opportunities`, `summary`, `routes`, `symbols`, `venues`, `wallets` and `guards` as
-  `DIR/<name>.parquet`, plus `meta.json` and the effective
-  `config.toml`, into a temporary folder beside `DIR` that is then renamed to `DIR` (an
-  existing `DIR` is replaced), so a failed run leaves no partial result.
+  `DIR/<name>.parquet`, plus `meta.json`, the effective `config.toml` and the marker file
+  `.arbkit-results`, into a hidden temporary folder beside `DIR` that is then renamed to `DIR`,
+  so a failed or interrupted run leaves no partial result. See the guarantees below for which
+  `DIR` it accepts.
 - `arbkit backtest --chunk N` feeds the kernel N events at a time; results are bit-identical to
   one call (`tests/acceptance/test_scenarios.py`). Unset: the whole array at once.
 - `arbkit data synth --events` unset means 320,000 rows (about 2.2 h of market time); the
   scenarios are described in `docs/data.md`. Prints `wrote DIR/quotes.parquet and
   DIR/config.toml`.
+
+## Guarantees: your data is safe
+
+Every command keeps these promises, whatever the input and whenever it is interrupted.
+
+**It never destroys what it did not write.**
+
+- `backtest --out DIR` writes a new or empty `DIR`. A `DIR` holding `.arbkit-results` (an
+  earlier run's results) is replaced only with `--force`; any other non-empty folder is
+  refused, even with `--force`. Never the working folder, a parent of it, or a folder holding
+  one of the run's inputs (`--data`, `--config`, `--fx`, `--funding`, the preset and its data);
+  a path at or under a file is refused. All of this is checked before the run starts.
+- `data compact PARTS` removes only the recording part files it recognises
+  (`quotes_bbo/`, `quotes_book/`, `trades/` `part-NNNNN.parquet`), only after their rows are in
+  the catalog, and then only the folders they leave empty; a folder holding no part file (a
+  catalog, a folder of your Parquet files) is refused and left untouched.
+- `report --out FILE` replaces only an arbkit report; `data synth --out`, `tune --results` and
+  `report --results` must be folders (created when missing).
+
+**It never half-writes.**
+
+- Catalog writes (`data add`, `data import`, `data compact`, and each batch `download` and
+  `record` store) stage every file of every table, then publish them together: all or nothing
+  per command (per batch for the resumable downloads and recordings). A staged file
+  a killed process left behind (`*.parquet.tmp`) is never read; `data ls` warns about it and
+  `data validate` lists it as FAIL.
+- Results and reports are written under a temporary name and renamed into place.
+- A `tune` that fails or is stopped before any trial finished leaves no study and no
+  `results/` files; `report` and `preset promote` never create a storage file.
+
+**Ctrl-C** prints one line, `interrupted: ...`, saying what was left (for example `the catalog
+data is unchanged (nothing of this command was published)`), and exits 130. A Ctrl-C that
+arrives while files are being renamed into place is held back until they all are.
+
+**A bad input is one line**: exit 1 and exactly one `error: ...` line naming the option, key
+or column, the value seen, and a fix; nothing written. Bad data that can still run (every
+row crossed, edges the sanity guard rejected, a funding rate beyond 3 %, stamps in the future,
+sizes that are all 0) runs, and the result's notes (and `--json`'s `"notes"`) say `CHECK: ...`.
+
+The net that holds this: `tests/acceptance/test_bad_inputs.py` (115 bad inputs across every
+command, each checked for its exit code, its one line, its field, value and fix, no traceback,
+and a before/after snapshot of the workspace; plus 5 kinds of bad data that run and say so),
+`tests/acceptance/test_never_destroy.py` (the destructive cases of issue 13, 14 tests) and
+`tests/integration/test_interrupts.py` (SIGINT at random moments during `data import`,
+`data add` and `backtest --out`: the state after is exactly as before or exactly as a finished
+run leaves it, with no temporary file anywhere).
 """
 
 

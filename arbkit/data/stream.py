@@ -244,4 +244,6 @@ def day_range(start: str | None, end: str | None) -> tuple[date | None, date | N
             out.append(date.fromisoformat(text))
         except ValueError:
             raise DataError(f"--{name} {text!r}: not a date; use YYYY-MM-DD (UTC)") from None
+    if out[0] is not None and out[1] is not None and out[0] > out[1]:
+        raise DataError(f"--start {out[0]} is after --end {out[1]}; swap them")
     return out[0], out[1]

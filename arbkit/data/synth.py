@@ -240,7 +240,8 @@ def _spec(scenario: str) -> _Spec:
 
 def _whole(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"synth: {name} = {value!r}; use a whole number >= 1")
+        flag = {"n_events": " (--events)", "depth": " (--depth)"}.get(name, "")
+        raise ConfigError(f"synth: {name}{flag} = {value!r}; use a whole number >= 1")
     return value
 
 

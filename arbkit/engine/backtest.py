@@ -101,8 +101,9 @@ def backtest(data: Any, config: Any, *, chunk: int | None = None, stream: bool =
     cfg = config if isinstance(config, Config) else load_config(config)
     catalog = not isinstance(data, pl.DataFrame) and is_catalog(data)
     if (stream or start_day or end_day) and not catalog:
-        raise ConfigError("stream / start_day / end_day need a catalog root as data (see "
-                          "`arbkit data import`); a file or frame is read whole")
+        raise ConfigError("--stream / --start / --end (stream, start_day, end_day in Python) "
+                          "need a catalog root as --data (see `arbkit data import`); a file or "
+                          "frame is read whole: drop them")
     if catalog and stream:
         return _backtest_catalog(data, cfg, chunk=chunk, start_day=start_day,
                                  end_day=end_day, stream_rows=stream_rows, controls=controls,
