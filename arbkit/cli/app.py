@@ -94,7 +94,10 @@ def _was_interrupted(exc: BaseException) -> bool:
     """A typer exit that came from a KeyboardInterrupt (not a command's own exit 130)."""
     seen: BaseException | None = exc
     for _ in range(4):
-        seen = seen.__cause__ or seen.__context__ if seen is not None else None
+        if seen is None:
+            return False
+        # ``raise ... from None``: the command reported the interrupt itself (tune)
+        seen = seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
         if isinstance(seen, KeyboardInterrupt):
             return True
     return False

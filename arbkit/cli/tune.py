@@ -92,6 +92,7 @@ def tune(
                           "the same command again to resume", highlight=False)
         raise SystemExit(130) from None
     except BaseException:
+        console.print()  # the error line starts below the live table, not on its last line
         _drop_if_empty(spec, st, fresh_files)
         raise
     console.print()

@@ -155,3 +155,47 @@ def test_a_ts_unit_that_overflows_int64_is_an_error_naming_the_unit(work):
     assert_one_error(cli("data", "import", "csv", "ns.csv", "--map", "map.toml", "--root",
                          "cat"), "ts_unit = 'ms'", "overflow", "ts_unit = 'ns'")
     assert snapshot(work) == before
+
+
+# ------------------------------------------------------------------ half-written leftovers
+
+
+def test_validate_and_ls_name_an_orphan_temporary_file(work):
+    part = next((work / "cat").rglob("*.parquet"))
+    orphan = part.with_name(part.name + ".tmp")
+    orphan.write_bytes(b"")  # what a killed import leaves
+    r = cli("data", "validate", "--root", "cat")
+    assert r.code == 1
+    assert f"FAIL {orphan.relative_to(work)}" in r.out and "orphan temporary file" in r.out
+    r = cli("data", "ls", "--root", "cat")
+    assert r.code == 0 and "warning: 1 orphan temporary file" in r.err, r.err
+
+
+STUDY = ('[study]\nname = "small"\ndata = "q.parquet"\nconfig = "config.toml"\ntrials = 2\n'
+         'objectives = ["net_pnl"]\ndirections = ["maximize"]\nmin_trades = 1\n'
+         '[split]\nkind = "holdout"\ntrain = 0.7\n'
+         '[space]\n"strategy.entry_bps" = { low = 0.0, high = 4.0 }\n')
+
+
+@pytest.mark.parametrize("failure", ["error", "interrupt"])
+def test_a_tune_that_stores_no_finished_trial_leaves_no_study_and_no_files(work, monkeypatch,
+                                                                           failure):
+    import arbkit.tune as tune_mod
+    from arbkit.errors import EngineError
+    from arbkit.tune.study import open_study
+
+    Path("study.toml").write_text(STUDY)
+
+    def run_study(spec, storage, **_):
+        open_study(spec, storage)  # the study exists, then the first trial fails
+        raise KeyboardInterrupt if failure == "interrupt" else EngineError("trial 0 failed")
+
+    monkeypatch.setattr(tune_mod, "run_study", run_study)
+    before = snapshot(work)
+    r = cli("tune", "study.toml")
+    lines = [ln for ln in r.lines() if ln.startswith(("error:", "interrupted:"))]
+    if failure == "interrupt":
+        assert r.code == 130 and lines == ["interrupted: no trial finished; nothing stored"]
+    else:
+        assert r.code == 1 and lines == ["error: trial 0 failed"]
+    assert snapshot(work) == before  # no results/, no journal, no DuckDB file
