@@ -16,6 +16,7 @@ TIMEOUT="${ARBKIT_TEST_TIMEOUT:-900}"
 bash scripts/setup.sh
 bash scripts/services.sh >/dev/null
 bash scripts/chromium.sh   # headless Chromium for the HTML report test
+bash scripts/prometheus.sh # Prometheus + promtool for the monitoring tests
 # shellcheck disable=SC1091
 source .services/env
 export ARBKIT_TEST_PG_URL ARBKIT_TEST_REDIS_URL
