@@ -103,7 +103,8 @@ Every command keeps these promises, whatever the input and whenever it is interr
   (`quotes_bbo/`, `quotes_book/`, `trades/` `part-NNNNN.parquet`), only after their rows are in
   the catalog, and then only the folders they leave empty; a folder holding no part file (a
   catalog, a folder of your Parquet files) is refused and left untouched.
-- `report --out FILE` replaces only an arbkit report; `data synth --out`, `tune --results` and
+- `report --out FILE` replaces only an arbkit report; `data synth --out DIR` replaces only an
+  earlier synth's `quotes.parquet` and `config.toml`; `data synth --out`, `tune --results` and
   `report --results` must be folders (created when missing).
 
 **It never half-writes.**
@@ -126,13 +127,13 @@ or column, the value seen, and a fix; nothing written. Bad data that can still r
 row crossed, edges the sanity guard rejected, a funding rate beyond 3 %, stamps in the future,
 sizes that are all 0) runs, and the result's notes (and `--json`'s `"notes"`) say `CHECK: ...`.
 
-The net that holds this: `tests/acceptance/test_bad_inputs.py` (115 bad inputs across every
+The net that holds this: `tests/acceptance/test_bad_inputs.py` (116 bad inputs across every
 command, each checked for its exit code, its one line, its field, value and fix, no traceback,
 and a before/after snapshot of the workspace; plus 5 kinds of bad data that run and say so),
-`tests/acceptance/test_never_destroy.py` (the destructive cases of issue 13, 14 tests) and
-`tests/integration/test_interrupts.py` (SIGINT at random moments during `data import`,
-`data add` and `backtest --out`: the state after is exactly as before or exactly as a finished
-run leaves it, with no temporary file anywhere).
+`tests/acceptance/test_never_destroy.py` (the destructive and half-written cases of issue 13,
+17 tests) and `tests/integration/test_interrupts.py` (3 tests: SIGINT at 2 random moments each
+during `data import`, `data add` and `backtest --out`; the state after is exactly as before or
+exactly as a finished run leaves it, with no temporary file anywhere).
 """
 
 

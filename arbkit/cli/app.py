@@ -39,6 +39,7 @@ app.command("paper")(paper_cmd.paper)
 app.command("status")(paper_cmd.status)
 app.add_typer(paper_cmd.ctl_app, name="ctl")
 app.command("campaign")(paper_cmd.campaign)
+app.command("reset")(paper_cmd.reset)
 
 
 def run(argv: list[str] | None = None, *, last: bool = False) -> int:
@@ -118,4 +119,9 @@ def _os_error(exc: OSError) -> str:
 
 
 def main() -> None:
-    raise SystemExit(run(last=True))
+    code = run(last=True)
+    if code == 130:
+        # objects a Ctrl-C cut short (a half-built numba compilation) may complain when the
+        # interpreter frees them at exit; the one "interrupted" line has said all there is
+        sys.unraisablehook = lambda _: None
+    raise SystemExit(code)

@@ -28,6 +28,7 @@ def synth(
     if (scenario is None) == (universe is None):
         raise ConfigError("data synth: pass --scenario NAME or --universe BASE=NAME,...")
     check_folder_arg(out, "--out")
+    _check_synth_target(out)
     if universe is not None:
         from arbkit.data.universe import parse_universe, write_universe
 
@@ -38,6 +39,26 @@ def synth(
 
         path = write_scenario(scenario, out, seed=seed, n_events=events, depth=depth)
     typer.echo(f"wrote {path}/quotes.parquet and {path}/config.toml")
+
+
+def _check_synth_target(out: Path) -> None:
+    """``data synth`` writes quotes.parquet and config.toml: it replaces them only when they
+    are an earlier synth's (its config's run.label starts with ``synth``), never a user's."""
+    import tomllib
+
+    from arbkit.errors import ConfigError
+
+    held = [n for n in ("quotes.parquet", "config.toml") if (out / n).exists()]
+    if not held:
+        return
+    try:
+        label = str(tomllib.loads((out / "config.toml").read_text(encoding="utf-8-sig"))
+                    .get("run", {}).get("label", ""))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
+        label = ""
+    if not label.startswith("synth"):
+        raise ConfigError(f"--out {out}: holds {' and '.join(held)} that data synth did not "
+                          "write (synth writes those names); pass a new or empty folder")
 
 
 Root = Annotated[Path | None, typer.Option(help="Catalog root (default: $ARBKIT_DATA_ROOT or ./data).")]

@@ -240,8 +240,9 @@ def _spec(scenario: str) -> _Spec:
 
 def _whole(name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        flag = {"n_events": " (--events)", "depth": " (--depth)"}.get(name, "")
-        raise ConfigError(f"synth: {name}{flag} = {value!r}; use a whole number >= 1")
+        flag = {"n_events": "--events", "depth": "--depth"}.get(name)
+        cli = f" ({flag} on the command line)" if flag else ""
+        raise ConfigError(f"synth: {name} = {value!r}{cli}; use a whole number >= 1")
     return value
 
 

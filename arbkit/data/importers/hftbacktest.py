@@ -78,9 +78,9 @@ def _check_args(markets: Sequence[str], session: str | None) -> None:
     bad = [m for m in markets if m not in _MARKETS]
     if bad or not markets or len(set(markets)) != len(markets):
         raise DataError(
-            f"hftbacktest import: --markets {','.join(markets)!r}: each must be one of "
-            f"{', '.join(_MARKETS)}, listed once; pass e.g. --markets spot,usdm "
-            "(markets=('spot', 'usdm') in Python)"
+            f"hftbacktest import: --markets {','.join(markets)!r} (markets={tuple(markets)!r}): "
+            f"each must be one of {', '.join(_MARKETS)}, listed once; pass e.g. --markets "
+            "spot,usdm"
         )
     if session is not None and session not in SESSIONS:
         raise DataError(
