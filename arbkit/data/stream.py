@@ -6,13 +6,23 @@ when it was written, so building a day is: read the files (LZ4 Parquet), a cheap
 re-check of each stream, one k-way merge (``core.merge``). Day by day, the buffers are reused
 and the engine carries its state across days, so the trades are bit-identical to the
 all-in-memory run (``tests/unit/test_stream.py``) with memory bounded by the largest day.
+
+Threads: a day's files are read, checked and clock-corrected one per thread (polars and the
+numba check release the GIL), and :meth:`CatalogEvents.whole` builds several days at once,
+each into its own slice of the one event array (a day's place is known from the Parquet
+footers). Results do not depend on the thread count (``ARBKIT_DATA_THREADS``, default: the
+cores, at most 4).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -22,13 +32,49 @@ from arbkit.config import Config
 from arbkit.core import types as T
 from arbkit.data import schema
 from arbkit.data.catalog import Catalog, Partition, Selection
-from arbkit.data.events import EventArrays, EventBuilder, Stream
+from arbkit.data.events import (
+    EventArrays,
+    EventBuilder,
+    Stream,
+    _depth_array,
+    prefaulted,
+)
 from arbkit.data.importers.common import read_parquet
 from arbkit.data.load import not_parquet
 from arbkit.errors import DataError
 
 DEFAULT_CHUNK_ROWS = 1 << 19  # events per window when streaming a big day
 _BASE_COLUMNS = ["ts_recv_ns", "ts_exch_ns", "bid_px", "bid_qty", "ask_px", "ask_qty"]
+_R = TypeVar("_R")
+_POOL: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def data_threads() -> int:
+    """Threads reading the catalog: ``ARBKIT_DATA_THREADS``, else the cores (at most 4)."""
+    text = os.environ.get("ARBKIT_DATA_THREADS", "")
+    if text.strip().isdigit() and int(text) >= 1:
+        return int(text)
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The process's reader threads (made again in a forked child: threads do not survive
+    a fork)."""
+    global _POOL
+    if _POOL is None or _POOL[0] != os.getpid():
+        _POOL = (os.getpid(), ThreadPoolExecutor(data_threads(),
+                                                 thread_name_prefix="arbkit-data"))
+    return _POOL[1]
+
+
+def _map(fn: Callable[..., _R], *args: list[Any]) -> list[_R]:
+    """``[fn(*a) for a in zip(*args)]`` on the reader threads, results in order; the first
+    failure (in order) is raised, as a loop would."""
+    jobs = list(zip(*args))
+    if len(jobs) <= 1 or data_threads() == 1:
+        return [fn(*a) for a in jobs]
+    futures: list[Future[_R]] = [_pool().submit(fn, *a) for a in jobs]
+    return [f.result() for f in futures]
 
 
 class CatalogEvents:
@@ -114,14 +160,17 @@ class CatalogEvents:
         self.implied.add(arrays.events)
         return arrays
 
-    def day_streams(self, day: date) -> list[Stream]:
-        """One stream per instrument with rows on ``day`` (checked, in time order)."""
-        out = []
-        for i, key in enumerate(self.keys):
-            for p in self.parts[key]:
-                if p.day == day:
-                    out.append(self._stream(i, key, p))
-        return out
+    def day_streams(self, day: date, *, parallel: bool = True) -> list[Stream]:
+        """One stream per instrument with rows on ``day`` (checked, in time order, exchange
+        times final: see :meth:`Stream.corrected`)."""
+        jobs = [(i, key, p) for i, key in enumerate(self.keys) for p in self.parts[key]
+                if p.day == day]
+        if not parallel:
+            return [self._ready(*j) for j in jobs]
+        return _map(self._ready, *zip(*jobs)) if jobs else []
+
+    def _ready(self, i: int, key: str, p: Partition) -> Stream:
+        return self._stream(i, key, p).corrected(self.use_exch[key])
 
     def _stream(self, i: int, key: str, p: Partition) -> Stream:
         kind = self.kinds[key]
@@ -131,13 +180,13 @@ class CatalogEvents:
                                                               if c != "ts_exch_ns"]
             cols = base + schema.depth_columns(_levels(p.path))
             names = set(_meta(p.path).schema.names)
-            frame = read_parquet(p.path, columns=[c for c in cols if c in names])
+            s = _stream_of_file(i, p.path, [c for c in cols if c in names])
         else:
             from arbkit.data.source import bars_to_quotes
 
             frame, dropped = bars_to_quotes(kind, read_parquet(p.path), self.cfg, str(p.path))
             self._dropped[key] += dropped
-        s = Stream.of_frame(i, frame, str(p.path))
+            s = Stream.of_frame(i, frame, str(p.path))
         s.check()
         return s
 
@@ -160,7 +209,6 @@ class CatalogEvents:
                                        use_exch=self.use_exch)
                 yield self._with_carry(arrays, state, last_day)
                 continue
-            streams = [s.corrected(self.use_exch[self.keys[s.inst]]) for s in streams]
             cuts = _cut_times(streams, -(-n // max_rows))
             bounds = list(zip([None, *cuts], [*cuts, None]))
             for w, (lo, hi) in enumerate(bounds):
@@ -170,18 +218,44 @@ class CatalogEvents:
                 yield self._with_carry(arrays, state, last_day and w == len(bounds) - 1)
 
     def whole(self) -> EventArrays:
-        """All selected days in one event array (filled day by day, no concatenation)."""
+        """All selected days in one event array, filled day by day (no concatenation).
+
+        Quotes only: a day's rows are known from the footers, so days are built at once on
+        the reader threads, each into its own slice. Bars (rows dropped as they are
+        converted) are built one day after the other."""
         cap = self.rows  # an upper bound: bar conversion only drops rows
-        ev = np.empty(cap, T.EVENT_DTYPE)
-        depth = np.empty((cap, 4, self.n_levels - 1)) if self.n_levels > 1 else None
-        builder = EventBuilder(reuse=True)
-        n = 0
+        ev = prefaulted(cap, T.EVENT_DTYPE)
+        depth = prefaulted((cap, 4, self.n_levels - 1), np.float64) if self.n_levels > 1 \
+            else None
         offsets: dict[str, set[int]] = {k: set() for k in self.keys}
-        for day in self.days:
-            arr = builder.build(self.day_streams(day), self.keys, n_levels=self.n_levels,
-                                use_exch=self.use_exch, ev_out=ev[n:], depth_out=depth,
-                                row_base=n)
-            n += arr.events.shape[0]
+        if all(k == "quotes" for k in self.kinds.values()) and len(self.days) > 1:
+            rows = [sum(_rows(p.path) for ps in self.parts.values() for p in ps if p.day == d)
+                    for d in self.days]
+            local = threading.local()
+
+            def one_day(day: date, base: int) -> EventArrays:
+                builder = getattr(local, "builder", None) or EventBuilder(reuse=True)
+                local.builder = builder
+                return builder.build(self.day_streams(day, parallel=False), self.keys,
+                                     n_levels=self.n_levels, use_exch=self.use_exch,
+                                     ev_out=ev[base:], depth_out=depth, row_base=base)
+
+            bases = np.concatenate([[0], np.cumsum(rows)[:-1]]).tolist()
+            built = _map(one_day, self.days, bases)
+            for arr, want in zip(built, rows):
+                assert arr.events.shape[0] == want, "footer rows differ from rows read"
+            n = int(sum(rows))
+        else:
+            builder = EventBuilder(reuse=True)
+            n = 0
+            built = []
+            for day in self.days:
+                arr = builder.build(self.day_streams(day), self.keys, n_levels=self.n_levels,
+                                    use_exch=self.use_exch, ev_out=ev[n:], depth_out=depth,
+                                    row_base=n)
+                n += arr.events.shape[0]
+                built.append(arr)
+        for arr in built:
             for k, v in arr.clock_offset_ns.items():
                 offsets[k].update(v)
         arrays = EventArrays(ev[:n], depth[:n] if depth is not None else np.zeros((0, 4, 0)),
@@ -190,6 +264,35 @@ class CatalogEvents:
         arrays = self._with_carry(arrays, [0], True)
         self.implied.verdict()
         return arrays
+
+
+def _stream_of_file(i: int, path: Path, columns: list[str]) -> Stream:
+    """Instrument ``i``'s stream from the columns of one catalog file (what
+    :meth:`Stream.of_frame` makes of the same file read by polars, bit for bit).
+
+    pyarrow decodes straight from the memory-mapped file, and a file's one row group comes
+    back as one chunk per column, which numpy views without a copy: in a fresh process
+    ~2x faster than polars reading the file into a buffer first (``benchmarks/bench_io.py``).
+    """
+    import pyarrow as pa
+
+    try:
+        table = pq.ParquetFile(path, memory_map=True).read(columns=columns)
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        raise not_parquet(path, exc, "run `arbkit data validate` and re-import that "
+                          "day") from None
+    names = table.column_names
+    exch = None
+    if "ts_exch_ns" in names and table.column("ts_exch_ns").null_count == 0:
+        exch = table.column("ts_exch_ns").to_numpy()
+    n_levels = schema.depth_levels(names)
+    depth = None
+    if n_levels > 1:  # rare and small: the frame path's own conversion (nulls -> NaN / 0)
+        depth = _depth_array(pl.from_arrow(table.select(  # type: ignore[arg-type]
+            [c for c in names if c not in _BASE_COLUMNS])), n_levels)
+    return Stream(i, table.column("ts_recv_ns").to_numpy(), exch,
+                  tuple(table.column(c).to_numpy() for c in _BASE_COLUMNS[2:]),  # type: ignore[arg-type]
+                  depth, str(path))
 
 
 def _cut_times(streams: list[Stream], k: int) -> list[int]:

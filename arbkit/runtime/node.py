@@ -18,7 +18,9 @@ rows it writes again replace the same rows, and nothing is counted twice (the ki
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +118,11 @@ class PaperNode:
         self._kill_in_ckpt = int(os.environ.get("ARBKIT_FAULT_KILL_IN_CHECKPOINT", "-1"))
         self.agg = {"trades": 0, "wins": 0, "net_pnl": 0.0}
         self.route_agg = [{"trades": 0, "wins": 0, "net_pnl": 0.0} for _ in cfg.routes]
+        # operations (arbkit.monitor): told of every status tick; samples in seconds of the
+        # store writes by kind and of each batch from the queue to the kernel's decision
+        self.monitor: Any = None
+        self.write_s: deque[tuple[str, float]] = deque(maxlen=4096)
+        self.decide_s: deque[float] = deque(maxlen=4096)
 
     # ---- start: a new session, or the one in Redis -------------------------------------
     def _arrays(self) -> EventArrays:
@@ -303,13 +310,17 @@ class PaperNode:
         return out
 
     def _feed(self, rows: np.ndarray) -> None:
+        t_in = monotonic_s()
         seqs = np.arange(self.seq + 1, self.seq + 1 + rows.shape[0], dtype=np.int64)
-        self.store.append_many(list(zip(seqs.tolist(), encode.to_bytes(rows), strict=True)))
+        with self._timed("journal"):
+            self.store.append_many(list(zip(seqs.tolist(), encode.to_bytes(rows), strict=True)))
         if seqs[0] <= self._kill_at_seq <= seqs[-1]:
             _kill_self()
         t = monotonic_s()
         self.session.feed(rows, flush=True)
-        self.decide_us.append((monotonic_s() - t) * 1e6 / rows.shape[0])
+        t_out = monotonic_s()
+        self.decide_us.append((t_out - t) * 1e6 / rows.shape[0])
+        self.decide_s.append(t_out - t_in)
         self._count(rows)
         self.recording.add(seqs, rows)
         self.seq = int(seqs[-1])
@@ -333,12 +344,14 @@ class PaperNode:
         metrics = {**self.agg, "events": self.session.n_fed, "quotes": self.n_quotes,
                    "win_rate": (self.agg["wins"] / self.agg["trades"]
                                 if self.agg["trades"] else None)}
-        self.results.append_rows(self.run_id, out, metrics=metrics, events=self.session.n_fed,
-                                 n_trades=self.agg["trades"])
+        with self._timed("results"):
+            self.results.append_rows(self.run_id, out, metrics=metrics,
+                                     events=self.session.n_fed, n_trades=self.agg["trades"])
         if self.checkpoints == self._kill_in_ckpt:
             _kill_self()
         if not self.session.finished:
-            self.store.save_snapshot(self.session.snapshot(), self.seq)
+            with self._timed("snapshot"):
+                self.store.save_snapshot(self.session.snapshot(), self.seq)
             meta = self.store.meta() or {}
             meta["counts_at_snapshot"] = {"quotes": self.n_quotes,
                                           "heartbeats": self.n_heartbeats,
@@ -378,9 +391,18 @@ class PaperNode:
 
     def _status(self) -> None:
         st = self.status()
-        self.store.heartbeat(_jsonable(st), ttl_s=max(5.0, 5 * self.options.status_s))
+        if self.monitor is not None:  # enriches st in place (arbkit.monitor.session)
+            self.monitor.tick(self, st)
+        with self._timed("heartbeat"):
+            self.store.heartbeat(_jsonable(st), ttl_s=max(5.0, 5 * self.options.status_s))
         if self.view is not None:
             self.view.update(st)
+
+    @contextlib.contextmanager
+    def _timed(self, kind: str) -> Any:
+        t = monotonic_s()
+        yield
+        self.write_s.append((kind, monotonic_s() - t))
 
     def report(self) -> NodeReport:
         return NodeReport(
