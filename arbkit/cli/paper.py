@@ -36,6 +36,7 @@ def paper(
     checkpoint_s: Annotated[float, typer.Option(help="Wall seconds between checkpoints (rows to the results store, snapshot to Redis).")] = 5.0,
     view: Annotated[bool, typer.Option(help="Live terminal view (rich).")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final report as JSON.")] = False,
+    http: Annotated[str | None, typer.Option(help="Serve /metrics, /health and the dashboard page on HOST:PORT (e.g. 127.0.0.1:8787; port 0 picks one). Controls on the page need the token of $ARBKIT_CONTROL_TOKEN (docs/operations.md).")] = None,
 ) -> None:
     """Paper-trade a preset: live quotes through the backtest's kernel (simulated venue)."""
     from arbkit.runtime.node import NodeOptions, PaperNode
@@ -50,6 +51,10 @@ def paper(
         raise ConfigError("--resume continues a session, --clean starts it over; give one")
     if speed <= 0 or (duration_s is not None and duration_s <= 0):
         raise ConfigError(f"--speed {speed} / --duration-s {duration_s}: must be > 0")
+    if http is not None:
+        from arbkit.monitor.web import parse_http
+
+        parse_http(http)
     url = redis or os.environ.get(REDIS_ENV) or DEFAULT_REDIS
     store = SessionStore(url, name)
     if clean:
@@ -66,10 +71,12 @@ def paper(
                      options=NodeOptions(session=name, checkpoint_s=checkpoint_s,
                                          duration_s=duration_s, resume=resume,
                                          heartbeat_ms=None if replay is not None else 100.0))
+    node.monitor = _monitor()
     try:
         if live_view is not None:
             live_view.start()
-        report = asyncio.run(node.run())  # Ctrl-C: the node stops between batches
+        # Ctrl-C: the node stops between batches
+        report = asyncio.run(node.run() if http is None else _serve(node, http))
         interrupted = node.interrupted
         if not interrupted:
             node.finish()
@@ -81,6 +88,26 @@ def paper(
     _print_report(report, node, as_json, interrupted, rec)
     if interrupted:
         raise typer.Exit(130)
+
+
+def _monitor() -> Any:
+    """Metrics, health, the dashboard's data and arbkit's own alerts (docs/operations.md)."""
+    from arbkit.monitor.alerts import from_env
+    from arbkit.monitor.session import SessionMonitor
+
+    return SessionMonitor(alerts=from_env())
+
+
+def _serve(node: Any, http: str) -> Any:
+    from arbkit.monitor.web import serve_node
+
+    def announce(server: Any) -> None:
+        how = ("controls with the token of $ARBKIT_CONTROL_TOKEN" if server.controls_on else
+               "read-only: set ARBKIT_CONTROL_TOKEN for controls")
+        typer.echo(f"dashboard {server.url} ({how}); metrics {server.url}metrics, health "
+                   f"{server.url}health", err=True)
+
+    return serve_node(node, http, announce=announce)
 
 
 def _config(preset: str | None, config: Path | None) -> tuple[Any, str, dict]:
@@ -234,9 +261,11 @@ def _push(session: str | None, redis: str | None, control: str) -> None:
     if len(names) > 1:
         raise ConfigError(f"{len(names)} sessions in {url} ({', '.join(names)}); name one "
                           "with --session")
+    from arbkit.monitor.control import send_control
+
     st = SessionStore(url, names[0])
-    st.push_control({"control": control, "by": os.environ.get("USER", "cli")})
-    typer.echo(f"session {names[0]}: {control} sent")
+    entry = send_control(st, control, by=os.environ.get("USER", "cli"), via="cli")
+    typer.echo(f"session {names[0]}: {entry['control']} sent")
 
 
 @ctl_app.command("symbol")
@@ -286,3 +315,35 @@ def campaign(
     typer.echo(f"report: {r.report_md} ({r.report_html})")
     if not r.passed:
         raise typer.Exit(1)
+
+
+def reset(
+    session: Annotated[str | None, typer.Option("--session", help="The session to reset (default: the only one in Redis).")] = None,
+    all_sessions: Annotated[bool, typer.Option("--all", help="Every session in Redis.")] = False,
+    redis: Redis = None,
+    backup_dir: Annotated[Path, typer.Option(help="Where the Redis keys (journal, snapshot, audit log, ...) are backed up first.")] = Path("logs") / "session-backups",
+    wait_s: Annotated[float, typer.Option(help="Seconds to wait for a running session to shut down.")] = 30.0,
+    force: Annotated[bool, typer.Option(help="Clear a session that did not shut down in time.")] = False,
+) -> None:
+    """Stop a session (a shutdown control), back up and clear its Redis keys; the results store and recordings are kept."""
+    from arbkit.monitor.reset import reset_session
+    from arbkit.store.redis import SessionStore
+
+    url = redis or os.environ.get(REDIS_ENV) or DEFAULT_REDIS
+    names = SessionStore.sessions(url) if all_sessions else [session] if session else None
+    if names is None:
+        names = SessionStore.sessions(url)
+        if len(names) > 1:
+            raise ConfigError(f"{len(names)} sessions in {url} ({', '.join(names)}); name one "
+                              "with --session, or --all")
+    if not names:
+        raise ConfigError(f"no session in {url}; nothing to reset")
+    if wait_s < 0:
+        raise ConfigError(f"--wait-s {wait_s}: must be >= 0")
+    for name in names:
+        r = reset_session(SessionStore(url, name), backup_dir=backup_dir, wait_s=wait_s,
+                          force=force, by=os.environ.get("USER", "cli"))
+        was = ("stopped" if r.stopped else "NOT stopped (forced)") if r.was_running else \
+            "not running"
+        typer.echo(f"session {name}: {was}; {r.keys_cleared} Redis keys cleared (backup "
+                   f"{r.backup}; audit log {r.audit_backup}); results store and recordings kept")

@@ -143,11 +143,12 @@ function hms(ns) {
   return new Date(Number(ns) / 1e6).toISOString().slice(11, 19);
 }
 function cls(v) { return v > 0 ? "pos" : v < 0 ? "neg" : ""; }
-function cell(text, v, klass) {
+function cell(text, v, klass, field) {
   const td = document.createElement("td");
   td.textContent = text;
   if (v !== undefined) td.dataset.v = v === null ? "" : String(v);
   if (klass) td.className = klass;
+  if (field) td.dataset.f = field;
   return td;
 }
 function setKpi(id, text, v, klass) {
@@ -187,13 +188,18 @@ function render(st) {
     tr.dataset.route = r.route; tr.dataset.symbol = r.symbol || "";
     const fa = legAge(st, r.legs);
     const skips = (r.skips || {}).symbol_off || 0;
-    tr.append(cell(r.symbol || "", r.symbol), cell(r.route, r.route, "txt"),
-      cell(r.state, r.state, "txt"), cell(num(r.best_edge_bps, 2), r.best_edge_bps),
-      cell(num(r.threshold_bps, 2), r.threshold_bps), cell(num(r.pos_a, 5), r.pos_a),
-      cell(num(r.pos_b, 5), r.pos_b), cell(String(r.entries ?? 0), r.entries),
-      cell(String(r.trades ?? 0), r.trades), cell(pct(r.win_rate), r.win_rate),
-      cell(num(r.net_pnl, 4), r.net_pnl, cls(r.net_pnl)), cell(fa === null ? "–" : num(fa, 2), fa),
-      cell(String(skips), skips), cell(r.off ? "off" : "on", r.off ? "off" : "on", r.off ? "txt neg" : "txt pos"));
+    tr.append(cell(r.symbol || "", r.symbol, "", "symbol"), cell(r.route, r.route, "txt", "route"),
+      cell(r.state, r.state, "txt", "state"),
+      cell(num(r.best_edge_bps, 2), r.best_edge_bps, "", "best_edge_bps"),
+      cell(num(r.threshold_bps, 2), r.threshold_bps, "", "threshold_bps"),
+      cell(num(r.pos_a, 5), r.pos_a, "", "pos_a"), cell(num(r.pos_b, 5), r.pos_b, "", "pos_b"),
+      cell(String(r.entries ?? 0), r.entries, "", "entries"),
+      cell(String(r.trades ?? 0), r.trades, "", "trades"),
+      cell(pct(r.win_rate), r.win_rate, "", "win_rate"),
+      cell(num(r.net_pnl, 4), r.net_pnl, cls(r.net_pnl), "net_pnl"),
+      cell(fa === null ? "–" : num(fa, 2), fa, "", "feed_age_s"),
+      cell(String(skips), skips, "", "skipped_symbol_off"),
+      cell(r.off ? "off" : "on", r.off ? "off" : "on", r.off ? "txt neg" : "txt pos", "entries_on"));
     const td = document.createElement("td"); td.className = "txt";
     const b = document.createElement("button");
     b.textContent = r.off ? "Turn " + r.symbol + " on" : "Turn " + r.symbol + " off";
