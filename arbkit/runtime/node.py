@@ -53,6 +53,10 @@ class NodeOptions:
     duration_s: float | None = None  # None: until stop()
     resume: bool = False
     max_batch: int = 10_000
+    # group commit: the journal is written every journal_ms or journal_max events (a crash
+    # loses at most that much market data, never state: resume replays what was journaled)
+    journal_ms: float = 20.0
+    journal_max: int = 512
 
 
 @dataclass
@@ -110,12 +114,16 @@ class PaperNode:
         self.decide_us: list[float] = []
         self.source: Any = None
         # fault injection for the crash tests (tests/integration/test_paper.py): kill -9 this
-        # process once journal entry N is written (before the kernel sees it), or inside
-        # checkpoint N between the results store and the snapshot
+        # process once journal entry N is written (or, with ..._BEFORE_JOURNAL, just before:
+        # the kernel saw it, the journal did not), or inside checkpoint N between the results
+        # store and the snapshot
         import os
 
         self._kill_at_seq = int(os.environ.get("ARBKIT_FAULT_KILL_AT_SEQ", "-1"))
         self._kill_in_ckpt = int(os.environ.get("ARBKIT_FAULT_KILL_IN_CHECKPOINT", "-1"))
+        self._kill_before_journal = os.environ.get("ARBKIT_FAULT_KILL_BEFORE_JOURNAL") == "1"
+        self._journal: list[tuple[int, bytes]] = []
+        self._journal_t = 0.0
         self.agg = {"trades": 0, "wins": 0, "net_pnl": 0.0}
         self.route_agg = [{"trades": 0, "wins": 0, "net_pnl": 0.0} for _ in cfg.routes]
         # operations (arbkit.monitor): told of every status tick; samples in seconds of the
@@ -312,24 +320,37 @@ class PaperNode:
     def _feed(self, rows: np.ndarray) -> None:
         t_in = monotonic_s()
         seqs = np.arange(self.seq + 1, self.seq + 1 + rows.shape[0], dtype=np.int64)
-        with self._timed("journal"):
-            self.store.append_many(list(zip(seqs.tolist(), encode.to_bytes(rows), strict=True)))
-        if seqs[0] <= self._kill_at_seq <= seqs[-1]:
-            _kill_self()
-        t = monotonic_s()
         self.session.feed(rows, flush=True)
         t_out = monotonic_s()
-        self.decide_us.append((t_out - t) * 1e6 / rows.shape[0])
+        self.decide_us.append((t_out - t_in) * 1e6 / rows.shape[0])
         self.decide_s.append(t_out - t_in)
         self._count(rows)
         self.recording.add(seqs, rows)
         self.seq = int(seqs[-1])
+        self._journal += zip(seqs.tolist(), encode.to_bytes(rows), strict=True)
+        o = self.options
+        if len(self._journal) >= o.journal_max or t_out - self._journal_t >= o.journal_ms / 1e3:
+            self.flush_journal()
+
+    def flush_journal(self) -> None:
+        """Write the pending journal entries (one pipelined call)."""
+        if self._journal:
+            first, last = self._journal[0][0], self._journal[-1][0]
+            if self._kill_before_journal and first <= self._kill_at_seq <= last:
+                _kill_self()  # (crash test: the kernel saw these events, the journal did not)
+            with self._timed("journal"):
+                self.store.append_many(self._journal)
+            self._journal = []
+            if first <= self._kill_at_seq <= last:
+                _kill_self()  # (crash test: journaled, not yet in a checkpoint)
+        self._journal_t = monotonic_s()
 
     # ---- checkpoints -------------------------------------------------------------------
     def checkpoint(self) -> None:
         """Recording part, output rows to the results store, then the snapshot (module doc)."""
         from arbkit.metrics.summary import guard_frame, label_frames
 
+        self.flush_journal()  # nothing below may get ahead of the journal
         self.recording.flush()
         base = dict(self.session.drained)
         rows = self.session.drain()

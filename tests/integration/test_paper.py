@@ -30,7 +30,7 @@ TAG = uuid.uuid4().hex[:10]  # session names of this test run only
 @pytest.fixture(scope="module")
 def scenario(tmp_path_factory) -> tuple[Path, Path]:
     out = tmp_path_factory.mktemp("paper-data")
-    write_scenario("always-win", out, n_events=60_000)
+    write_scenario("always-win", out, n_events=80_000)
     return out / "quotes.parquet", out / "config.toml"
 
 
@@ -67,7 +67,7 @@ def paper(args: list[str], env: dict | None = None) -> subprocess.CompletedProce
 def base_args(data: Path, cfg: Path, name: str, tmp: Path, redis_url: str) -> list[str]:
     return ["--config", str(cfg), "--replay", str(data), "--speed", "1000000",
             "--session", f"{name}-{TAG}", "--redis", redis_url, "--results", str(tmp / "results.duckdb"),
-            "--record-dir", str(tmp / "rec" / name), "--checkpoint-s", "0.05", "--no-view",
+            "--record-dir", str(tmp / "rec" / name), "--checkpoint-s", "0.02", "--no-view",
             "--json"]
 
 
@@ -82,7 +82,7 @@ def test_a_session_replays_from_its_recording_to_the_same_fills(scenario, tmp_pa
     p = paper(base_args(data, cfg, "parity", tmp_path, redis_url))
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
-    assert out["trades"] >= 10 and out["events"] == 60_000
+    assert out["trades"] >= 10 and out["events"] == 80_000
     got = frames(tmp_path, out["run_id"])
     res = run_prepared(load_config(cfg), prepare(tmp_path / "rec" / "parity", load_config(cfg)))
     assert res.meta["data_notes"][0].startswith("replay of paper session parity-")
@@ -105,11 +105,14 @@ def test_kill_9_at_seeded_random_points_then_resume_ends_as_the_run_that_never_d
     store = SessionStore(redis_url, args[args.index("--session") + 1])
     died = 0
     for k in range(KILLS):
-        # alternately: die once journal entry N is written (N a seeded distance ahead of where
-        # the session is), or inside the first checkpoint, between the results store and
-        # the snapshot
-        if k % 2 == 0:
-            env = {"ARBKIT_FAULT_KILL_AT_SEQ": str(store.last_seq() + rng.randint(1, 1500))}
+        # in turn: die once journal entry N is written (N a seeded distance ahead of where the
+        # session is), or just before it is written, or inside the first checkpoint between
+        # the results store and the snapshot
+        if k % 3 == 0:  # journaled, not yet in a checkpoint
+            env = {"ARBKIT_FAULT_KILL_AT_SEQ": str(store.last_seq() + rng.randint(1, 800))}
+        elif k % 3 == 1:  # in the kernel, not yet journaled (lost: the source resends it)
+            env = {"ARBKIT_FAULT_KILL_AT_SEQ": str(store.last_seq() + rng.randint(1, 800)),
+                   "ARBKIT_FAULT_KILL_BEFORE_JOURNAL": "1"}
         else:
             env = {"ARBKIT_FAULT_KILL_IN_CHECKPOINT": "0"}
         p = paper(args + (["--resume"] if k else []), env)
