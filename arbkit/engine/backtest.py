@@ -18,7 +18,7 @@ from arbkit.config import Config, load_config
 from arbkit.data.events import EventArrays, build_events
 from arbkit.engine.session import AUTO_GAP_S, STUCK_ORDERS, Session, gap_limit_s  # noqa: F401
 from arbkit.engine.state import KernelState
-from arbkit.errors import ConfigError
+from arbkit.errors import ArbkitError, ConfigError
 
 # The backtest drives a Session (engine/session.py) like every other mode.
 Runner = Session
@@ -126,6 +126,8 @@ class Prepared:
     kinds: dict[str, str]
     notes: list[str]
     extra_meta: dict[str, Any] = field(default_factory=dict)
+    # the event-cache entry these arrays were not found in, until ``store_cached`` writes it
+    cache_entry: Any = field(default=None, repr=False, compare=False)
 
     def window(self, t0: int | None, t1: int | None) -> Prepared:
         """The events with ``t0 <= ts_recv < t1``, plus the last rate of each FX series
@@ -146,13 +148,78 @@ class Prepared:
 
 def prepare(data: Any, config: Any, *, fx: Any = None, funding: Any = None,
             controls: list[tuple[int, str]] | None = None, start_day: str | None = None,
-            end_day: str | None = None) -> Prepared:
-    """Load, validate and merge the data of ``config``'s instruments into event arrays."""
-    from arbkit.data import carry
-    from arbkit.data.source import is_catalog, load_quotes
+            end_day: str | None = None, cache: bool | str | None = None) -> Prepared:
+    """Load, validate and merge the data of ``config``'s instruments into event arrays.
+
+    ``cache``: the built arrays kept on disk beside the data (``arbkit.data.cache``), read
+    from there the next time the same files are prepared for the same instruments, bit for
+    bit the same. ``True``: read it, and write it on a miss; ``"read"``: read it, and leave
+    the writing to :func:`store_cached` (once the caller knows its run is worth keeping);
+    default off (``ARBKIT_EVENT_CACHE=on|off`` overrides). Never with ``controls``.
+    ``extra_meta["event_cache"]`` says ``hit``, ``miss`` or ``written``.
+    """
+    from arbkit.data import cache as event_cache
 
     cfg = config if isinstance(config, Config) else load_config(config)
     t0 = time.perf_counter()
+    entry = _cache_entry(data, cfg, fx, funding, start_day, end_day) \
+        if event_cache.enabled(bool(cache)) and not controls else None
+    hit = entry.load() if entry is not None else None
+    if hit is not None:
+        return Prepared(hit.arrays, str(data), time.perf_counter() - t0, hit.crossed_rows,
+                        hit.kinds, hit.notes, {**hit.extra_meta, "event_cache": "hit"})
+    prep = _prepare(data, cfg, fx=fx, funding=funding, controls=controls,
+                    start_day=start_day, end_day=end_day, t0=t0)
+    if entry is not None:
+        prep.cache_entry = entry
+        prep.extra_meta["event_cache"] = "miss"
+        if cache != "read":
+            store_cached(prep)
+    return prep
+
+
+def store_cached(prep: Prepared) -> bool:
+    """Write the cache entry of arrays ``prepare(cache="read")`` built (a miss); False when
+    there is none to write or the folder cannot be written."""
+    from arbkit.data.cache import Cached
+
+    entry, prep.cache_entry = prep.cache_entry, None
+    if entry is None:
+        return False
+    meta = {k: v for k, v in prep.extra_meta.items() if k != "event_cache"}
+    if not entry.store(Cached(prep.arrays, prep.crossed_rows, prep.kinds, prep.notes, meta)):
+        return False
+    prep.extra_meta["event_cache"] = "written"
+    return True
+
+
+def _cache_entry(data: Any, cfg: Config, fx: Any, funding: Any, start_day: str | None,
+                 end_day: str | None) -> Any:
+    """The cache entry for these inputs, or None when they cannot be cached (a frame, a
+    recording, FX/funding given as frames)."""
+    from arbkit.data.cache import EventCache
+    from arbkit.data.source import is_catalog
+    from arbkit.runtime.recording import is_recording
+
+    if isinstance(data, pl.DataFrame) or is_recording(data):
+        return None
+    if is_catalog(data):
+        from arbkit.data.stream import day_range
+
+        return EventCache.for_catalog(data, cfg, *day_range(start_day, end_day))
+    if isinstance(fx, pl.DataFrame) or isinstance(funding, pl.DataFrame):
+        return None
+    try:
+        return EventCache.for_files(data, cfg, fx, funding)
+    except (OSError, ArbkitError):
+        return None  # a missing path: the uncached read names it
+
+
+def _prepare(data: Any, cfg: Config, *, fx: Any, funding: Any,
+             controls: list[tuple[int, str]] | None, start_day: str | None,
+             end_day: str | None, t0: float) -> Prepared:
+    from arbkit.data import carry
+    from arbkit.data.source import is_catalog, load_quotes
     from arbkit.runtime.recording import is_recording, load_recording
 
     if not isinstance(data, pl.DataFrame) and is_recording(data):

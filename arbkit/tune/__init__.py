@@ -68,10 +68,12 @@ def run_study(spec: StudySpec, storage: Storage, *, jobs: int = 1,
         finally:
             if main:
                 signal.signal(signal.SIGINT, old)
+        _persist_cache(ev, spec, storage)
         if STOP.is_set():
             raise KeyboardInterrupt
         return open_study(spec, storage)
     open_study(spec, storage)  # create it once, before the workers race to
+    written = ev.persist_cache()  # the workers read the arrays built here
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_worker_main, args=(spec, storage, k), daemon=False)
              for k in range(jobs)]
@@ -96,6 +98,7 @@ def run_study(spec: StudySpec, storage: Storage, *, jobs: int = 1,
             p.join(timeout=60)
             if p.is_alive():  # a very long trial: its RUNNING trial is retried next run
                 p.kill()
+        _drop_cache_if_empty(ev, written, spec, storage)
         raise
     for p in procs:
         p.join()
@@ -103,11 +106,32 @@ def run_study(spec: StudySpec, storage: Storage, *, jobs: int = 1,
         poll(study)
     bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
     if bad:
+        _drop_cache_if_empty(ev, written, spec, storage)
         from arbkit.errors import EngineError
 
         raise EngineError(f"{len(bad)} tuning worker(s) failed (exit codes {bad}); run with "
                           "-j 1 to see the error")
     return study
+
+
+def _finished(spec: StudySpec, storage: Storage) -> int:
+    study = open_study(spec, storage)
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
+                                                        TrialState.PRUNED)))
+
+
+def _persist_cache(ev: Evaluator, spec: StudySpec, storage: Storage) -> None:
+    """Keep the study's event arrays on disk once it has a finished trial (a tune that
+    stores nothing leaves no file, in the data folder either)."""
+    if ev.prep.cache_entry is not None and _finished(spec, storage) > 0:
+        ev.persist_cache()
+
+
+def _drop_cache_if_empty(ev: Evaluator, written: bool, spec: StudySpec,
+                         storage: Storage) -> None:
+    """Workers that stored nothing: remove the cache entry written for them."""
+    if written and _finished(spec, storage) == 0:
+        ev.drop_written_cache()
 
 
 def _worker_main(spec: StudySpec, storage: Storage, worker: int) -> None:

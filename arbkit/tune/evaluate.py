@@ -86,7 +86,10 @@ class Evaluator:
         self.base = load_config(cfg_path)
         fx = None if spec.fx is None else spec.resolve(spec.fx)
         funding = None if spec.funding is None else spec.resolve(spec.funding)
-        self.prep = prepare(data, self.base, fx=fx, funding=funding)
+        # the built arrays come from the event cache when this data was prepared before;
+        # a miss is written by ``persist_cache`` once the study is running (a study that
+        # fails to start leaves the data folder as it was)
+        self.prep = prepare(data, self.base, fx=fx, funding=funding, cache="read")
         self.data_hash = data_hash(data, self.prep)
         ev = self.prep.arrays.events
         if ev.shape[0] == 0:
@@ -97,6 +100,22 @@ class Evaluator:
         self._train = [self.prep.window(a, b) for (a, b), _ in self.windows]
         self._test = [self.prep.window(*t) for _, t in self.windows if t is not None]
         self.objectives_checked = False
+
+    def persist_cache(self) -> bool:
+        """Write the event-cache entry of this study's data if it was built here (so other
+        workers, resumes, reports and ``arbkit stress`` read it instead of building it)."""
+        from arbkit.engine.backtest import store_cached
+
+        entry = self.prep.cache_entry
+        ok = store_cached(self.prep)
+        self._cache_written = entry if ok else None
+        return ok
+
+    def drop_written_cache(self) -> None:
+        """Remove the entry :meth:`persist_cache` wrote (a study that stored nothing)."""
+        entry, self._cache_written = getattr(self, "_cache_written", None), None
+        if entry is not None:
+            entry.remove(tidy=True)
 
     def _inputs(self) -> tuple[Path, Path]:
         spec = self.spec

@@ -179,7 +179,7 @@ def run_preset(preset: Preset, data: str | Path | None = None) -> tuple[list[Any
     if not src or not Path(src).exists():
         raise ConfigError(f"{preset.path}: its data {src!r} is not here; pass --data")
     prep = prepare(Path(src), preset.config, fx=m.get("fx") or None,
-                   funding=m.get("funding") or None)
+                   funding=m.get("funding") or None, cache="read")  # the study's, if kept
     h = data_hash(Path(src), prep)
     windows = m.get("windows") or [[None, None]]
     results = [run_prepared(preset.config, prep.window(a, b)) for a, b in windows]
