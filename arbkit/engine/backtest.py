@@ -332,4 +332,5 @@ def state_frames(state: KernelState) -> dict[str, pl.DataFrame]:
     g = state.glob[0]
     n = {"fills": g["n_fills"], "olog": g["n_orders"], "trades": g["n_trades"],
          "equity": g["n_equity"], "legs": g["n_legs"], "guards": g["n_guard"]}
-    return {k: pl.from_numpy(getattr(state, k)[: int(v)].copy()) for k, v in n.items()}
+    # (polars copies the records into its own columns: no numpy copy first)
+    return {k: pl.from_numpy(getattr(state, k)[: int(v)]) for k, v in n.items()}

@@ -62,8 +62,8 @@ def daily_returns(equity: pl.DataFrame, capital: float) -> np.ndarray:
     ts = equity.get_column("ts").to_numpy()
     eq = equity.get_column("equity").to_numpy()
     day = ts // NS_PER_DAY
-    days = np.unique(day)
-    last_idx = np.searchsorted(day, days, side="right") - 1  # last sample of each day
+    # the samples are in time order: a day's last sample is where the day changes next
+    last_idx = np.append(np.flatnonzero(day[1:] != day[:-1]), day.shape[0] - 1)
     closes = eq[last_idx]
     starts = np.concatenate([[capital], closes[:-1]])
     return closes / starts - 1.0
