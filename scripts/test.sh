@@ -4,6 +4,7 @@
 #   2. scripts/services.sh   real PostgreSQL + Redis on loopback
 #   3. full pytest suite     (extra args to this script go to this step)
 #   4. NUMBA_DISABLE_JIT=1 pytest -m nojit   (pure-Python run of the kernels marked nojit)
+#   5. the speed guard: a whole backtest >= 0.8x its bare loop, peak memory <= 1.3x the events
 # Exits non-zero if any step fails. The full suite must stay well under 15 minutes;
 # step 3 is stopped after ARBKIT_TEST_TIMEOUT seconds (default 900) and counts as failed.
 set -euo pipefail
@@ -26,7 +27,7 @@ trap 'rm -rf "$reports"' EXIT
 
 start=$SECONDS
 
-echo "== [1/2] pytest (full suite) =="
+echo "== [1/3] pytest (full suite) =="
 rc_full=0
 timeout --signal=INT --kill-after=60 "$TIMEOUT" \
     .venv/bin/python -m pytest -q --durations=10 --junitxml="$reports/full.xml" "$@" \
@@ -36,7 +37,7 @@ if [[ $rc_full -eq 124 ]]; then
 fi
 echo "test.sh: full suite took $((SECONDS - start))s"
 
-echo "== [2/2] pytest -m nojit with NUMBA_DISABLE_JIT=1 =="
+echo "== [2/3] pytest -m nojit with NUMBA_DISABLE_JIT=1 =="
 rc_nojit=0
 NUMBA_DISABLE_JIT=1 .venv/bin/python -m pytest -q -m nojit --junitxml="$reports/nojit.xml" \
     || rc_nojit=$?
@@ -44,6 +45,10 @@ if [[ $rc_nojit -eq 5 ]]; then
     echo "test.sh: note: no test is marked 'nojit' yet; step 2 ran nothing (pytest exit 5 accepted)"
     rc_nojit=0
 fi
+
+echo "== [3/3] speed guard (benchmarks/bench_guard.py) =="
+rc_speed=0
+.venv/bin/python benchmarks/bench_guard.py --events 5000000 --repeat 7 || rc_speed=$?
 
 # One closing line over both steps, from the JUnit reports.
 .venv/bin/python - "$reports"/*.xml <<'EOF' || true
@@ -62,8 +67,8 @@ for path in sys.argv[1:]:
         skipped += int(s.get("skipped", 0))
 print(f"total: {tests - failed - skipped} passed, {failed} failed, {skipped} skipped")
 EOF
-echo "test.sh: full suite exit=$rc_full, nojit step exit=$rc_nojit, $((SECONDS - start))s in all"
+echo "test.sh: full suite exit=$rc_full, nojit step exit=$rc_nojit, speed guard exit=$rc_speed, $((SECONDS - start))s in all"
 
-if [[ $rc_full -ne 0 || $rc_nojit -ne 0 ]]; then
+if [[ $rc_full -ne 0 || $rc_nojit -ne 0 || $rc_speed -ne 0 ]]; then
     exit 1
 fi
