@@ -126,8 +126,8 @@ METRICS: tuple[MetricSpec, ...] = (
                "Quotes waiting in the session's queue at the status tick"),
     # ---- latency
     MetricSpec("arbkit_decision_latency_seconds", "histogram", ("session",),
-               "Per batch: from the batch leaving the queue to the kernel's decision "
-               "(journal write + kernel)"),
+               "Per batch of quotes: from the node taking it off its queue to the kernel's "
+               "decision on it"),
     MetricSpec("arbkit_kernel_decide_seconds", "gauge", ("session", "quantile"),
                "Kernel time per event, p50 and p99 over the session"),
     MetricSpec("arbkit_store_write_seconds", "histogram", ("session", "store"),

@@ -32,6 +32,7 @@ from arbkit.monitor.metrics import SessionMetrics
 HALT_TEXT = ("none", "daily_loss", "drawdown", "kill", "stop")
 _COUNT = {"trades": "n_trades", "equity": "n_equity", "guards": "n_guard", "olog": "n_orders"}
 FEED_STALE_S = 30.0
+SHUTDOWN_POLL_S = 1.0  # a shutdown request is looked for at most this often (one Redis GET)
 
 
 class SessionMonitor:
@@ -73,6 +74,7 @@ class SessionMonitor:
         self.errors = 0
         self.last_error: str | None = None
         self._tapped: Any = None
+        self._shutdown_checked = -math.inf
 
     # ---- the tick ------------------------------------------------------------------------
     def tick(self, node: Any, st: dict[str, Any]) -> None:
@@ -134,8 +136,8 @@ class SessionMonitor:
         """Rows a resumed session wrote before this process: from the results store."""
         sess, results = node.session, getattr(node, "results", None)
         run_id = getattr(node, "run_id", None)
-        if results is None or run_id is None:
-            return
+        if results is None or run_id is None or getattr(node, "resumed_from", None) is None:
+            return  # a new session has no history yet
         try:
             written = results.rows_written(run_id)
         except Exception:  # noqa: BLE001 - a history we cannot read leaves the page blank
@@ -211,7 +213,7 @@ class SessionMonitor:
         halt = int(g["halt"])
         st.update(
             mode=(getattr(node, "extra_meta", {}) or {}).get("mode", "paper"),
-            run_id=getattr(node, "run_id", ""), config_hash=cfg.config_hash(),
+            run_id=getattr(node, "run_id", ""), config_hash=self._config_hash(cfg),
             updated_at=time.time(), started_at=self.started.timestamp(),
             up_within_s=max(5.0, 5 * float(getattr(node.options, "status_s", 1.0))),
             wins=wins, win_rate=wins / trades if trades else None,
@@ -263,6 +265,10 @@ class SessionMonitor:
                            "halt": st.get("halt_reason", "none")}}
 
     def _check_shutdown(self, node: Any) -> None:
+        now = time.monotonic()
+        if now - self._shutdown_checked < SHUTDOWN_POLL_S:
+            return
+        self._shutdown_checked = now
         try:
             req = shutdown_requested(node.store.meta(), self.started)
         except Exception:  # noqa: BLE001 - a store hiccup must not stop the session
@@ -274,6 +280,11 @@ class SessionMonitor:
             node.stop()
 
     # ---- helpers -------------------------------------------------------------------------
+    def _config_hash(self, cfg: Any) -> str:
+        if getattr(self, "_hash_of", None) is not cfg:
+            self._hash_of, self._hash = cfg, cfg.config_hash()
+        return self._hash
+
     def _labels(self) -> list[str]:
         return [r.label for r in self.node.cfg.routes]
 

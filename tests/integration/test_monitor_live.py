@@ -380,7 +380,7 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="arbkit-cdp-", dir=tmp)
         self.proc = subprocess.Popen(
             [exe, *FLAGS, f"--user-data-dir={self.profile}", f"--remote-debugging-port={self.port}",
-             "--remote-allow-origins=*", "--window-size=1440,1900", "about:blank"],
+             "--remote-allow-origins=*", "--window-size=1440,1000", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         wait_for("chromium's DevTools port", self._targets, 30, 0.2)
 
