@@ -121,7 +121,15 @@ def _os_error(exc: OSError) -> str:
 def main() -> None:
     code = run(last=True)
     if code == 130:
-        # objects a Ctrl-C cut short (a half-built numba compilation) may complain when the
-        # interpreter frees them at exit; the one "interrupted" line has said all there is
+        # the one "interrupted" line has said all there is: end here, without the
+        # interpreter's finalization (objects a Ctrl-C cut short, such as a half-built numba
+        # compilation or a worker thread, could complain or let the signal's default action
+        # end the process as "killed by SIGINT" instead of exit 130)
         sys.unraisablehook = lambda _: None
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(130)
     raise SystemExit(code)
