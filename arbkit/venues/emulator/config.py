@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -26,6 +26,10 @@ from arbkit.venues.emulator.faults import FaultConfig
 Source: TypeAlias = pl.DataFrame | tuple[str, str] | Selection
 
 _SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,20}$")
+FEE_ASSETS = ("quote", "received")
+# what a test's ccxt client signs with unless it configures its own pair (made up, loopback only)
+DEFAULT_API_KEY = "arbkit-emulator-key"
+DEFAULT_API_SECRET = "arbkit-emulator-secret"
 
 
 def _positive_decimal(name: str, value: str, symbol: str) -> None:
@@ -106,6 +110,89 @@ class MarketFeed:
                               "quotes, bars, trades or funding")
 
 
+def _amount(asset: str, value: object) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, TypeError, ValueError):
+        amount = Decimal("NaN")
+    if not amount.is_finite() or amount < 0:
+        raise ConfigError(f"AccountConfig: balances[{asset!r}]={value!r} must be a number >= 0 "
+                          "(a decimal string such as '1000.5' keeps it exact)")
+    return amount
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class AccountConfig:
+    """The one trading account of an emulated venue (the private API, ``docs/emulator.md``).
+
+    Parameters
+    ----------
+    balances
+        Starting free balance per asset, e.g. ``{"USDT": "10000", "BTC": "0.5"}``; assets of
+        the served markets not named start at 0.
+    api_key, api_secret
+        The key a signed request must carry (``X-MBX-APIKEY``) and the HMAC-SHA256 secret
+        its ``signature`` is checked with. Made-up strings: the emulator is loopback only.
+    taker_fee_rate
+        Commission of a fill taking liquidity, as a decimal string (``"0.001"`` = 10 bps).
+    fee_asset
+        ``"quote"`` (default: every fill pays its fee in the quote asset) or ``"received"``
+        (Binance without BNB: a buy pays in the base asset it receives, a sell in quote).
+    order_latency_ms
+        Data time from an order's arrival to its matching: an order is matched against the
+        replayed book at the replay clock's now + this latency (while the clock runs, the
+        answer waits until the replay gets there).
+    listen_key_ttl_s
+        Wall seconds a listenKey lives without a keepalive (``PUT /api/v3/userDataStream``).
+
+    Examples
+    --------
+    >>> AccountConfig(balances={"USDT": "1000"}).balances["USDT"]
+    Decimal('1000')
+    """
+
+    balances: Mapping[str, str | int | float | Decimal] = field(default_factory=dict)
+    api_key: str = DEFAULT_API_KEY
+    api_secret: str = DEFAULT_API_SECRET
+    taker_fee_rate: str = "0.001"
+    fee_asset: str = "quote"
+    order_latency_ms: float = 0.0
+    listen_key_ttl_s: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.balances, Mapping):
+            raise ConfigError(f"AccountConfig: balances={self.balances!r} must map asset to "
+                              "amount, e.g. {'USDT': '10000'}")
+        for asset in self.balances:
+            if not isinstance(asset, str) or not _SYMBOL_RE.match(asset):
+                raise ConfigError(f"AccountConfig: balance asset {asset!r} must be upper-case "
+                                  "letters and digits as Binance writes it, e.g. 'USDT'")
+        object.__setattr__(self, "balances",
+                           {a: _amount(a, v) for a, v in self.balances.items()})
+        for name in ("api_key", "api_secret"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigError(f"AccountConfig: {name} must be a non-empty string")
+        try:
+            fee = Decimal(self.taker_fee_rate)
+        except (InvalidOperation, TypeError):
+            fee = Decimal("NaN")
+        if not fee.is_finite() or not 0 <= fee < 1:
+            raise ConfigError(f"AccountConfig: taker_fee_rate={self.taker_fee_rate!r} must be "
+                              "a decimal string in [0, 1), e.g. '0.001' for 10 bps")
+        if self.fee_asset not in FEE_ASSETS:
+            raise ConfigError(f"AccountConfig: fee_asset={self.fee_asset!r}; use one of "
+                              f"{', '.join(FEE_ASSETS)}")
+        for name in ("order_latency_ms", "listen_key_ttl_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise ConfigError(f"AccountConfig: {name}={value!r} must be a number >= 0")
+
+    def __repr__(self) -> str:  # the secret stays out of logs and tracebacks
+        return (f"AccountConfig(balances={dict(self.balances)!r}, api_key=<set>, "
+                f"api_secret=<set>, taker_fee_rate={self.taker_fee_rate!r}, "
+                f"fee_asset={self.fee_asset!r}, order_latency_ms={self.order_latency_ms!r})")
+
+
 @dataclass(frozen=True, kw_only=True, eq=False)
 class EmulatorConfig:
     """The whole emulator: markets, replay clock, catalog and faults.
@@ -126,6 +213,8 @@ class EmulatorConfig:
         TCP port on 127.0.0.1; 0 picks a free one.
     faults
         Fault injection at start (changeable at run time through the server's ``faults``).
+    account
+        The trading account behind the private API (balances, keys, fee, order latency).
 
     Examples
     --------
@@ -144,6 +233,7 @@ class EmulatorConfig:
     catalog_root: str | Path | None = None
     port: int = 0
     faults: FaultConfig = field(default_factory=FaultConfig)
+    account: AccountConfig = field(default_factory=AccountConfig)
 
     def __post_init__(self) -> None:
         markets = tuple(self.markets)
@@ -166,3 +256,6 @@ class EmulatorConfig:
                               "(0 = any free port)")
         if not isinstance(self.faults, FaultConfig):
             raise ConfigError(f"EmulatorConfig: faults={self.faults!r} must be a FaultConfig")
+        if not isinstance(self.account, AccountConfig):
+            raise ConfigError(f"EmulatorConfig: account={self.account!r} must be an "
+                              "AccountConfig")

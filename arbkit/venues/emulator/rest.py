@@ -1,4 +1,5 @@
 """REST handlers: the public spot endpoints (and futures funding) as Binance answers them.
+(The private ones, orders and the account, are in :mod:`~arbkit.venues.emulator.private`.)
 
 Everything is answered "as of" the replay clock's now: the book is the latest quotes row at or
 before now, only closed bars and past trades are listed, ``serverTime`` is data time. Faults
@@ -234,18 +235,22 @@ def add_routes(app: web.Application) -> None:
 
 @web.middleware
 async def rest_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Count and log REST requests, add latency, inject 429s, map errors to Binance JSON."""
+    """Count and log REST requests, add latency, inject 429s/418s, map errors to Binance JSON."""
     if request.headers.get("Upgrade", "").lower() == "websocket":
         return await handler(request)  # websockets have their own faults (ws.py)
     st = _state(request)
     arrived = time.time()
-    n, limited = st.faults.on_rest_request(request.path)
+    n, limited = st.faults.on_rest_request_status(request.path)
     cfg = st.faults.config
     if cfg.latency_ms > 0:
         await asyncio.sleep(cfg.latency_ms / 1000)
-    if limited:
+    retry = {"Retry-After": str(cfg.retry_after_s)}
+    if limited == 429:
         resp: web.StreamResponse = _json(wire.too_many_requests(cfg.retry_after_s), status=429,
-                                         headers={"Retry-After": str(cfg.retry_after_s)})
+                                         headers=retry)
+    elif limited == 418:
+        err = wire.banned(cfg.retry_after_s, int((arrived + cfg.retry_after_s) * 1000))
+        resp = _json(wire.error_body(err.code, err.msg), status=418, headers=retry)
     else:
         resp = await _answer(request, handler)
     st.faults.log_request(RequestRecord(n, arrived, request.method, request.path,
@@ -258,10 +263,13 @@ async def _answer(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except _Reject as r:
         return _json(wire.error_body(r.code, r.msg), status=r.status)
+    except wire.ApiError as err:
+        return _json(wire.error_body(err.code, err.msg), status=err.status, headers=err.headers)
     except web.HTTPException as exc:
         # unknown path or method: Binance answers an HTML 404; JSON with a code lets ccxt map
         # it (to BadRequest) and tells the test writer what the emulator does serve
-        served = ", ".join(p for p, _ in ROUTES)
+        served = ", ".join(sorted({r.canonical for r in request.app.router.resources()
+                                   if r.canonical.startswith(("/api", "/fapi"))}))
         msg = (f"{request.method} {request.path}: not served by the arbkit emulator "
                f"({exc.reason}); served: {served}")
         return _json(wire.error_body(wire.UNKNOWN_ENDPOINT, msg), status=exc.status)

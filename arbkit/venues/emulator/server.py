@@ -15,17 +15,21 @@ from typing import Any
 from aiohttp import web
 
 from arbkit.errors import ConfigError, VenueError
-from arbkit.venues.emulator import rest
+from arbkit.venues.emulator import private, rest
+from arbkit.venues.emulator.account import Account
 from arbkit.venues.emulator.clock import ReplayClock
 from arbkit.venues.emulator.config import EmulatorConfig
 from arbkit.venues.emulator.faults import EmulatorStats, FaultState
 from arbkit.venues.emulator.feed import Market, load_market
 from arbkit.venues.emulator.state import STATE, EmulatorState
+from arbkit.venues.emulator.userstream import UserStreams
 from arbkit.venues.emulator.ws import WsHub
 
 HOST = "127.0.0.1"  # loopback only: the emulator is for tests and paper trading
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0
+WATCHDOG_S = 0.05  # how often the forced disconnects and listenKey expiry are checked
+FORCED_CLOSE = (1000, b"arbkit emulator: connection lifetime reached (Binance closes after 24 h)")
 
 
 def _markets(config: EmulatorConfig) -> dict[str, Market]:
@@ -77,14 +81,21 @@ class EmulatorServer:
         self.state = EmulatorState(markets=markets, clock=self.clock, faults=self.faults)
         self.span_ns = data_span(markets)  # (first, last) data time served
         self.hub = WsHub(self.state)
+        # the private API: one account, its orders and fills (the inspection API for tests)
+        self.account = Account(config.account, markets, self.clock)
+        self.user_streams = UserStreams(self.account, self.faults, self.clock)
+        self.hub.user_streams = self.user_streams
         self._runner: web.AppRunner | None = None
+        self._watchdog_task: asyncio.Task | None = None
         self.port: int | None = None
 
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[rest.rest_middleware])
         app[STATE] = self.state
         rest.add_routes(app)
+        private.add_routes(app, private.PrivateApi(self.account, self.user_streams))
         self.hub.add_routes(app)
+        self.user_streams.add_routes(app)
         return app
 
     async def start(self) -> None:
@@ -103,6 +114,8 @@ class EmulatorServer:
                              "use --port 0 (EmulatorConfig port=0) for a free port") from None
         self._runner = runner
         self.port = int(runner.addresses[0][1])
+        self.user_streams.bind(asyncio.get_running_loop())
+        self._watchdog_task = asyncio.create_task(self._watchdog())
         if self._own_clock and not self.config.start_paused:
             self.clock.resume()
 
@@ -110,9 +123,34 @@ class EmulatorServer:
         """Close every websocket, then the listening socket."""
         if self._runner is None:
             return
+        if self._watchdog_task is not None:
+            self._watchdog_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog_task
         await self.hub.close_all()
+        await self.user_streams.close_all()
         await self._runner.cleanup()
         self._runner = None
+
+    async def _watchdog(self) -> None:
+        """Close every websocket when the replay crosses a ``disconnect_ws_at_ns`` time;
+        expire listenKeys not kept alive."""
+        last = self.clock.now_ns()
+        while True:
+            await asyncio.sleep(WATCHDOG_S)
+            now = self.clock.now_ns()
+            if any(last < t <= now for t in self.faults.config.disconnect_ws_at_ns):
+                await self.disconnect_all()
+            last = now
+            self.user_streams.expire_stale()
+
+    async def disconnect_all(self) -> int:
+        """Close every websocket (market data, user data, websocket API) with code 1000, as
+        Binance does at a connection's 24 h mark; returns how many were open."""
+        n = await self.hub.close_all(*FORCED_CLOSE) + await self.user_streams.close_all(
+            *FORCED_CLOSE)
+        self.faults.count("ws_forced_disconnects", n)
+        return n
 
     async def __aenter__(self) -> EmulatorServer:
         await self.start()
@@ -143,8 +181,21 @@ class EmulatorServer:
         return self.faults.stats(ws_open=len(self.hub.sessions))
 
     def drop_now(self, mode: str | None = None) -> int:
-        """Cut every open websocket now (call in the server's loop); returns how many."""
+        """Cut every open market-data websocket now (call in the server's loop); returns how
+        many (user-data streams: :meth:`drop_user_streams`)."""
         return self.hub.drop_all(mode)
+
+    def drop_user_streams(self, mode: str | None = None) -> int:
+        """Cut every user-data websocket (listenKey streams, websocket API) now."""
+        return self.user_streams.drop_all(mode)
+
+    def expire_listen_keys(self) -> int:
+        """Expire every listenKey now (``listenKeyExpired``, its sockets closed)."""
+        return self.user_streams.expire_listen_keys()
+
+    def terminate_user_streams(self) -> int:
+        """End every websocket API user-data subscription (``eventStreamTerminated``)."""
+        return self.user_streams.terminate_subscriptions()
 
     def stall_now(self, seconds: float, new_connections: bool = False) -> None:
         """No open websocket sends data for ``seconds`` of wall time (the rows due meanwhile
@@ -234,9 +285,33 @@ class EmulatorThread:
     def stats(self) -> EmulatorStats:
         return self.server.stats()
 
+    @property
+    def account(self) -> Account:
+        """The venue's account: balances, every order and fill (read from any thread)."""
+        return self.server.account
+
     def drop_now(self, mode: str | None = None) -> int:
-        """Cut every open websocket now; returns how many were open."""
+        """Cut every open market-data websocket now; returns how many were open."""
         return self._call(self.server.drop_now, mode)
+
+    def drop_user_streams(self, mode: str | None = None) -> int:
+        """Cut every user-data websocket now; returns how many were open."""
+        return self._call(self.server.drop_user_streams, mode)
+
+    def expire_listen_keys(self) -> int:
+        """Expire every listenKey now; returns how many."""
+        return self._call(self.server.expire_listen_keys)
+
+    def terminate_user_streams(self) -> int:
+        """End every websocket API user-data subscription; returns how many."""
+        return self._call(self.server.terminate_user_streams)
+
+    def disconnect_all(self) -> int:
+        """Close every websocket now (the 24 h disconnect); returns how many were open."""
+        if self._loop is None or self._thread is None:
+            raise ConfigError("emulator: not running; use `with run_emulator(config) as emu:`")
+        future = asyncio.run_coroutine_threadsafe(self.server.disconnect_all(), self._loop)
+        return future.result(STOP_TIMEOUT_S)
 
     def stall_now(self, seconds: float, new_connections: bool = False) -> None:
         """No open websocket sends data for ``seconds`` of wall time (see the server's)."""

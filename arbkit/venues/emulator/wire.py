@@ -19,10 +19,51 @@ INTERVAL_MS = {
 
 # Binance error codes used by the emulator (https://developers.binance.com, "Error codes")
 TOO_MANY_REQUESTS = -1003
+TIMEOUT = -1007  # "Send status unknown; execution status unknown."
+TOO_MANY_ORDERS = -1015
+INVALID_TIMESTAMP = -1021
+INVALID_SIGNATURE = -1022
 UNKNOWN_ENDPOINT = -1100  # "illegal characters"; Binance itself answers an HTML 404
+ILLEGAL_CHARS = -1100
 MANDATORY_PARAM = -1102
+INVALID_TIF = -1115
+INVALID_ORDER_TYPE = -1116
+INVALID_SIDE = -1117
 BAD_INTERVAL = -1120
 BAD_SYMBOL = -1121
+INVALID_LISTEN_KEY = -1125
+BAD_RECV_WINDOW = -1131
+FILTER_FAILURE = -1013
+NEW_ORDER_REJECTED = -2010
+CANCEL_REJECTED = -2011
+NO_SUCH_ORDER = -2013
+BAD_API_KEY_FMT = -2014
+REJECTED_MBX_KEY = -2015
+
+MSG_UNKNOWN_STATUS = ("Timeout waiting for response from backend server. Send status unknown; "
+                      "execution status unknown.")
+MSG_NO_SUCH_ORDER = "Order does not exist."
+MSG_UNKNOWN_ORDER = "Unknown order sent."
+MSG_INSUFFICIENT = "Account has insufficient balance for requested action."
+MSG_DUPLICATE = "Duplicate order sent."
+
+
+class ApiError(Exception):
+    """A Binance error answer: HTTP ``status`` and the body ``{"code": ..., "msg": ...}``."""
+
+    def __init__(self, code: int, msg: str, status: int = 400,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"{code} {msg}")
+        self.code, self.msg, self.status, self.headers = code, msg, status, headers
+
+
+def mandatory(name: str) -> ApiError:
+    return ApiError(MANDATORY_PARAM, f"Mandatory parameter '{name}' was not sent, was "
+                    "empty/null, or malformed.")
+
+
+def filter_failure(name: str) -> ApiError:
+    return ApiError(FILTER_FAILURE, f"Filter failure: {name}")
 
 RATE_LIMITS = [
     {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
@@ -42,17 +83,35 @@ def too_many_requests(retry_after_s: int) -> dict:
                       f"API. Retry after {retry_after_s} s.")
 
 
+def too_many_orders(retry_after_s: int) -> ApiError:
+    return ApiError(TOO_MANY_ORDERS, "Too many new orders; current limit is 100 orders per "
+                    "10 SECOND.", status=429, headers={"Retry-After": str(retry_after_s)})
+
+
+def banned(retry_after_s: int, until_ms: int) -> ApiError:
+    return ApiError(TOO_MANY_REQUESTS, f"Way too many requests; IP(127.0.0.1) banned until "
+                    f"{until_ms}. Please use the websocket for live updates to avoid bans.",
+                    status=418, headers={"Retry-After": str(retry_after_s)})
+
+
+# exchangeInfo's fixed filter bounds (the per-market ones come from MarketFeed)
+MAX_PRICE = "1000000.00000000"
+MAX_QTY = "9000.00000000"
+MARKET_MAX_QTY = "100.00000000"
+MAX_NOTIONAL = "9000000.00000000"
+
+
 def _filters(m: Market, *, futures: bool) -> list[dict]:
     notional = ({"filterType": "MIN_NOTIONAL", "notional": m.min_notional} if futures else
                 {"filterType": "NOTIONAL", "minNotional": m.min_notional,
-                 "applyMinToMarket": True, "maxNotional": "9000000.00000000",
+                 "applyMinToMarket": True, "maxNotional": MAX_NOTIONAL,
                  "applyMaxToMarket": False, "avgPriceMins": 5})
     return [
-        {"filterType": "PRICE_FILTER", "minPrice": m.tick_size, "maxPrice": "1000000.00000000",
+        {"filterType": "PRICE_FILTER", "minPrice": m.tick_size, "maxPrice": MAX_PRICE,
          "tickSize": m.tick_size},
-        {"filterType": "LOT_SIZE", "minQty": m.step_size, "maxQty": "9000.00000000",
+        {"filterType": "LOT_SIZE", "minQty": m.step_size, "maxQty": MAX_QTY,
          "stepSize": m.step_size},
-        {"filterType": "MARKET_LOT_SIZE", "minQty": "0.00000000", "maxQty": "100.00000000",
+        {"filterType": "MARKET_LOT_SIZE", "minQty": "0.00000000", "maxQty": MARKET_MAX_QTY,
          "stepSize": "0.00000000"},
         notional,
         {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},

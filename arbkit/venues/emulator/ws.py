@@ -264,18 +264,27 @@ class WsSession:
 # --------------------------------------------------------------------------- all connections
 
 
+LISTEN_KEY_MIN_LEN = 32
+
+
 class WsHub:
     """Accepts websocket connections and acts on all of them (drops, stalls, shutdown)."""
 
     def __init__(self, state: EmulatorState) -> None:
         self.state = state
+        self.user_streams: Any = None  # UserStreams: /ws/<listenKey> is a user-data stream
         self.sessions: set[WsSession] = set()
         self.stall_until = 0.0  # time.monotonic() until which new connections send no data
         self._tasks: set[asyncio.Task] = set()  # drops in flight (the loop holds weak refs)
 
-    async def raw(self, request: web.Request) -> web.WebSocketResponse:
-        tail = request.match_info.get("streams", "")
-        return await self._accept(request, [s for s in tail.split("/") if "@" in s], False)
+    async def raw(self, request: web.Request) -> web.StreamResponse:
+        names = [s for s in request.match_info.get("streams", "").split("/") if s]
+        # /ws/<listenKey> (a 60-character key) is a user-data stream; ccxt.pro numbers its
+        # market-data sockets (/ws/0, /ws/1 ...) and subscribes on them afterwards
+        if (self.user_streams is not None and len(names) == 1 and "@" not in names[0]
+                and len(names[0]) >= LISTEN_KEY_MIN_LEN):
+            return await self.user_streams.listen_key_ws(request, names[0])
+        return await self._accept(request, [s for s in names if "@" in s], False)
 
     async def combined(self, request: web.Request) -> web.WebSocketResponse:
         names = [s for s in request.query.get("streams", "").split("/") if s]
@@ -316,15 +325,19 @@ class WsHub:
         if new_connections:
             self.stall_until = until
 
-    async def close_all(self) -> None:
-        """Close every connection politely, all at once (server shutdown)."""
+    async def close_all(self, code: int = 1001,
+                        message: bytes = b"arbkit emulator shutting down") -> int:
+        """Close every connection politely, all at once (server shutdown, or Binance's 24 h
+        limit with code 1000); returns how many were open."""
 
         async def close(s: WsSession) -> None:
             s.closed = True
             with contextlib.suppress(Exception):
-                await s.ws.close(code=1001, message=b"arbkit emulator shutting down")
+                await s.ws.close(code=code, message=message)
 
-        await asyncio.gather(*(close(s) for s in list(self.sessions)))
+        live = [s for s in self.sessions if not s.closed]
+        await asyncio.gather(*(close(s) for s in live))
+        return len(live)
 
     def add_routes(self, app: web.Application) -> None:
         for base in ("/ws", "/stream/ws"):
