@@ -65,8 +65,8 @@ def promote(study_name: str, storage: Any, name: str, *, trial: int | None = Non
     spec = study.user_attrs.get("spec", {})
     meta = {
         "study": study_name, "trial": t.number, "storage": storage.masked,
-        "study_file": spec.get("source", ""), "data": _data_path(spec),
-        "fx": spec.get("fx") or "", "funding": spec.get("funding") or "",
+        "study_file": portable(spec.get("source", "")), "data": portable(_data_path(spec)),
+        "fx": portable(spec.get("fx") or ""), "funding": portable(spec.get("funding") or ""),
         "windows": ua.get("windows", {}).get("train", []),
         "data_hash": ua.get("data_hash", ""), "config_hash": ua["config_hash"],
         "code_version": ua.get("code_version", ""),
@@ -100,6 +100,27 @@ def promote(study_name: str, storage: Any, name: str, *, trial: int | None = Non
 
 def _data_path(spec: dict[str, Any]) -> str:
     return str(spec.get("data", ""))
+
+
+def portable(path: str) -> str:
+    """A recorded path as the preset stores it: relative to the project root (the working
+    folder, which holds ``presets/``) when it lies inside it, so a preset still works after
+    the project is cloned or moved elsewhere; as it was otherwise (``synth:...``, elsewhere)."""
+    if not path or path.startswith("synth:") or not Path(path).is_absolute():
+        return path
+    try:
+        return Path(path).relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path
+
+
+def _located(preset: Preset, path: str) -> str:
+    """A relative path of the preset: from the working folder, else from the project root
+    the preset lives in (``<root>/presets/<name>.toml``)."""
+    if not path or path.startswith("synth:") or Path(path).is_absolute() or Path(path).exists():
+        return path
+    beside = preset.path.resolve().parent.parent / path
+    return str(beside) if beside.exists() else path
 
 
 def find_preset(name: str | Path, folder: str | Path = PRESETS) -> Path:
@@ -168,7 +189,7 @@ def run_preset(preset: Preset, data: str | Path | None = None) -> tuple[list[Any
     from arbkit.tune.evaluate import data_hash, mean_metrics
 
     m = preset.meta
-    src = str(data) if data is not None else m.get("data", "")
+    src = str(data) if data is not None else _located(preset, m.get("data", ""))
     if src.startswith("synth:"):
         from arbkit.data.synth import write_scenario
 
@@ -178,8 +199,10 @@ def run_preset(preset: Preset, data: str | Path | None = None) -> tuple[list[Any
         src = str(out / "quotes.parquet")
     if not src or not Path(src).exists():
         raise ConfigError(f"{preset.path}: its data {src!r} is not here; pass --data")
-    prep = prepare(Path(src), preset.config, fx=m.get("fx") or None,
-                   funding=m.get("funding") or None, cache="read")  # the study's, if kept
+    fx = _located(preset, m.get("fx") or "") or None
+    funding = _located(preset, m.get("funding") or "") or None
+    prep = prepare(Path(src), preset.config, fx=fx, funding=funding,
+                   cache="read")  # the study's, if kept
     h = data_hash(Path(src), prep)
     windows = m.get("windows") or [[None, None]]
     results = [run_prepared(preset.config, prep.window(a, b)) for a, b in windows]

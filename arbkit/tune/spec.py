@@ -219,8 +219,8 @@ def _space(raw: dict[str, Any], source: str, sampler: str) -> tuple[Param, ...]:
     for name, spec in raw.items():
         section, _, key = name.partition(".")
         if section not in known or key not in {f.name for f in fields(known[section])}:
-            raise ConfigError(f"{source}: space.{name!r}: not a config key; use "
-                              "<section>.<key> with section in strategy, risk, run, bars")
+            raise ConfigError(f"{source}: space.{name!r}: not a config key; "
+                              + _valid_keys(name, known))
         if not isinstance(spec, dict) or not spec:
             raise ConfigError(f"{source}: space.{name!r} = {spec!r}; use a table such as "
                               "{ low = 1.0, high = 8.0 } or { choices = [...] }")
@@ -251,6 +251,21 @@ def _space(raw: dict[str, Any], source: str, sampler: str) -> tuple[Param, ...]:
         out.append(Param(name, low=lo, high=hi, step=spec.get("step"),
                          log=bool(spec.get("log", False)), is_int=is_int))
     return tuple(out)
+
+
+def _valid_keys(name: str, known: dict[str, Any]) -> str:
+    """The fix for a mistyped [space] key: the closest keys, and every key it could be."""
+    import difflib
+
+    section, _, key = name.partition(".")
+    every = [f"{sec}.{f.name}" for sec, cls in known.items() for f in fields(cls)]
+    close = difflib.get_close_matches(name, every, n=2, cutoff=0.8)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    if section in known:
+        keys = ", ".join(f.name for f in fields(known[section]))
+        return f"{hint}{section} keys: {keys}"
+    return (f"{hint}use <section>.<key> with section in {', '.join(known)} (e.g. "
+            f"strategy.entry_bps; docs/config.md lists every key)")
 
 
 _NAMES_OK = (ast.Expression, ast.BinOp, ast.UnaryOp, ast.Name, ast.Load, ast.Constant,

@@ -390,6 +390,14 @@ CASES = [
          "99999", "port (1-65535)"),
     Case("tune-storage-scheme", ("tune", "study.toml", "--storage", "mysql://x/y"), "--storage",
          "mysql://x/y", "postgresql://"),
+    Case("tune-space-typo", ("tune", "typo.toml"), "strategy.entry_bp",
+         "did you mean strategy.entry_bps", "strategy keys: ",
+         text("typo.toml", '[study]\nname = "typo"\ndata = "q.parquet"\nconfig = '
+              '"config.toml"\n[space]\n"strategy.entry_bp" = { low = 0.0, high = 4.0 }\n')),
+    Case("tune-space-section", ("tune", "typo.toml"), "strat.entry_bps",
+         "did you mean strategy.entry_bps", "section in strategy, risk, run, bars",
+         text("typo.toml", '[study]\nname = "typo"\ndata = "q.parquet"\nconfig = '
+              '"config.toml"\n[space]\n"strat.entry_bps" = { low = 0.0, high = 4.0 }\n')),
     Case("report-no-study", ("report", "nostudy"), "nostudy", "results/optuna.journal",
          "run `arbkit tune`"),
     Case("report-out-folder", ("report", "nostudy", "--out", "cat"), "--out", "cat",

@@ -365,3 +365,54 @@ def test_a_dead_worker_on_another_host_is_retried_through_postgresql_heartbeats(
     with st.store() as store:
         store.delete_study(name)
     optuna.delete_study(study_name=name, storage=st.optuna())
+
+
+def test_a_preset_works_after_its_project_is_moved_and_names_its_objectives(
+        tmp_path: Path, scenario: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A preset stores its study file and data relative to the project (not /home/me/...):
+    the project cloned or moved elsewhere still reproduces the trial, from its root or from
+    any other folder; the study names its metrics (optuna-dashboard shows net_pnl, not
+    "Objective 0")."""
+    import shutil
+
+    proj = tmp_path / "proj"
+    (proj / "data").mkdir(parents=True)
+    (proj / "studies").mkdir()
+    for f in ("quotes.parquet", "config.toml"):
+        shutil.copy(scenario / f, proj / "data" / f)
+    study_file(proj / "studies", proj / "data", name="moved", trials=2)
+    (proj / "studies" / "moved.toml").write_text(
+        (proj / "studies" / "moved.toml").read_text().replace(str(proj / "data"), "data"))
+    monkeypatch.chdir(proj)
+    st = storage_for(None, Path("results"))
+    study = run_study(load_study("studies/moved.toml"), st)
+    assert study.metric_names == ["net_pnl"]
+    path = promote("moved", st, "best")
+    text = path.read_text()
+    assert str(tmp_path) not in text, text[:800]
+    meta = load_preset("best").meta
+    assert (meta["study_file"], meta["data"]) == ("studies/moved.toml", "data/quotes.parquet")
+
+    shutil.move(proj, tmp_path / "elsewhere")  # cloned or moved: the old path is gone
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert run_preset(load_preset("best"))[2] == []
+    monkeypatch.chdir(tmp_path)  # and from outside the project, by the preset's path
+    assert run_preset(load_preset(tmp_path / "elsewhere" / "presets" / "best.toml"))[2] == []
+
+
+def test_a_postgresql_study_names_its_objectives(tmp_path: Path, scenario: Path,
+                                                 pg_url: str) -> None:
+    from arbkit.tune import study as study_mod
+
+    name = f"mn{uuid.uuid4().hex[:8]}"
+    p = study_file(tmp_path, scenario, name=name, trials=1)
+    p.write_text(p.read_text().replace(
+        'objectives = ["net_pnl"]\ndirections = ["maximize"]',
+        'objectives = ["net_pnl", "max_drawdown"]\ndirections = ["maximize", "minimize"]'))
+    st = storage_for(pg_url)
+    try:
+        study_mod.open_study(load_study(p), st)
+        again = optuna.load_study(study_name=name, storage=st.optuna())
+        assert again.metric_names == ["net_pnl", "max_drawdown"]
+    finally:
+        optuna.delete_study(study_name=name, storage=st.optuna())
