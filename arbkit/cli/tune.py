@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -104,8 +105,33 @@ def tune(
         typer.echo(f"warning: the best {spec.objectives[0]} is {best.values[0]:.4f} <= 0: no "
                    "trial did well on its train window; the best one is the least bad, not "
                    "an edge", err=True)
-    typer.echo(f"next: arbkit report {spec.name}   |   arbkit preset promote {spec.name} "
-               "--name <preset>")
+    where, note = same_storage(storage, results)
+    typer.echo(f"next: arbkit report {spec.name}{where}   |   arbkit preset promote "
+               f"{spec.name}{where} --name <preset>")
+    if note:
+        typer.echo(note)
+
+
+def same_storage(storage: str | None, results: Path) -> tuple[str, str | None]:
+    """The options a follow-up command needs to open the same study: without them, `arbkit
+    report <study>` would read another study of that name from the default journal. A
+    password in the URL is never printed: it shows as *** with a line saying so (the
+    ``ARBKIT_STORAGE`` variable, when it holds the URL, needs no option at all)."""
+    import shlex
+
+    from arbkit.store import mask_url
+
+    if storage is None and os.environ.get("ARBKIT_STORAGE"):
+        return "", None  # the variable still points the next command at the same database
+    if storage is not None:
+        masked = mask_url(storage)
+        note = None if masked == storage else (
+            "(*** stands for the password in your --storage URL, never printed; put it "
+            "back, or export ARBKIT_STORAGE=<url> and leave --storage out)")
+        return f" --storage {shlex.quote(masked)}", note
+    if Path(results) != Path("results"):
+        return f" --results {shlex.quote(str(results))}", None
+    return "", None
 
 
 def _absent(st: Any) -> list[Path]:
@@ -270,12 +296,15 @@ def promote(
     force: Annotated[bool, typer.Option(help="Replace an existing preset of that name.")] = False,
 ) -> None:
     """Write a trial's effective config as presets/<name>.toml, with its provenance."""
+    import shlex
+
     from arbkit.tune import storage_for
     from arbkit.tune.preset import promote as do_promote
 
     path = do_promote(study, storage_for(storage, results), name, trial=trial, folder=presets,
                       force=force)
-    typer.echo(f"wrote {path}; reproduce it with: arbkit backtest --preset {name}")
+    ref = name if Path(presets) == Path("presets") else shlex.quote(str(path))
+    typer.echo(f"wrote {path}; reproduce it with: arbkit backtest --preset {ref}")
 
 
 preset_app.command("promote")(promote)

@@ -104,7 +104,7 @@ def demo_study(n_trials: int = 12, n_events: int = 30_000, seed: int = 3,
         best=arbkit.backtest(train, best_cfg),
         best_test=arbkit.backtest(test, best_cfg) if test is not None else None,
         importance=importance,
-        meta={"sampler": "RandomSampler", "seed": seed, "n_trials": n_trials,
+        meta={"sampler": "RandomSampler", "seed": seed, "budget": n_trials,
               "data": f"synthetic universe {UNIVERSE}, {df.height} rows",
               "split": f"train {TRAIN_SHARE:.0%} / test {1 - TRAIN_SHARE:.0%}" if with_test
               else "none", "code_version": arbkit.__version__,

@@ -17,7 +17,7 @@ from arbkit.report.study import STATES, StudyReport
 TOP_N = 10
 MAX_SLICE_PARAMS = 24
 TRAIN_METRICS = ("trades", "win_rate", "net_pnl", "max_drawdown", "sharpe")
-META_FIRST = ("sampler", "seed", "n_trials", "data_hash", "code_version", "config_hash",
+META_FIRST = ("sampler", "seed", "data_hash", "code_version", "config_hash",
               "storage", "created")
 
 
@@ -48,6 +48,14 @@ def best_index(frame: pl.DataFrame, number: int) -> int | None:
 # ----------------------------------------------------------------------------- summary
 
 
+def _budget(budget: Any) -> str:
+    """The budget the study ran to last (a resumed study with --trials 40 says 40, not the
+    study file's first 10), beside the count of every trial it holds."""
+    if budget is None:
+        return ""
+    return f" (budget of its latest run: {budget} finished = COMPLETE + PRUNED)"
+
+
 def summary(rep: StudyReport) -> str:
     t = rep.trials
     counts = " · ".join(f"{s} {t.filter(pl.col('state') == s).height}" for s in STATES)
@@ -58,10 +66,11 @@ def summary(rep: StudyReport) -> str:
         ("study", rep.study),
         ("objectives", ", ".join(f"{o} ({d})" for o, d in zip(rep.objectives,
                                                                 rep.directions))),
-        ("trials", f"{t.height} in all: {counts}"),
+        ("trials", f"{t.height} in all: {counts}" + _budget(rep.meta.get("budget"))),
         ("best trial", f"#{rep.best_number}: {best_vals}"),
     ]
-    meta = {k: redact(v) if isinstance(v, str) else v for k, v in rep.meta.items()}
+    meta = {k: redact(v) if isinstance(v, str) else v for k, v in rep.meta.items()
+            if k != "budget"}
     keys = [k for k in META_FIRST if k in meta] + sorted(k for k in meta if k not in META_FIRST)
     pairs += [(k, meta[k]) for k in keys]
     body = [kv(pairs)]

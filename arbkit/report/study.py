@@ -29,8 +29,8 @@ class StudyReport:
     same metrics on the test window (null/NaN when there is no split).
 
     ``best`` is a full re-run of trial ``best_number`` on the train span, ``best_test`` the
-    same parameters on the test span. ``meta`` carries provenance (sampler, seed, n_trials
-    requested, data hash, code version, config hash, storage without password, created).
+    same parameters on the test span. ``meta`` carries provenance (sampler, seed, the trial
+    budget of the latest run, data hash, code version, config hash, storage without password, created).
     """
 
     study: str

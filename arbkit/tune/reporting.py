@@ -54,7 +54,7 @@ def build_report(study_name: str, storage: Any) -> StudyReport:
         best_number=best.number, best=out.train[-1],
         best_test=out.test[-1] if out.test else None, importance=importance,
         meta={"sampler": rec.get("sampler"), "seed": rec.get("seed"),
-              "n_trials": rec.get("trials"), "data_hash": ua.get("data_hash"),
+              "budget": study.user_attrs.get("budget", rec.get("trials")), "data_hash": ua.get("data_hash"),
               "code_version": ua.get("code_version"), "config_hash": ua.get("config_hash"),
               "storage": storage.masked, "split": rec.get("split"),
               "created": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

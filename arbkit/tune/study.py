@@ -199,6 +199,8 @@ def open_study(spec: StudySpec, storage: Storage, seed: int | None = None) -> op
         raise ConfigError(f"study {spec.name!r} already exists in {storage.masked} with "
                           f"objectives {attrs['spec'].get('objectives')}; use another "
                           "study.name, or `arbkit tune --fresh` to start it again")
+    if attrs.get("budget") != budget(spec):  # the latest run's (--trials can raise it)
+        study.set_user_attr("budget", budget(spec))
     if study.metric_names is None:  # optuna-dashboard then says "net_pnl", not "Objective 0"
         study.set_metric_names(list(spec.objectives))
     return study

@@ -24,6 +24,7 @@ from arbkit.engine.sweep import run_batch
 from arbkit.tune import apply_params, load_study, run_study, storage_for, trials_frame
 from arbkit.tune.evaluate import mean_metrics
 from arbkit.tune.preset import load_preset, promote, run_preset
+from tests.cli_harness import Ran, cli
 
 ROOT = Path(__file__).resolve().parents[2]
 ARBKIT = [sys.executable, "-m", "arbkit"]
@@ -416,3 +417,83 @@ def test_a_postgresql_study_names_its_objectives(tmp_path: Path, scenario: Path,
         assert again.metric_names == ["net_pnl", "max_drawdown"]
     finally:
         optuna.delete_study(study_name=name, storage=st.optuna())
+
+
+def _run_hint(cmd: str, **subs: str) -> Ran:
+    """Run a printed ``arbkit ...`` hint as the user would copy it (placeholders filled)."""
+    import shlex
+
+    for k, v in subs.items():
+        cmd = cmd.replace(k, v)
+    args = shlex.split(cmd)
+    assert args[0] == "arbkit", cmd
+    return cli(*args[1:])
+
+
+def _next_hints(out: str) -> list[str]:
+    line = next(ln for ln in out.splitlines() if ln.startswith("next: "))
+    return [h.strip() for h in line[len("next: "):].split("|")]
+
+
+def test_printed_hints_carry_the_storage_and_a_resumed_report_states_its_budget(
+        tmp_path: Path, scenario: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`next: arbkit report <study> ...` after `tune --storage postgresql://...` names the same
+    database (without it, the report would read the local journal); copied as printed, the
+    report, promote and preset commands work; a study resumed with --trials 3 reports a budget
+    of 3 next to its 3 trials, not the study file's 2."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from arbkit.tune import delete_study
+
+    u = urlsplit(pg_url)
+    monkeypatch.setenv("PGPASSWORD", u.password or "")
+    monkeypatch.delenv("ARBKIT_STORAGE", raising=False)
+    url = urlunsplit(u._replace(netloc=f"{u.username}@{u.hostname}:{u.port}"))
+    name = f"hint{uuid.uuid4().hex[:8]}"
+    monkeypatch.chdir(tmp_path)
+    p = study_file(tmp_path, scenario, name=name, trials=2)
+    try:
+        r = cli("tune", p, "--storage", url)
+        assert r.code == 0, r.err[-2000:]
+        report, promote_ = _next_hints(r.out)
+        assert report == f"arbkit report {name} --storage {url}"
+        r = cli("tune", p, "--storage", url, "--trials", "3")  # resumed, a larger budget
+        assert r.code == 0 and "resuming: 2/3" in r.err, r.err[-2000:]
+        r = _run_hint(report)
+        assert r.code == 0, r.err
+        html = (tmp_path / "reports" / f"{name}.html").read_text()
+        assert "3 in all: COMPLETE 3" in html and "budget of its latest run: 3 " in html
+        r = _run_hint(promote_, **{"<preset>": "best"})
+        assert r.code == 0, r.err
+        again = r.out.split("reproduce it with: ")[1].strip()
+        r = _run_hint(again)
+        assert r.code == 0 and "bit for bit" in r.err, r.err
+    finally:
+        delete_study(name, storage_for(pg_url))
+    # a password in the URL is never printed: *** and a line saying what it stands for
+    r = cli("tune", p, "--storage", pg_url, "--trials", "1", "--fresh")
+    try:
+        assert r.code == 0, r.err[-2000:]
+        assert f":{u.password}@" not in r.out + r.err
+        assert f"--storage '{u.scheme}://{u.username}:***@" in _next_hints(r.out)[0]
+        assert "*** stands for the password" in r.out
+    finally:
+        delete_study(name, storage_for(pg_url))
+
+
+def test_hints_after_a_tune_in_another_results_folder_name_it(tmp_path: Path, scenario: Path,
+                                                              monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ARBKIT_STORAGE", raising=False)
+    p = study_file(tmp_path, scenario, name="elsewhere", trials=1)
+    r = cli("tune", p, "--results", "runs/a b")
+    assert r.code == 0, r.err[-2000:]
+    report, promote_ = _next_hints(r.out)
+    assert report == "arbkit report elsewhere --results 'runs/a b'"
+    assert _run_hint(report).code == 0
+    r = _run_hint(promote_ + " --presets kept", **{"<preset>": "p1"})
+    assert r.code == 0, r.err
+    again = r.out.split("reproduce it with: ")[1].strip()
+    assert again == "arbkit backtest --preset kept/p1.toml"
+    r = _run_hint(again)
+    assert r.code == 0 and "bit for bit" in r.err, r.err
