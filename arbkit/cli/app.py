@@ -20,6 +20,7 @@ try:
     from arbkit.cli import data as data_cmd
     from arbkit.cli import emulator as emulator_cmd
     from arbkit.cli import paper as paper_cmd
+    from arbkit.cli import stress as stress_cmd
     from arbkit.cli import tune as tune_cmd
     from arbkit.cli.guard import interrupt_note, set_interrupt_note
     from arbkit.errors import ArbkitError
@@ -35,6 +36,7 @@ app.add_typer(emulator_cmd.app, name="emulator")
 app.command("tune")(tune_cmd.tune)
 app.command("report")(tune_cmd.report)
 app.add_typer(tune_cmd.preset_app, name="preset")
+app.command("stress")(stress_cmd.stress)
 app.command("paper")(paper_cmd.paper)
 app.command("status")(paper_cmd.status)
 app.add_typer(paper_cmd.ctl_app, name="ctl")

@@ -266,6 +266,7 @@ def report(
     out: Annotated[Path | None, typer.Option(help="HTML file to write (default reports/<study>.html).")] = None,
     storage: Annotated[str | None, typer.Option(help=STORAGE_HELP)] = None,
     results: Annotated[Path, typer.Option(help="Folder of the default file storage.")] = Path("results"),
+    stress: Annotated[Path | None, typer.Option(help="Add a Stress section from the stress.json an `arbkit stress --out DIR` wrote (pass DIR).")] = None,
 ) -> None:
     """Write one self-contained HTML report of a study (opens in any browser, no server)."""
     from arbkit.errors import ConfigError
@@ -279,7 +280,13 @@ def report(
     if st.journal is not None and results.exists() and not results.is_dir():
         raise ConfigError(f"--results {results}: is a file, not a folder; pass the folder "
                           "`arbkit tune --results` wrote")
+    table = None
+    if stress is not None:  # read before the study's best trial is re-run
+        from arbkit.report.sections_stress import load_stress
+
+        table = load_stress(stress)
     rep = build_report(study, st)
+    rep.stress = table
     set_interrupt_note(f"no report written to {target}")
     path = write_report(rep, target)
     typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {rep.trials.height} trials, "

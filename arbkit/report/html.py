@@ -53,6 +53,11 @@ def render(rep: StudyReport) -> str:
     validate(rep)
     nav = "".join(f'<a href="#{sid}">{esc(label)}</a>' for sid, label, _ in SECTIONS)
     body = "\n".join(build(rep) for _, _, build in SECTIONS)
+    if rep.stress is not None:  # `arbkit report --stress DIR`: the stress.json of a preset
+        from arbkit.report.sections_stress import stress_section
+
+        nav += '<a href="#stress">Stress</a>'
+        body += "\n" + stress_section(rep.stress)
     title = f"arbkit study report: {rep.study}"
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"

@@ -29,8 +29,10 @@ class StudyReport:
     same metrics on the test window (null/NaN when there is no split).
 
     ``best`` is a full re-run of trial ``best_number`` on the train span, ``best_test`` the
-    same parameters on the test span. ``meta`` carries provenance (sampler, seed, the trial
-    budget of the latest run, data hash, code version, config hash, storage without password, created).
+    same parameters on the test span. ``stress``, when given, is the content of a
+    ``stress.json`` (``arbkit stress --out``) and adds a Stress section. ``meta`` carries
+    provenance (sampler, seed, the trial budget of the latest run, data hash, code version,
+    config hash, storage without password, created).
     """
 
     study: str
@@ -42,6 +44,7 @@ class StudyReport:
     best_test: BacktestResult | None = None
     importance: dict[str, float] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    stress: dict[str, Any] | None = None  # a stress.json (``arbkit stress --out``): a Stress section
 
     @property
     def params(self) -> list[str]:

@@ -182,14 +182,10 @@ def _check_meta(path: Path, meta: dict[str, Any]) -> None:
                           "end_ns] pairs is expected; promote the trial again")
 
 
-def run_preset(preset: Preset, data: str | Path | None = None) -> tuple[list[Any], dict, list]:
-    """Run the preset's config on its recorded windows. Returns (results per window, mean
-    metrics, mismatches as (metric, stored, now)). ``data`` overrides the recorded path."""
-    from arbkit.engine.backtest import prepare, run_prepared
-    from arbkit.tune.evaluate import data_hash, mean_metrics
-
-    m = preset.meta
-    src = str(data) if data is not None else _located(preset, m.get("data", ""))
+def preset_source(preset: Preset, data: str | Path | None = None) -> str:
+    """The path of the preset's data (``data`` overrides the recorded one; a
+    ``synth:<scenario>`` is written on first use)."""
+    src = str(data) if data is not None else _located(preset, preset.meta.get("data", ""))
     if src.startswith("synth:"):
         from arbkit.data.synth import write_scenario
 
@@ -199,10 +195,30 @@ def run_preset(preset: Preset, data: str | Path | None = None) -> tuple[list[Any
         src = str(out / "quotes.parquet")
     if not src or not Path(src).exists():
         raise ConfigError(f"{preset.path}: its data {src!r} is not here; pass --data")
+    return src
+
+
+def prepare_preset(preset: Preset, data: str | Path | None = None) -> Any:
+    """The preset's data prepared for its config (``data`` overrides the recorded path);
+    the event cache its study kept is read when it is there."""
+    from arbkit.engine.backtest import prepare
+
+    m = preset.meta
     fx = _located(preset, m.get("fx") or "") or None
     funding = _located(preset, m.get("funding") or "") or None
-    prep = prepare(Path(src), preset.config, fx=fx, funding=funding,
+    return prepare(Path(preset_source(preset, data)), preset.config, fx=fx, funding=funding,
                    cache="read")  # the study's, if kept
+
+
+def run_preset(preset: Preset, data: str | Path | None = None) -> tuple[list[Any], dict, list]:
+    """Run the preset's config on its recorded windows. Returns (results per window, mean
+    metrics, mismatches as (metric, stored, now)). ``data`` overrides the recorded path."""
+    from arbkit.engine.backtest import run_prepared
+    from arbkit.tune.evaluate import data_hash, mean_metrics
+
+    m = preset.meta
+    src = preset_source(preset, data)
+    prep = prepare_preset(preset, src)
     h = data_hash(Path(src), prep)
     windows = m.get("windows") or [[None, None]]
     results = [run_prepared(preset.config, prep.window(a, b)) for a, b in windows]
