@@ -215,9 +215,10 @@ def _iso(ns: int) -> str:
     return datetime.fromtimestamp(ns / S, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _hit(c: _Ctx, perp_only: bool = False) -> tuple[str, int, int, str]:
+def _hit(c: _Ctx, perp_only: bool = False, lasts_s: float = 0.0) -> tuple[str, int, int, str]:
     """(venue, instant, instrument index, how it was picked): halfway through a seeded round
-    trip of the baseline (the long leg's venue, or ``venue``), else a seeded quote."""
+    trip of the baseline (the long leg's venue, or ``venue``), else a seeded quote. Round
+    trips whose halfway point leaves ``lasts_s`` of data after it are preferred."""
     tr = c.base.trades
     keys = c.prep.arrays.inst_keys
     cands = []
@@ -236,8 +237,11 @@ def _hit(c: _Ctx, perp_only: bool = False) -> tuple[str, int, int, str]:
                           f"{row['trade_id']} ({'long' if key == legs[0] else 'short'} "
                           f"{key})"))
             break  # the long leg first: a crash there hurts the position
-    if cands:
-        return cands[int(c.rng.integers(len(cands)))]
+    fits = [x for x in cands if x[1] + lasts_s * S <= int(c.ev["ts_recv"][-1])]
+    if fits or cands:
+        pick = (fits or cands)[int(c.rng.integers(len(fits or cands)))]
+        left = (int(c.ev["ts_recv"][-1]) - pick[1]) / S
+        return pick if fits else (*pick[:3], f"{pick[3]}; the data ends {left:.0f} s later")
     venues = [v for v in c.venues() if c.p.venue in (None, v)]
     if perp_only:
         venues = [v for v in venues if any(c.cfg.instrument(k).kind != "spot"
@@ -259,7 +263,7 @@ def _hit(c: _Ctx, perp_only: bool = False) -> tuple[str, int, int, str]:
 
 
 def _crash(c: _Ctx) -> Applied:
-    v, t0, _, how = _hit(c)
+    v, t0, _, how = _hit(c, lasts_s=c.p.crash_s)
     t1 = t0 + round(c.p.crash_s * S)
     ev = c.ev.copy()
     ts = ev["ts_recv"]
@@ -271,7 +275,7 @@ def _crash(c: _Ctx) -> Applied:
 
 
 def _outage(c: _Ctx) -> Applied:
-    v, t0, _, how = _hit(c)
+    v, t0, _, how = _hit(c, lasts_s=c.p.outage_s)
     t1 = t0 + round(c.p.outage_s * S)
     ts = c.ev["ts_recv"]
     m = _quotes(c.ev, c.insts_of(v)) & (ts >= t0) & (ts < t1)
