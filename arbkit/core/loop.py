@@ -23,7 +23,7 @@ from arbkit.core.halt import DAY, control, kill, running_check
 from arbkit.core.jit import njit
 from arbkit.core.ledger import has_room, write_equity, write_equity_arrays, write_trade
 from arbkit.core.lifecycle import process_ack
-from arbkit.core.orders import match_arrived, match_bar, match_order
+from arbkit.core.orders import apply_report, match_arrived, match_bar, match_order
 from arbkit.core.risk import log_guard
 from arbkit.core.strategy import (
     A_ENTRY_AB,
@@ -41,12 +41,14 @@ from arbkit.core.types import (
     EV_CONTROL,
     EV_FUNDING,
     EV_FX,
+    EV_ORDER,
     EV_QUOTE,
     FLAT,
     G_MARKET_GAP,
     OPEN,
     S_DONE,
     S_FULL,
+    S_OUTBOX,
     X_DATA_GAP,
     X_OPEN_AT_END,
 )
@@ -102,6 +104,10 @@ def run_chunk(s, ev, depth, start, flush):
             decide_group(s, pend_t)
             pend = False
             wake = g["next_wakeup"]
+            if g["n_outbox_new"] > 0:  # an EXTERNAL venue's order: out before event k
+                g["n_outbox_new"] = 0
+                g["n_events"], g["t_last"], g["gaps_ns"] = counted + k, last_q, gaps
+                return S_OUTBOX, k
         if wake < t:
             g["now"] = now
             ok = _samples_only(glob, inst, route, book_px, equity, t) or _wakeups(s, t)
@@ -110,6 +116,10 @@ def run_chunk(s, ev, depth, start, flush):
             if not ok:
                 g["n_events"], g["t_last"], g["gaps_ns"] = counted + k, last_q, gaps
                 return S_FULL, k
+            if g["n_outbox_new"] > 0:  # a timer's order (time stop, data gap): out first
+                g["n_outbox_new"] = 0
+                g["n_events"], g["t_last"], g["gaps_ns"] = counted + k, last_q, gaps
+                return S_OUTBOX, k
         if e["kind"] == EV_QUOTE:
             i = e["inst"]
             if gap > 0 and t - last_q > gap and not has_room(s, room):
@@ -156,12 +166,29 @@ def run_chunk(s, ev, depth, start, flush):
                         else:
                             try_entry(s, r, 1 if action == A_ENTRY_AB else -1, t)
                         wake = g["next_wakeup"]
+                if g["n_outbox_new"] > 0:
+                    g["n_outbox_new"] = 0
+                    g["now"], g["n_events"], g["t_last"], g["gaps_ns"] = (now, counted + k + 1,
+                                                                         last_q, gaps)
+                    return S_OUTBOX, k + 1
         else:
             if e["kind"] == EV_FX:
                 apply_fx(fx, inst, e["inst"], e["bid_px"], e["ts_exch"])
             elif e["kind"] == EV_FUNDING:
                 g["now"] = now
                 apply_funding(s, e["inst"], e["bid_px"], e["ask_px"])
+            elif e["kind"] == EV_ORDER:
+                if not has_room(s, room):
+                    g["now"], g["n_events"], g["t_last"], g["gaps_ns"] = (now, counted + k,
+                                                                         last_q, gaps)
+                    return S_FULL, k
+                g["now"] = t if t > now else now
+                slot = apply_report(s, e["depth_row"], e["bid_qty"], e["bid_px"], e["ask_qty"],
+                                    int(e["ask_px"]), e["inst"], g["now"])
+                if slot >= 0:  # a final report is the acknowledgement: the strategy reacts now
+                    process_ack(s, slot, g["now"])
+                now = g["now"]
+                wake = g["next_wakeup"]
             elif e["kind"] == EV_CONTROL:
                 if not has_room(s, room):
                     g["now"], g["n_events"], g["t_last"], g["gaps_ns"] = (now, counted + k,
@@ -175,6 +202,11 @@ def run_chunk(s, ev, depth, start, flush):
                 wake = g["next_wakeup"]
             if t > now:
                 now = t
+            if g["n_outbox_new"] > 0:  # an acknowledgement's or a kill's orders
+                g["n_outbox_new"] = 0
+                g["now"], g["n_events"], g["t_last"], g["gaps_ns"] = (now, counted + k + 1,
+                                                                     last_q, gaps)
+                return S_OUTBOX, k + 1
         k += 1
     g["now"] = now
     g["t_last"] = last_q
@@ -185,6 +217,9 @@ def run_chunk(s, ev, depth, start, flush):
             return S_FULL, n
         decide_group(s, pend_t)
     g["n_events"] = counted + n
+    if g["n_outbox_new"] > 0:
+        g["n_outbox_new"] = 0
+        return S_OUTBOX, n
     return S_DONE, n
 
 
@@ -271,6 +306,8 @@ def _wakeups(s, limit) -> bool:
         _one_wakeup(s, limit, True)
         g["n_slow_wakeups"] += 1
         g["next_wakeup"] = next_wakeup(s)
+        if g["n_outbox_new"] > 0:
+            break  # an EXTERNAL venue's order: the caller hands it out before anything later
     return True
 
 
@@ -338,6 +375,8 @@ def _next_order_item(s):
         if o["active"] == 0:
             continue
         m = o["matched"]
+        if m == 0 and s.inst[o["inst"]]["ext"] == 1:
+            continue  # an EXTERNAL venue's order: only its reports move it (EV_ORDER)
         t = o["t_ack"] if m == 1 else o["t_deadline"]
         if t < best_t or (t == best_t and (m < best_m or (m == best_m and o["oid"] < s.orders[best]["oid"]))):
             best, best_t, best_m = slot, t, m

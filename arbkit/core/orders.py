@@ -30,6 +30,7 @@ from arbkit.core.types import (
     RJ_NO_BOOK,
     RJ_NONE,
     RJ_STALE,
+    ST_ACCEPTED,
     ST_CANCELLED,
     ST_FILLED,
     ST_NEW,
@@ -108,7 +109,15 @@ def send_order(s, r, i, side, qty, limit_px, dec_px, purpose, t) -> int:
         gap = g["gap_ns"]
         o["t_deadline"] = o["t_arrive"] + (gap if gap > 0 else 9_223_372_036_854_775_807
                                            - o["t_arrive"])
-    inst["n_pending"] += 1
+    o["out"] = 0
+    if inst["ext"] == 1:
+        # an EXTERNAL venue: the order waits in the outbox; the venue's reports (EV_ORDER,
+        # apply_report) fill, end and acknowledge it
+        o["t_arrive"] = t
+        o["t_deadline"] = 9_223_372_036_854_775_807
+        g["n_outbox_new"] += 1  # run_chunk hands it out (S_OUTBOX) before going on
+    else:
+        inst["n_pending"] += 1
     g["n_active"] += 1
     count_order(s, i, t)
     s.route[r]["inflight"] += 1
@@ -156,6 +165,26 @@ def match_order(s, slot) -> None:
         _finish(s, o, ST_CANCELLED, RJ_NONE)
         return
     fee = filled * px * inst["fee_rate"]  # its value in the quote currency
+    if inst["kind"] == KIND_INVERSE_PERP:
+        fee = filled * inst["cv"] * inst["fee_rate"]
+    apply_fill(s, o, ts, filled, px, fee, levels, -1.0)
+    o["filled"] = filled
+    o["fill_px"] = px
+    o["fee"] = fee
+    status = ST_FILLED if filled >= o["qty"] - 1e-6 * inst["lot"] else ST_PARTIAL
+    _finish(s, o, status, RJ_NONE)
+
+
+@njit
+def apply_fill(s, o, ts, filled, px, fee, levels, fee_coins) -> None:
+    """Book one fill of order ``o`` (``filled`` in the instrument's units at ``px``, ``fee``
+    in the quote currency, or its value for a fee paid in coins; ``fee_coins`` the coins such
+    a fee took, or -1: the instrument's fee rate of ``filled``): the venue's balances and
+    wallets, and the round trip's ledger. The one fill function the simulated venue and an
+    external venue's reports (``apply_report``) share."""
+    i = o["inst"]
+    inst = s.inst[i]
+    side = o["side"]
     filled_be = filled
     if inst["kind"] == KIND_INVERSE_PERP:
         # coins in and out, valued at the fill price (core/inverse.py), at the round trip's
@@ -171,14 +200,13 @@ def match_order(s, slot) -> None:
         inst["pos"] += side * filled_be
         if inst["contracts"] == 0.0:
             inst["pos"] = 0.0  # (float noise of round trips' opposite positions)
-        fee = filled * inst["cv"] * inst["fee_rate"]
         inst["cash"] += -side * filled_be * px - fee
     else:
         if inst["fee_in_base"] == 1 and side == BUY:
             # paid in the received asset (Binance spot buys): fewer coins arrive, no quote fee;
             # the position (venue's and route's) is what arrived
             d_cash = -filled * px
-            d_pos = filled * (1.0 - inst["fee_rate"])
+            d_pos = filled * (1.0 - inst["fee_rate"]) if fee_coins < 0.0 else filled - fee_coins
             filled_be = d_pos
         else:
             d_cash = -side * filled * px - fee
@@ -188,13 +216,42 @@ def match_order(s, slot) -> None:
         if inst["kind"] == KIND_SPOT:
             wallet_book(s, i, d_cash, d_pos, ts)
     inst["fees"] += fee
-    o["filled"] = filled
-    o["filled_be"] = filled_be
-    o["fill_px"] = px
-    o["fee"] = fee
+    o["filled_be"] += filled_be
     book_fill(s, o, ts, filled, filled_be, px, fee, levels)
-    status = ST_FILLED if filled >= o["qty"] - 1e-6 * inst["lot"] else ST_PARTIAL
-    _finish(s, o, status, RJ_NONE)
+
+
+@njit
+def apply_report(s, oid, filled, px, fee, status, reason, ts) -> int:
+    """A report of an EXTERNAL venue on order ``oid`` at receive time ``ts``: a fill (booked by
+    ``apply_fill``, as the simulator books its own; ``reason`` then counts the venue trades it
+    was made of, the book levels it took), and when ``status`` is final the order
+    ends: its slot is returned and the caller processes the acknowledgement now (the report is
+    the acknowledgement). -1 otherwise, also when no order in flight has that id (a duplicate or
+    late report: ignored, never booked twice)."""
+    slot = -1
+    for k in range(s.orders.shape[0]):
+        if s.orders[k]["active"] == 1 and s.orders[k]["oid"] == oid:
+            slot = k
+            break
+    if slot < 0 or s.orders[slot]["matched"] == 1:
+        return -1
+    o = s.orders[slot]
+    inst = s.inst[o["inst"]]
+    if filled > 0.0:
+        coins = fee / px if inst["fee_in_base"] == 1 and o["side"] == BUY else -1.0
+        apply_fill(s, o, ts, filled, px, fee, reason if reason > 0 else 1, coins)
+        reason = RJ_NONE  # (with a fill, the field counts the venue's trades: book levels)
+        total = o["filled"] + filled
+        o["fill_px"] = px if o["filled"] == 0.0 else (o["fill_px"] * o["filled"] + px * filled) / total
+        o["filled"] = total
+        o["fee"] += fee
+    if status <= ST_ACCEPTED:  # still working
+        return -1
+    o["matched"] = 1
+    o["t_match"] = ts
+    o["t_ack"] = ts
+    _finish(s, o, status, reason)
+    return slot
 
 
 @njit

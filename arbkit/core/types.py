@@ -22,6 +22,16 @@ CTL_RESUME = 3  # lift a stop (not a kill, nor a drawdown halt)
 CTL_SYMBOL_OFF = 4  # no new entries on the routes of one base asset (argument: its id)
 CTL_SYMBOL_ON = 5
 CONTROL_TEXT = ("", "kill", "stop", "resume", "symbol_off", "symbol_on")
+EV_ORDER = 6  # a report of an EXTERNAL venue on one of our orders (runtime/ → kernel):
+# ``depth_row`` the order id, ``bid_qty`` what this report filled (instrument units),
+# ``bid_px`` its average price, ``ask_qty`` its fee (quote currency value), ``ask_px`` the
+# order's final status (ST_*) or 0 while it is still working, ``inst`` a reject reason (RJ_*)
+# when nothing filled, else the number of venue trades (book levels) the fill was made of
+
+# ---- venue modes ----------------------------------------------------------------------------
+VENUE_SIM = 0  # the kernel matches orders itself (backtest, paper)
+VENUE_EXTERNAL = 1  # orders go out (the outbox: active, unmatched, ``out`` = 0); the venue's
+# reports come back as EV_ORDER events and are booked by the same fill function
 
 EVENT_DTYPE = np.dtype(
     [
@@ -151,6 +161,8 @@ HALT_STOP = 4  # the operator's stop: reduce only until resumed
 # ---- run_chunk status --------------------------------------------------------------------
 S_DONE = 0
 S_FULL = 1  # an output buffer is nearly full: grow it and call again from `next_index`
+S_OUTBOX = 2  # an order entered an EXTERNAL venue's outbox: send it (and feed back what the
+# venue answers at once) before calling again from `next_index`; nothing later was applied
 
 # ---- state -------------------------------------------------------------------------------
 INST_DTYPE = np.dtype(
@@ -167,6 +179,7 @@ INST_DTYPE = np.dtype(
         ("ack_ns", "i8"),
         ("match_timeout_ns", "i8"),
         ("bar", "i4"),  # bar mode: an order fills at the next bar of its instrument
+        ("ext", "i4"),  # VENUE_EXTERNAL: a real venue matches its orders (core/orders.py)
         # market state
         ("has_quote", "i4"),
         ("crossed", "i4"),
@@ -384,6 +397,7 @@ ORDER_DTYPE = np.dtype(
         ("reason", "i4"),
         ("stale_ns", "i8"),  # the route's max quote age: an older book rejects it (0 = none)
         ("last_book", "i4"),  # a data-gap exit: fills against the last book, whatever its age
+        ("out", "i4"),  # EXTERNAL venue: 1 once the runtime took the order from the outbox
     ]
 )
 
@@ -443,6 +457,7 @@ GLOB_DTYPE = np.dtype(
         ("last_eq", "f8"),  # the last equity sample (what the running guards read: the
         # output buffers may be drained by a live session, never read back)
         ("n_dirty", "i8"),  # instruments updated at pend_t, in order (the ``dirty`` array)
+        ("n_outbox_new", "i8"),  # orders put in the outbox since the kernel last returned
     ]
 )
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import io
 import json
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -76,6 +78,9 @@ class Session:
             self.state.route["plugin"] = 1
         self.n_fed = 0
         self.started = False
+        self.venue: Callable[[Session], Any] | None = None  # an EXTERNAL venue (set_external)
+        self._inbox: deque[np.ndarray] = deque()
+        self._dispatching = False
         self.drained = {name: 0 for name in BUFFERS}  # rows handed out by drain() so far
 
     # ---- feeding ------------------------------------------------------------------------
@@ -112,6 +117,10 @@ class Session:
                 status, k = self.kernel(self.state, events, depth, k, flush)
             if status == T.S_DONE:
                 return
+            if status == T.S_OUTBOX:  # orders for an EXTERNAL venue: out before going on
+                self._outbox_ready()
+                status = -1
+                continue
             g = self.state.glob[0]
             here = (k, int(g["now"]))
             if here != spot:
@@ -200,6 +209,91 @@ class Session:
         self.started = bool(self.state.glob[0]["started"])
         self.drained = {k: int(v) for k, v in meta["drained"].items()}
         return self
+
+    # ---- an EXTERNAL venue (live) ---------------------------------------------------------
+    def set_external(self, keys: list[str] | None = None,
+                     venue: Callable[[Session], Any] | None = None) -> None:
+        """Orders on these instruments (all when None) go to a real venue: the kernel puts them
+        in its outbox instead of matching them, and books the venue's reports (``report_event``
+        rows fed back) with the same fill function the simulator uses (core/orders.py).
+
+        ``venue(session)`` is called the moment orders enter the outbox, before the kernel
+        applies anything later (the kernel pauses: S_OUTBOX); it takes them (``outbox``,
+        ``take``) and returns the reports already known (an iterable of ``report_event`` rows,
+        possibly none: a live venue answers later, through ``feed``). Those are fed at once,
+        in order, each as its own event; orders they cause call ``venue`` again. Without
+        ``venue`` the orders wait in the outbox for the driver to poll after ``feed``."""
+        self.venue = venue
+        keys = list(self.arrays.inst_keys) if keys is None else keys
+        unknown = [k for k in keys if k not in self.arrays.inst_keys]
+        if unknown:
+            raise ConfigError(f"external venue: unknown instruments {unknown} "
+                              f"(known: {self.arrays.inst_keys})")
+        for k in keys:
+            self.state.inst[self.arrays.inst_keys.index(k)]["ext"] = T.VENUE_EXTERNAL
+
+    def _outbox_ready(self) -> None:
+        if self.venue is None:
+            return
+        self._inbox.extend(self.venue(self) or ())
+        if self._dispatching:  # (a report fed below caused more orders: queued behind it)
+            return
+        self._dispatching = True
+        try:
+            while self._inbox:
+                ev = self._inbox.popleft()
+                self._run(ev, self.arrays.depth, 0)
+        finally:
+            self._dispatching = False
+
+    def outbox(self) -> list[dict[str, Any]]:
+        """Orders the kernel sent to an EXTERNAL venue that the runtime has not taken yet
+        (oldest first). ``take(oid)`` marks one taken once its intent is journaled."""
+        out = []
+        st = self.state
+        for slot in range(st.orders.shape[0]):
+            o = st.orders[slot]
+            if (o["active"] == 1 and o["matched"] == 0 and o["out"] == 0
+                    and st.inst[o["inst"]]["ext"] == T.VENUE_EXTERNAL):
+                out.append({"oid": int(o["oid"]), "inst": self.arrays.inst_keys[int(o["inst"])],
+                            "side": int(o["side"]), "qty": float(o["qty"]),
+                            "limit_px": float(o["limit_px"]), "purpose": int(o["purpose"]),
+                            "route": int(o["route"]), "trade_id": int(o["trade_id"]),
+                            "t_send": int(o["t_send"])})
+        out.sort(key=lambda d: d["oid"])
+        return out
+
+    def take(self, oid: int) -> None:
+        """The runtime took order ``oid`` from the outbox (it is on its way to the venue)."""
+        o = self.state.orders
+        hit = np.nonzero((o["active"] == 1) & (o["oid"] == oid))[0]
+        if hit.size:
+            o[hit[0]]["out"] = 1
+
+    def working(self) -> list[int]:
+        """Ids of the orders an EXTERNAL venue holds (taken, no final report yet)."""
+        st = self.state
+        return sorted(int(o["oid"]) for o in st.orders
+                      if o["active"] == 1 and o["matched"] == 0 and o["out"] == 1)
+
+    @staticmethod
+    def report_event(ts: int, oid: int, filled: float, px: float, fee: float,
+                     status: int = 0, reason: int = 0, levels: int = 1) -> np.ndarray:
+        """One EV_ORDER event: a venue's report on order ``oid`` received at ``ts`` (``filled``
+        this report's quantity at average ``px``, ``fee`` in the quote currency; ``status`` a
+        final ST_* or 0 while it is still working, ``reason`` an RJ_* for a reject; ``levels``
+        the venue trades a fill was made of)."""
+        e = np.zeros(1, T.EVENT_DTYPE)
+        e["ts_recv"] = ts
+        e["ts_exch"] = ts
+        e["kind"] = T.EV_ORDER
+        e["inst"] = levels if filled > 0 else reason
+        e["depth_row"] = oid
+        e["bid_qty"] = filled
+        e["bid_px"] = px if filled > 0 else 0.0
+        e["ask_qty"] = fee
+        e["ask_px"] = float(status)
+        return e
 
     # ---- status ---------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
