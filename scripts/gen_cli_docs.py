@@ -62,8 +62,16 @@ tables below: `arbkit --debug data synth --scenario nope --out x`.
 
 **`--json`**, where a command has it (today: `arbkit backtest --json`), prints one JSON object
 on stdout instead of the rich table: every summary metric by name (see `docs/metrics.md`)
-plus `"label"` (the config's `run.label`) and `"notes"`, a list of strings. Metrics that are
-undefined (for example Sharpe below 30 days) are written as `null`: the output is strict JSON.
+plus `"label"` (the config's `run.label`) and `"notes"`, a list of strings. Counts (`trades`,
+`exits_*`, `skipped_*`, ...) are whole numbers (`"trades": 12`). Metrics that are undefined
+(for example Sharpe below 30 days) are written as `null`: the output is strict JSON.
+
+**The printed summary** of `arbkit backtest` opens with a headline: whether the strategy made
+money (net PnL, closed trades, win rate, max drawdown) and one sentence on its three PnL lines
+(`net_pnl` is the strategy's; `treasury_pnl` what holding the starting balances did;
+`account_pnl` the whole account). Skip counters and rare lines that are 0 are left out of the
+table (a line says how many); `--verbose` shows every metric. Output to a pipe or a file is not
+wrapped (rich would cut it at 80 columns), so every note stays on one line for `grep`.
 
 **Defaults**: "—" means the option has no default (it is unset unless given); "required" means
 the command fails without it.

@@ -39,6 +39,7 @@ def backtest(
     fx: Annotated[Path | None, typer.Option(help="FX rates (fx table Parquet) for the config's \\[\\[fx]] series, when --data is not a catalog.")] = None,
     funding: Annotated[Path | None, typer.Option(help="Realised funding (funding table Parquet) of the perpetuals, when --data is not a catalog.")] = None,
     preset: Annotated[str | None, typer.Option(help="Run presets/<name>.toml on its recorded data and windows, and check the trial's metrics are reproduced bit for bit.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every metric in the table, also the skip counters that are 0.")] = False,
 ) -> None:
     """Backtest the spread-convergence strategy on one route or a universe of routes.
 
@@ -60,7 +61,7 @@ def backtest(
     if preset is not None:
         if config is not None:
             raise ConfigError("--preset carries its own config; drop --config")
-        _run_preset(preset, data, out, as_json, force, inputs)
+        _run_preset(preset, data, out, as_json, force, inputs, verbose)
         return
     if data is None and config is None:
         data, config = _default_inputs()
@@ -75,16 +76,17 @@ def backtest(
     if out is not None:
         write_results(res, out, force=force, inputs=inputs)
     if as_json:
-        payload: dict = {r["metric"]: _finite_or_none(r["value"]) for r in res.summary.to_dicts()}
+        payload: dict = {r["metric"]: _json_value(r["metric"], r["value"])
+                         for r in res.summary.to_dicts()}
         payload["label"] = res.config.run.label
         payload["notes"] = res.meta.get("notes", [])
         typer.echo(json.dumps(payload, default=str, indent=1, allow_nan=False))
     else:
-        print_summary(res)
+        print_summary(res, verbose=verbose)
 
 
 def _run_preset(name: str, data: Path | None, out: Path | None, as_json: bool, force: bool,
-                inputs: list[tuple[str, Path | None]]) -> None:
+                inputs: list[tuple[str, Path | None]], verbose: bool = False) -> None:
     from arbkit.errors import EngineError
     from arbkit.tune.preset import load_preset, run_preset
 
@@ -102,9 +104,9 @@ def _run_preset(name: str, data: Path | None, out: Path | None, as_json: bool, f
         if out is not None:
             write_results(results[0], out, force=force, inputs=inputs)
         if not as_json:
-            print_summary(results[0])
+            print_summary(results[0], verbose=verbose)
     if as_json:
-        payload = {k: _finite_or_none(v) for k, v in metrics.items()}
+        payload = {k: _json_value(k, v) for k, v in metrics.items()}
         payload["preset"] = p.name
         typer.echo(json.dumps(payload, default=str, indent=1, allow_nan=False))
     from datetime import UTC, datetime
@@ -124,9 +126,14 @@ def _run_preset(name: str, data: Path | None, out: Path | None, as_json: bool, f
                f"(data hash {m.get('data_hash')})", err=True)
 
 
-def _finite_or_none(v: float) -> float | None:
-    """Strict JSON has no NaN/inf: undefined metrics (e.g. Sharpe below 30 days) become null."""
-    return v if math.isfinite(v) else None
+def _json_value(metric: str, v: float) -> float | int | None:
+    """Strict JSON has no NaN/inf: undefined metrics (e.g. Sharpe below 30 days) become null;
+    counts are whole numbers (``"trades": 12``, not ``12.0``)."""
+    from arbkit.metrics.summary import is_count
+
+    if not math.isfinite(v):
+        return None
+    return int(v) if is_count(metric) and float(v).is_integer() else v
 
 
 RESULT_FRAMES = ("trades", "fills", "orders", "equity", "legs", "opportunities", "summary",

@@ -129,9 +129,9 @@ def formats() -> None:
 def ls(selection: SelectionArg = None, root: Root = None, start: Start = None,
        end: End = None) -> None:
     """List the catalog: instruments, days, rows and size (read from Parquet footers)."""
-    from rich.console import Console
     from rich.table import Table
 
+    from arbkit.cli.render import console
     from arbkit.data.catalog import Catalog, Selection
 
     cat = Catalog(root).require()
@@ -148,7 +148,7 @@ def ls(selection: SelectionArg = None, root: Root = None, start: Start = None,
         rows = f"{r['rows']:,}" + (f" + {r['damaged']} damaged file(s)" if r["damaged"] else "")
         table.add_row(r["kind"], r["venue"], r["symbol"], str(r["days"]), str(r["first_day"]),
                       str(r["last_day"]), rows, f"{r['bytes'] / 2**20:.2f}")
-    Console().print(table)
+    console().print(table)
 
 
 @app.command("info")
@@ -157,9 +157,9 @@ def info(selection: SelectionArg = None, root: Root = None, start: Start = None,
          gap_s: Annotated[float, typer.Option(help="A silence longer than this is a gap.")] = 60.0,
          ) -> None:
     """Rows, span, gaps (stale: others kept quoting; quiet: all silent), crossed rows, clocks."""
-    from rich.console import Console
     from rich.table import Table
 
+    from arbkit.cli.render import console
     from arbkit.data.catalog import Catalog, Selection, fmt_ts
 
     if not gap_s > 0 or gap_s == float("inf"):
@@ -173,7 +173,7 @@ def info(selection: SelectionArg = None, root: Root = None, start: Start = None,
     from arbkit.data.tables import time_column
 
     tcol = time_column(sel.kind)
-    console = Console()
+    con = console()
     for i in infos:
         table = Table(title=f"{cat.root}: {sel.kind}/{i.venue}/{i.symbol}", show_header=False)
         table.add_column("field")
@@ -190,7 +190,7 @@ def info(selection: SelectionArg = None, root: Root = None, start: Start = None,
                       else f"{i.recv_minus_exch_ms_p50:,.1f}"),
                      ("clock offset per session ms", ", ".join(f"{x:,.1f}" for x in i.clock_offsets_ms) or "n/a")):
             table.add_row(k, str(v))
-        console.print(table)
+        con.print(table)
 
 
 @app.command("validate")

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from arbkit.cli.guard import check_folder_arg, check_out_file, set_interrupt_note
+from arbkit.cli.render import console as cli_console
 
 STORAGE_HELP = ("postgresql://user@host:port/db for Optuna and the results (or the "
                 "ARBKIT_STORAGE env var); default: results/optuna.journal + "
@@ -33,7 +34,6 @@ def tune(
     """
     import dataclasses
 
-    from rich.console import Console
     from rich.live import Live
 
     from arbkit.errors import ConfigError
@@ -58,7 +58,7 @@ def tune(
     if fresh:
         delete_study(spec.name, st)
     before = _finished_so_far(spec, st)  # (also: a database that cannot be reached fails here)
-    console = Console(stderr=True)
+    console = cli_console(stderr=True)
     console.print(f"study [bold]{spec.name}[/]: {budget(spec)} trials, sampler {spec.sampler}, "
                   f"seed {spec.seed}, objective(s) {', '.join(spec.objectives)}, split "
                   f"{spec.split.kind}, storage {st.masked}, {jobs} worker(s)", markup=True,
@@ -100,7 +100,7 @@ def tune(
     best = best_trial(study)
     typer.echo(f"best trial {best.number}: {', '.join(spec.objectives)} = "
                f"{', '.join(f'{v:.4f}' for v in best.values)}; params "
-               + ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items()))
+               + ", ".join(f"{k}={_param(v)}" for k, v in best.params.items()))
     if spec.directions[0] == "maximize" and best.values[0] <= 0:
         typer.echo(f"warning: the best {spec.objectives[0]} is {best.values[0]:.4f} <= 0: no "
                    "trial did well on its train window; the best one is the least bad, not "
@@ -241,7 +241,7 @@ class ProgressView:
         for r in self.rows[-12:]:
             obj = ", ".join(_fmt(v) for v in r["values"]) if r["state"] == "COMPLETE" else \
                 "pruned: " + (r.get("reason") or "").split(":")[0]
-            tb.add_row(str(r["number"]), r["state"], _fmt(r["trades"]),
+            tb.add_row(str(r["number"]), r["state"], _count(r["trades"]),
                        _fmt(None if r["win_rate"] is None else 100 * r["win_rate"]),
                        _fmt(r["net_pnl"]), _fmt(r["max_drawdown"]), obj)
         return tb
@@ -252,13 +252,24 @@ def _attr(ua: dict[str, Any], k: str) -> float | None:
 
 
 def _fmt(v: Any) -> str:
+    """A figure of the live table: always two decimals (75.00 beside 75.25, never 75)."""
     if v is None:
         return "-"
     if isinstance(v, float):
-        if not math.isfinite(v):
-            return "n/a"
-        return f"{v:,.0f}" if v.is_integer() and abs(v) < 1e9 else f"{v:,.2f}"
+        return f"{v:,.2f}" if math.isfinite(v) else "n/a"
     return str(v)
+
+
+def _count(v: Any) -> str:
+    """A count (trades): a whole number."""
+    if v is None:
+        return "-"
+    return f"{int(v):,}" if math.isfinite(v) else "n/a"
+
+
+def _param(v: Any) -> str:
+    """A sampled parameter as it will be used: its significant digits, not rounded to 2."""
+    return f"{v:.6g}" if isinstance(v, float) else str(v)
 
 
 def report(

@@ -22,6 +22,15 @@ from arbkit.metrics.breakdown import (
 
 NS_PER_DAY = 86_400_000_000_000
 MIN_DAYS_FOR_RATIOS = 30
+# summary metrics that count things (the frame holds every value as a float)
+COUNT_METRICS = frozenset({"events", "trades", "entries", "entries_unfilled", "open_at_end",
+                           "days", "opportunities_seen", "opportunities_taken", "routes",
+                           "guard_events", "legging_incidents", "transfers"})
+
+
+def is_count(metric: str) -> bool:
+    """True for a summary metric that counts (``trades``, ``exits_*``, ``skipped_*``...)."""
+    return metric in COUNT_METRICS or metric.startswith(("exits_", "skipped_"))
 
 
 def _labels(frame: pl.DataFrame, col: str, table: tuple[str, ...], out: str) -> pl.DataFrame:

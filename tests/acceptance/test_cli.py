@@ -120,3 +120,81 @@ def test_json_is_strict(good):
     p = arbkit("backtest", "--data", str(data), "--config", str(cfg), "--json")
     out = json.loads(p.stdout, parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
     assert out["sharpe"] is None  # under 30 days: undefined, written as null
+
+
+# ------------------------------------------------------------------ issue 12: as printed
+
+
+def test_json_counts_are_whole_numbers(good):
+    data, cfg, _ = good
+    out = json.loads(arbkit("backtest", "--data", str(data), "--config", str(cfg),
+                            "--json").stdout)
+    counts = [k for k in out if k in ("events", "trades", "entries", "opportunities_seen",
+                                      "days") or k.startswith(("exits_", "skipped_"))]
+    assert len(counts) > 20
+    for k in counts:
+        assert type(out[k]) is int, (k, out[k])  # "trades": 12, not 12.0
+    assert type(out["net_pnl"]) is float and out["trades"] > 0
+
+
+def test_summary_opens_with_a_headline_and_hides_idle_skip_counters(good):
+    data, cfg, _ = good
+    p = arbkit("backtest", "--data", str(data), "--config", str(cfg))
+    assert p.returncode == 0, p.stderr
+    out = json.loads(arbkit("backtest", "--data", str(data), "--config", str(cfg),
+                            "--json").stdout)
+    head = p.stdout[:p.stdout.index("┏")]  # above the table
+    verdict = "made money" if out["net_pnl"] > 0 else "lost money"
+    assert f"strategy {verdict}: net PnL {out['net_pnl']:+,.2f} USDT over {out['trades']} " \
+           "closed trades" in head
+    assert "max drawdown" in head and "win rate" in head
+    assert "net_pnl is the strategy's answer" in head and "treasury_pnl" in head
+    idle = [k for k, v in out.items() if k.startswith("skipped_") and v == 0]
+    busy = [k for k, v in out.items() if k.startswith("skipped_") and v]
+    assert idle and busy
+    for k in idle:
+        assert f" {k} " not in p.stdout
+    for k in busy:
+        assert f" {k} " in p.stdout
+    assert "skip counters and rare lines are 0 and not shown; --verbose" in p.stdout
+    v = arbkit("backtest", "--data", str(data), "--config", str(cfg), "--verbose")
+    for k in out:  # --verbose: every metric, also those no section lists
+        if k not in ("label", "notes"):
+            assert f" {k} " in v.stdout, k
+    # one format per kind of figure: counts whole, money with 4 decimals (0.0000, not 0)
+    assert "│   fx_pnl" in p.stdout and "0.0000 │" in p.stdout.split("│   fx_pnl")[1][:40]
+
+
+def test_a_few_crossed_rows_are_a_printed_and_a_json_note(good, tmp_path):
+    data, cfg, frame = good
+    few = tmp_path / "few.parquet"
+    frame.with_columns(pl.when(pl.int_range(pl.len()) % 1000 == 7).then(pl.col("ask_px"))
+                       .otherwise(pl.col("bid_px")).alias("bid_px")).write_parquet(few)
+    p = arbkit("backtest", "--data", str(few), "--config", str(cfg), "--json")
+    notes = json.loads(p.stdout)["notes"]
+    assert any("20 quote row(s) (0.10%) are crossed or locked" in n for n in notes), notes
+    p = arbkit("backtest", "--data", str(few), "--config", str(cfg))
+    assert "note: 20 quote row(s) (0.10%) are crossed or locked" in p.stdout
+
+
+def test_piped_output_is_not_wrapped_at_80_columns(good, tmp_path):
+    """stdout to a pipe (a log, grep): every line whole, however long."""
+    import os
+
+    _, cfg, frame = good
+    few = tmp_path / "a_rather_long_folder_name_for_the_quotes_of_this_test" / "few.parquet"
+    few.parent.mkdir()
+    frame.with_columns(pl.when(pl.int_range(pl.len()) == 7).then(pl.col("ask_px"))
+                       .otherwise(pl.col("bid_px")).alias("bid_px")).write_parquet(few)
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    p = subprocess.run([sys.executable, "-m", "arbkit", "backtest", "--data", str(few),
+                        "--config", str(cfg)], capture_output=True, text=True, cwd=ROOT,
+                       env=env, timeout=300)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == f"arbkit backtest — synth:normal — {few}"
+    note = next(ln for ln in lines if "crossed or locked" in ln)
+    assert len(note) > 100 and note.startswith("note: 1 quote row(s)") and \
+        note.endswith("counts the moments they cost)")
+    assert any(ln.startswith("net_pnl is the strategy's answer") and
+               ln.endswith("plus open positions)") for ln in lines)

@@ -497,3 +497,23 @@ def test_hints_after_a_tune_in_another_results_folder_name_it(tmp_path: Path, sc
     assert again == "arbkit backtest --preset kept/p1.toml"
     r = _run_hint(again)
     assert r.code == 0 and "bit for bit" in r.err, r.err
+
+
+def test_the_live_table_formats_each_column_one_way(tmp_path: Path, scenario: Path) -> None:
+    """win %, net PnL, max DD and objective with two decimals (75.00 beside 75.25, never 75),
+    trades as whole numbers."""
+    from rich.console import Console
+
+    from arbkit.cli.tune import ProgressView
+
+    view = ProgressView(load_study(study_file(tmp_path, scenario, trials=3)))
+    for n, (win, pnl) in enumerate([(0.75, 12.0), (0.7525, -3.5), (1.0, 0.0)]):
+        view.add({"number": n, "state": "COMPLETE", "values": [pnl], "trades": 4.0,
+                  "win_rate": win, "net_pnl": pnl, "max_drawdown": 2.0, "reason": ""})
+    con = Console(record=True, width=200)
+    con.print(view.table())
+    rows = [ln for ln in con.export_text().splitlines() if "COMPLETE" in ln]
+    cells = [[c.strip() for c in ln.split("│")[1:-1]] for ln in rows]
+    assert [c[2:] for c in cells] == [["4", "75.00", "12.00", "2.00", "12.00"],
+                                      ["4", "75.25", "-3.50", "2.00", "-3.50"],
+                                      ["4", "100.00", "0.00", "2.00", "0.00"]]
