@@ -92,7 +92,10 @@ RJ_NO_BOOK = 2
 RJ_CROSSED = 3
 RJ_STALE = 4  # the venue's book is older than max_quote_age: treated as unavailable
 RJ_NO_BAR = 5  # bar mode: no bar closed after the order arrived (within the data-gap limit)
-REJECT_TEXT = ("", "insufficient_balance", "no_book", "crossed_book", "stale_book", "no_next_bar")
+RJ_VENUE = 6  # EXTERNAL venue: the venue refused it (a definite refusal: filters, funds, ...)
+RJ_LIMIT = 7  # EXTERNAL venue: over the session's hard cap (live --max-notional), never sent
+REJECT_TEXT = ("", "insufficient_balance", "no_book", "crossed_book", "stale_book", "no_next_bar",
+               "venue_rejected", "over_live_cap")
 
 # ---- exit reasons ------------------------------------------------------------------------
 X_NONE = 0

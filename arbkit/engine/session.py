@@ -249,19 +249,27 @@ class Session:
     def outbox(self) -> list[dict[str, Any]]:
         """Orders the kernel sent to an EXTERNAL venue that the runtime has not taken yet
         (oldest first). ``take(oid)`` marks one taken once its intent is journaled."""
-        out = []
+        return self._ext_orders(0)
+
+    def working_intents(self) -> list[dict[str, Any]]:
+        """The intents (as ``outbox`` gives them) of the orders an EXTERNAL venue holds: taken,
+        no final report yet (what a restarted runtime must resolve with its venue)."""
+        return self._ext_orders(1)
+
+    def _ext_orders(self, out: int) -> list[dict[str, Any]]:
+        res = []
         st = self.state
         for slot in range(st.orders.shape[0]):
             o = st.orders[slot]
-            if (o["active"] == 1 and o["matched"] == 0 and o["out"] == 0
+            if (o["active"] == 1 and o["matched"] == 0 and o["out"] == out
                     and st.inst[o["inst"]]["ext"] == T.VENUE_EXTERNAL):
-                out.append({"oid": int(o["oid"]), "inst": self.arrays.inst_keys[int(o["inst"])],
+                res.append({"oid": int(o["oid"]), "inst": self.arrays.inst_keys[int(o["inst"])],
                             "side": int(o["side"]), "qty": float(o["qty"]),
                             "limit_px": float(o["limit_px"]), "purpose": int(o["purpose"]),
                             "route": int(o["route"]), "trade_id": int(o["trade_id"]),
                             "t_send": int(o["t_send"])})
-        out.sort(key=lambda d: d["oid"])
-        return out
+        res.sort(key=lambda d: d["oid"])
+        return res
 
     def take(self, oid: int) -> None:
         """The runtime took order ``oid`` from the outbox (it is on its way to the venue)."""

@@ -91,6 +91,8 @@ class PaperNode:
     ignores it).
     """
 
+    mode = "paper"
+
     def __init__(self, cfg: Config, *, store: Any, results: Any, record_dir: Path,
                  clock: Callable[[], int],
                  source_factory: Callable[[asyncio.Queue, int], Any],
@@ -113,6 +115,7 @@ class PaperNode:
         self.interrupted = False
         self.decide_us: list[float] = []
         self.source: Any = None
+        self.queue: asyncio.Queue | None = None
         # fault injection for the crash tests (tests/integration/test_paper.py): kill -9 this
         # process once journal entry N is written (or, with ..._BEFORE_JOURNAL, just before:
         # the kernel saw it, the journal did not), or inside checkpoint N between the results
@@ -150,11 +153,12 @@ class PaperNode:
                               f"(started {meta.get('started_at', '?')}); --resume it, or start "
                               "a new one with --clean")
         self.session = Session(self.cfg, self._arrays(), kinds={k: "quotes" for k in self.keys})
+        self._attach()
         self.session.feed(np.zeros(0, T.EVENT_DTYPE), flush=True)  # load the compiled kernel now
         self.run_id = self.results.open_session_run(
             self.cfg, kind="paper", study=self.options.session,
             extra={"record_dir": str(self.record_dir), **self.extra_meta})
-        meta = {"session": self.options.session, "mode": "paper", "run_id": self.run_id,
+        meta = {"session": self.options.session, "mode": self.mode, "run_id": self.run_id,
                 "config_hash": self.cfg.config_hash(), "inst_keys": self.keys,
                 "record_dir": str(self.record_dir), "started_at": self.stamper.clock(),
                 **self.extra_meta}
@@ -180,6 +184,7 @@ class PaperNode:
         else:
             blob, self.seq = snap
             self.session = Session.restore(self.cfg, blob)
+        self._attach()
         self.resumed_from = self.seq
         n = meta.get("counts_at_snapshot") or {}
         if snap is not None:
@@ -199,6 +204,22 @@ class PaperNode:
         self.stamper.last = max(self.stamper.last, int(self.session.state.glob[0]["now"])
                                 if self.seq >= 0 else -1)
         self._reload_aggregates()
+
+    def _attach(self) -> None:
+        """A new or restored kernel session is here (before any replay): a subclass wires its
+        venue (runtime/live.py)."""
+
+    async def _ready(self) -> None:
+        """After ``open``, before the first event: a live node reconciles with its venues."""
+
+    def _settled(self) -> bool:
+        """Nothing more will come once the source ended (a live node waits for its venue)."""
+        return True
+
+    def _encode(self, batch: list) -> np.ndarray:
+        """The kernel's rows for a batch taken from the queue (paper: quotes only)."""
+        stamps = [self.stamper.stamp(q.ts_recv_ns) for q in batch]
+        return encode.quote_rows(batch, self.index, stamps)
 
     def _replay(self, page: list[tuple[int, bytes]]) -> None:
         rows = encode.from_bytes([p for _, p in page])
@@ -237,6 +258,8 @@ class PaperNode:
         self.open()
         o = self.options
         queue: asyncio.Queue = asyncio.Queue()
+        self.queue = queue
+        await self._ready()
         self.source = self.source_factory(queue, self.n_quotes)
         feed_task = asyncio.create_task(self.source.run())
         import signal
@@ -258,7 +281,7 @@ class PaperNode:
                 now = monotonic_s()
                 if o.duration_s is not None and now - t0 >= o.duration_s:
                     break
-                if feed_task.done() and queue.empty():
+                if feed_task.done() and queue.empty() and self._settled():
                     break  # the source ended (a replay ran out, or it failed)
                 waits = [next_ckpt - now, next_ctl - now, 0.5]
                 if hb_s is not None:
@@ -274,8 +297,7 @@ class PaperNode:
                 now = monotonic_s()
                 rows = []
                 if batch:
-                    stamps = [self.stamper.stamp(q.ts_recv_ns) for q in batch]
-                    rows.append(encode.quote_rows(batch, self.index, stamps))
+                    rows.append(self._encode(batch))
                     last_event = now
                 elif hb_s is not None and now - last_event >= hb_s:
                     rows.append(encode.heartbeat(self.stamper.now()))

@@ -1,0 +1,195 @@
+"""A live session: the paper node with the kernel's venue set to EXTERNAL.
+
+Everything a paper session does (feeds → queue → ``Session.feed``, journal, checkpoints,
+resume, controls, monitor) stays; what changes is who matches the orders:
+
+- the kernel puts its orders in its outbox and pauses (``S_OUTBOX``); the node's venue callback
+  takes them, **writes every event that led to them to the Redis journal first**, then hands
+  each intent to the execution client (``venues.execution``), which makes the intent durable
+  and sends it with a client order id derived from (session, order number);
+- the client's reports (acks, fills, partial fills, rejects, cancels) come back on the node's
+  queue and are fed to the kernel as ``EV_ORDER`` events — stamped, journaled and recorded like
+  quotes, so a recorded live session replays to the same fills, bit for bit;
+- on ``--resume`` the journal is replayed *without sending anything* (the kernel's orders of
+  that stretch are already in the client's intent journal, or were never sent), then the
+  orders the kernel still believes open are resolved with the venue (``recover``): the client
+  looks each up by its client id; an intent it never journaled was never sent and ends as
+  cancelled with nothing filled;
+- ``max_notional``: a hard cap per order on top of the preset's limits: an intent above it is
+  never sent; the kernel gets a reject (``over_live_cap``) and unwinds as for any reject.
+
+The execution client protocol (``Execution``) is what the node needs; ``venues/execution.py``
+implements it through ccxt, tests implement it in-process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from arbkit.core import types as T
+from arbkit.engine.session import Session
+from arbkit.runtime.clock import monotonic_s
+from arbkit.runtime.node import PaperNode
+
+# a report: (ts_ns, oid, filled, px, fee, status, reason, levels): ``filled`` this report's
+# quantity at average ``px``, ``fee`` its quote-currency value, ``status`` final ST_* or 0 while
+# working, ``reason`` RJ_* of a reject, ``levels`` the venue trades the fill was made of
+Report = tuple[int, int, float, float, float, int, int, int]
+
+
+class Execution(Protocol):
+    async def start(self, on_report: Any) -> None:
+        """Connect; reconcile with the venue (raise on disagreement); then deliver every report
+        through ``on_report(report)`` (called in the node's event loop)."""
+
+    def submit(self, intent: dict[str, Any]) -> None:
+        """Journal ``intent`` durably, then send it (in the background; never blocks)."""
+
+    async def recover(self, intents: list[dict[str, Any]]) -> None:
+        """After a restart: resolve each intent the kernel believes open (reports follow)."""
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReportItem:
+    """A venue report on the node's queue (beside the feeds' quotes)."""
+
+    report: Report
+    ts_recv_ns: int
+
+
+class LiveNode(PaperNode):
+    """Runs one live session (module doc). ``execution``: an ``Execution`` client."""
+
+    mode = "live"
+
+    def __init__(self, cfg: Any, *, execution: Execution, max_notional: float | None = None,
+                 settle_s: float = 5.0, **kw: Any) -> None:
+        super().__init__(cfg, **kw)
+        self.settle_s = settle_s  # once the feeds end: how long to wait for open orders
+        self._settle_t: float | None = None
+        self.execution = execution
+        self.max_notional = max_notional
+        self._replaying = False
+        self.n_reports = 0
+        self.n_sent = 0
+        self.n_capped = 0
+
+    # ---- the kernel's venue ------------------------------------------------------------
+    def _attach(self) -> None:
+        self.session.set_external(venue=self._venue)
+
+    def _venue(self, sess: Session) -> list[np.ndarray]:
+        intents = sess.outbox()
+        for it in intents:
+            sess.take(it["oid"])
+        if self._replaying:  # sent before the crash (the client's journal knows), or never
+            return []
+        self.flush_journal()  # the events that led to these orders are durable first
+        for it in intents:
+            if self.max_notional is not None and it["qty"] * it["limit_px"] > self.max_notional:
+                # refused here, never sent: the refusal is an event like a venue's (queued,
+                # journaled, recorded), so a replay books it at the same place
+                self.n_capped += 1
+                self._on_report((0, it["oid"], 0.0, 0.0, 0.0, T.ST_REJECTED, T.RJ_LIMIT, 0))
+                continue
+            self.n_sent += 1
+            self.execution.submit(it)
+        return []
+
+    def _settled(self) -> bool:
+        if not self.session.working():
+            return True
+        now = monotonic_s()
+        if self._settle_t is None:
+            self._settle_t = now
+        return now - self._settle_t >= self.settle_s
+
+    def _on_report(self, report: Report) -> None:
+        assert self.queue is not None
+        # stamped when taken from the queue: its own receive time, or (0: none given, as a
+        # replayed session's venue) just after the event before it
+        self.queue.put_nowait(ReportItem(tuple(report), int(report[0])))
+
+    async def _ready(self) -> None:
+        await self.execution.start(self._on_report)
+        pending = self.session.working_intents()
+        if pending:
+            await self.execution.recover(pending)
+
+    # ---- events ------------------------------------------------------------------------
+    def _encode(self, batch: list) -> np.ndarray:
+        rows = np.zeros(len(batch), T.EVENT_DTYPE)
+        for j, item in enumerate(batch):
+            ts = self.stamper.stamp(item.ts_recv_ns)
+            if isinstance(item, ReportItem):
+                _, oid, filled, px, fee, status, reason, levels = item.report
+                rows[j] = Session.report_event(ts, oid, filled, px, fee, status, reason,
+                                               levels)[0]
+                self.n_reports += 1
+            else:
+                rec = rows[j]
+                rec["ts_recv"] = ts
+                rec["ts_exch"] = ts if item.ts_exch_ns is None else item.ts_exch_ns
+                rec["inst"] = self.index[item.key]
+                rec["kind"] = T.EV_QUOTE
+                rec["bid_px"], rec["bid_qty"] = item.bid_px, item.bid_qty
+                rec["ask_px"], rec["ask_qty"] = item.ask_px, item.ask_qty
+                rec["depth_row"] = -1
+        return rows
+
+    def _feed(self, rows: np.ndarray) -> None:
+        """As the paper node's, with the journal written ahead: the rows are in the pending
+        journal before the kernel sees them, so the venue callback can make them durable
+        before any order they cause is sent."""
+        from arbkit.runtime import encode
+
+        t_in = monotonic_s()
+        seqs = np.arange(self.seq + 1, self.seq + 1 + rows.shape[0], dtype=np.int64)
+        self._journal += zip(seqs.tolist(), encode.to_bytes(rows), strict=True)
+        self.seq = int(seqs[-1])
+        self.session.feed(rows, flush=True)
+        t_out = monotonic_s()
+        self.decide_us.append((t_out - t_in) * 1e6 / rows.shape[0])
+        self.decide_s.append(t_out - t_in)
+        self._count(rows)
+        self.recording.add(seqs, rows)
+        o = self.options
+        if len(self._journal) >= o.journal_max or t_out - self._journal_t >= o.journal_ms / 1e3:
+            self.flush_journal()
+
+    def _replay(self, page: list[tuple[int, bytes]]) -> None:
+        self._replaying = True
+        try:
+            super()._replay(page)
+        finally:
+            self._replaying = False
+
+    def status(self) -> dict[str, Any]:
+        st = super().status()
+        st.update(mode="live", orders_sent=self.n_sent, reports=self.n_reports,
+                  capped=self.n_capped, working=len(self.session.working()))
+        return st
+
+
+def replay_recording(path: Any, cfg: Any) -> dict[str, np.ndarray]:
+    """The output rows of a recorded live session fed again to a fresh kernel: its orders are
+    taken and never sent; the recorded reports book them (tests: replay parity)."""
+    from arbkit.runtime.recording import load_recording
+
+    _, arrays = load_recording(path)
+    s = Session(cfg, arrays, kinds={k: "quotes" for k in arrays.inst_keys})
+
+    def venue(sess: Session) -> list:
+        for it in sess.outbox():
+            sess.take(it["oid"])
+        return []
+
+    s.set_external(venue=venue)
+    s.feed(arrays.events, flush=True)
+    s.finish()
+    return s.drain()
