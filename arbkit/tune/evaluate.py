@@ -46,6 +46,7 @@ class Outcome:
     values: list[float]  # one per objective (train)
     test_values: list[float]
     prune_reason: str = ""  # non-empty: the trial is PRUNED (too few trades, infeasible)
+    stress_worst: str = ""  # study.stress_min_net: the worst scenario (its net: metrics)
 
 
 def metrics_of(res: BacktestResult) -> dict[str, float]:
@@ -152,6 +153,8 @@ class Evaluator:
         base = self.base.replace_strategy(allow_infeasible=True)
         names = set(metrics_of(run_prepared(base, self.prep.window(self.t_first,
                                                                    self.t_first + 1))))
+        if self.spec.stress_min_net is not None:
+            names.add("stress_worst_net")
         for o in self.spec.objectives:
             tree = check_expression(o, self.spec.source)
             used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - set(FUNCS)
@@ -216,18 +219,36 @@ class Evaluator:
     def _outcome(self, params: dict[str, Any], cfg: Config, tr: list[BacktestResult],
                  te: list[BacktestResult]) -> Outcome:
         m, tm = mean_metrics(tr), mean_metrics(te)
+        few = [int(metrics_of(r)["trades"]) for r in tr]
+        worst = ""
+        if self.spec.stress_min_net is not None:
+            # the worst stressed train run (not measured on the test windows: NaN there)
+            worst, m["stress_worst_net"] = self.stress(cfg) \
+                if min(few) >= self.spec.min_trades else ("", math.nan)
+            if tm:
+                tm["stress_worst_net"] = math.nan
         values = [evaluate(o, m) for o in self.spec.objectives]
         tvalues = [evaluate(o, tm) if tm else math.nan for o in self.spec.objectives]
         reason = ""
-        few = [int(metrics_of(r)["trades"]) for r in tr]
         if min(few) < self.spec.min_trades:
             reason = (f"min_trades: {min(few)} trades in a train window < "
                       f"study.min_trades = {self.spec.min_trades}")
+        elif worst and not m["stress_worst_net"] >= self.spec.stress_min_net:
+            reason = (f"stress: {worst} net PnL {m['stress_worst_net']:.2f} < "
+                      f"study.stress_min_net = {self.spec.stress_min_net:g}")
         elif any(not math.isfinite(v) for v in values):
             bad = [o for o, v in zip(self.spec.objectives, values) if not math.isfinite(v)]
             reason = (f"objective {bad[0]!r} undefined on this run (e.g. sharpe/calmar need "
                       f">= 30 days of data; see the trial's notes)")
-        return Outcome(params, cfg, tr, te, m, tm, values, tvalues, reason)
+        return Outcome(params, cfg, tr, te, m, tm, values, tvalues, reason, worst)
+
+    def stress(self, cfg: Config) -> tuple[str, float]:
+        """(worst scenario, its net PnL) of ``cfg`` on the train windows (``arbkit
+        stress`` with the study's seed; the scenarios of study.stress_scenarios)."""
+        from arbkit.engine.stress import stress_min_net
+
+        return stress_min_net(cfg, self._train, list(self.spec.stress_scenarios) or None,
+                              seed=self.spec.seed)
 
 
 def split_windows(spec: StudySpec, t0: int, t1: int

@@ -16,6 +16,11 @@ batch = 1                        # > 1: ask this many trials at once, run them i
                                  #   parallel numba call (the grid fast path)
 save = "all"                     # all: every trial's frames to the results store; runs: only
                                  #   the runs row (metrics, config); none
+stress_min_net = -500.0          # optional: each trial is also run under the stress scenarios
+                                 #   (`arbkit stress`, seed = study.seed) on its train windows;
+                                 #   worst net PnL below this floor: trial PRUNED. The worst is
+                                 #   metric stress_worst_net (usable in objectives)
+stress_scenarios = ["flash_crash", "venue_outage"]  # optional: which ones (default all)
 
 [split]
 kind = "holdout"                 # none | holdout | walk_forward
@@ -101,6 +106,8 @@ class StudySpec:
     fx: str | None = None
     funding: str | None = None
     base_dir: Path = field(default_factory=Path)
+    stress_min_net: float | None = None  # None: no stress constraint
+    stress_scenarios: tuple[str, ...] = ()  # () = every scenario
 
     def resolve(self, p: str) -> Path:
         """A path of the study file, relative to the working directory if it exists there,
@@ -133,7 +140,8 @@ def study_from_dict(raw: dict[str, Any], source: str = "<study>",
                           "[space]")
     st = dict(raw.get("study") or {})
     allowed = {"name", "data", "config", "trials", "sampler", "seed", "objectives",
-               "directions", "min_trades", "batch", "save", "fx", "funding"}
+               "directions", "min_trades", "batch", "save", "fx", "funding", "stress_min_net",
+               "stress_scenarios"}
     bad = sorted(set(st) - allowed)
     if bad:
         raise ConfigError(f"{source}: unknown key study.{bad[0]} = {st[bad[0]]!r}; allowed keys: "
@@ -172,6 +180,7 @@ def study_from_dict(raw: dict[str, Any], source: str = "<study>",
     if save not in SAVES:
         raise ConfigError(f"{source}: study.save = {save!r}; use one of {SAVES}")
     split = _split(raw.get("split") or {}, source)
+    floor, scen = _stress(st, source)
     params = _space(raw.get("space") or {}, source, sampler)
     return StudySpec(
         name=name, data=data, config=None if config is None else str(config), trials=trials,
@@ -180,7 +189,28 @@ def study_from_dict(raw: dict[str, Any], source: str = "<study>",
         min_trades=_int(st.get("min_trades", 1), "study.min_trades", source, lo=0),
         batch=_int(st.get("batch", 1), "study.batch", source, lo=1), save=save, split=split,
         params=params, source=source, fx=st.get("fx"), funding=st.get("funding"),
-        base_dir=base_dir or Path.cwd())
+        base_dir=base_dir or Path.cwd(), stress_min_net=floor, stress_scenarios=scen)
+
+
+def _stress(st: dict[str, Any], source: str) -> tuple[float | None, tuple[str, ...]]:
+    """``study.stress_min_net`` (a finite number, reference currency) and
+    ``study.stress_scenarios`` (names of ``arbkit stress`` scenarios)."""
+    from arbkit.engine.scenarios import SCENARIOS
+
+    floor = st.get("stress_min_net")
+    if floor is not None and (isinstance(floor, bool) or not isinstance(floor, (int, float))
+                              or not math.isfinite(floor)):
+        raise ConfigError(f"{source}: study.stress_min_net = {floor!r}; use a number (the worst "
+                          "scenario's net PnL floor, e.g. -500.0)")
+    scen = st.get("stress_scenarios", [])
+    if not isinstance(scen, list) or any(s not in SCENARIOS for s in scen):
+        bad = scen if not isinstance(scen, list) else [s for s in scen if s not in SCENARIOS][0]
+        raise ConfigError(f"{source}: study.stress_scenarios: {bad!r} is not a scenario; use a "
+                          f"list of {', '.join(SCENARIOS)}")
+    if scen and floor is None:
+        raise ConfigError(f"{source}: study.stress_scenarios needs study.stress_min_net (the "
+                          "floor they are held to); add it or drop stress_scenarios")
+    return (None if floor is None else float(floor)), tuple(scen)
 
 
 def _int(v: Any, where: str, source: str, lo: int) -> int:

@@ -217,7 +217,9 @@ def spec_record(spec: StudySpec) -> dict[str, Any]:
                       "embargo_s": spec.split.embargo_s, "windows": spec.split.windows},
             "params": [p.name for p in spec.params],
             "fx": None if spec.fx is None else str(spec.resolve(spec.fx)),
-            "funding": None if spec.funding is None else str(spec.resolve(spec.funding))}
+            "funding": None if spec.funding is None else str(spec.resolve(spec.funding)),
+            "stress_min_net": spec.stress_min_net,
+            "stress_scenarios": list(spec.stress_scenarios)}
 
 
 def worker_id() -> str:
@@ -371,6 +373,9 @@ def record(study: optuna.Study, trial: optuna.Trial, out: Outcome, ev: Evaluator
         if k in out.test_metrics:
             a(f"t.{k}", _num(out.test_metrics[k]))
     a("test_values", [_num(v) for v in out.test_values])
+    if out.stress_worst:  # study.stress_min_net
+        a("m.stress_worst_net", _num(out.metrics["stress_worst_net"]))
+        a("stress_worst", out.stress_worst)
     run_ids = []
     if store is not None and out.config is not None:
         parts = [("train", k, r) for k, r in enumerate(out.train)]

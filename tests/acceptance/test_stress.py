@@ -201,3 +201,50 @@ def test_study_report_gets_a_stress_section(preset, tmp_path) -> None:
     bad.write_text("{}")
     ran = cli("report", "any", "--stress", bad)
     assert ran.code == 1 and "not a stress.json" in ran.err and len(ran.lines()) == 1
+
+
+def test_tune_holds_trials_to_a_stress_floor(market, guarded, tmp_path) -> None:
+    """study.stress_min_net: a trial whose worst stressed run loses more is PRUNED, saying
+    which scenario; a kept trial records stress_worst_net (usable as an objective)."""
+    from optuna.trial import TrialState
+
+    from arbkit.tune import load_study, run_study, storage_for
+
+    df, _ = market
+    cfg, _ = guarded
+    df.write_parquet(tmp_path / "quotes.parquet")
+    (tmp_path / "base.toml").write_text(dump_config(cfg))
+    (tmp_path / "study.toml").write_text(
+        '[study]\nname = "stress_floor"\ndata = "quotes.parquet"\nconfig = "base.toml"\n'
+        'trials = 2\nsampler = "grid"\nseed = 0\nmin_trades = 1\n'
+        'objectives = ["net_pnl", "stress_worst_net"]\ndirections = ["maximize", "maximize"]\n'
+        'stress_min_net = -500.0\nstress_scenarios = ["flash_crash"]\n\n'
+        '[space]\n"strategy.notional" = { values = [2000.0, 10000.0] }\n')
+    spec = load_study(tmp_path / "study.toml")
+    study = run_study(spec, storage_for(None, tmp_path / "results"))
+    by = {t.params["strategy.notional"]: t for t in study.get_trials()}
+    small, big = by[2000.0], by[10000.0]
+    assert small.state == TrialState.COMPLETE, small.user_attrs.get("pruned_because")
+    assert small.user_attrs["stress_worst"] == "flash_crash"
+    worst = small.user_attrs["m.stress_worst_net"]
+    assert -500.0 <= worst < 0 and small.values[1] == worst
+    assert big.state == TrialState.PRUNED
+    assert big.user_attrs["pruned_because"].startswith("stress: flash_crash net PnL -")
+    assert "< study.stress_min_net = -500" in big.user_attrs["pruned_because"]
+
+
+@pytest.mark.parametrize("line, words", [
+    ("stress_min_net = \"low\"", ["study.stress_min_net = 'low'", "e.g. -500.0"]),
+    ("stress_min_net = -1.0\nstress_scenarios = [\"meteor\"]", ["'meteor'", "flash_crash"]),
+    ("stress_scenarios = [\"fees_x2\"]", ["needs study.stress_min_net"]),
+])
+def test_bad_stress_keys_in_a_study(line, words, tmp_path) -> None:
+    from arbkit.errors import ConfigError
+    from arbkit.tune import load_study
+
+    (tmp_path / "s.toml").write_text(f'[study]\nname = "x"\ndata = "synth:normal"\n{line}\n'
+                                     '[space]\n"strategy.entry_bps" = { low = 1.0, high = 2.0 }\n')
+    with pytest.raises(ConfigError) as exc:
+        load_study(tmp_path / "s.toml")
+    for w in words:
+        assert w in str(exc.value), (w, str(exc.value))
