@@ -95,8 +95,9 @@ def _write(out: Path, payload: dict, force: bool) -> None:
 
 
 def print_stress(rep) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from arbkit.cli.render import console as make_console
 
     m = rep.meta
     t = Table(title=f"arbkit stress — preset {rep.name} (study {m.get('study')} trial "
@@ -104,7 +105,7 @@ def print_stress(rep) -> None:
     for head in ("scenario", "net PnL", "account PnL", "max DD", "win %", "trades",
                  "guard triggers", "identity gap"):
         t.add_column(head, justify="left" if head in ("scenario", "guard triggers")
-                     else "right")
+                     else "right", no_wrap=head != "guard triggers")
     worst = rep.worst().scenario
     for r in rep.rows:
         name = f"[bold red]{r.scenario}[/]" if r.scenario == worst else r.scenario
@@ -116,8 +117,8 @@ def print_stress(rep) -> None:
         t.add_row(name, f"{x['net_pnl']:,.2f}", f"{x['account_pnl']:,.2f}",
                   f"{x['max_drawdown']:,.2f}",
                   "-" if math.isnan(x["win_rate"]) else f"{100 * x['win_rate']:.1f}",
-                  f"{x['trades']:,.0f}", guards, f"{x['identity_gap']:.2e}")
-    console = Console()
+                  f"{x['trades']:,.0f}", guards, f"{x['identity_gap']:.1e}")
+    console = make_console()
     console.print(t)
     for r in rep.rows:
         console.print(f"  [cyan]{r.scenario}[/]: {r.detail}", highlight=False)
