@@ -69,8 +69,7 @@ def sniff(file: str | Path) -> tuple[str, str] | None:
     if head.startswith(b"PAR1"):
         return None
     if head.startswith(b"\x1f\x8b"):
-        return ("it is gzip-compressed (a .csv.gz?)",
-                "a CSV is imported with a CSV format (`arbkit data formats`)")
+        return ("it is gzip-compressed (a .csv.gz?)", _import_csv(file))
     if head.startswith(b"PK\x03\x04"):
         return "it is a zip archive", "unzip it first"
     try:
@@ -80,8 +79,17 @@ def sniff(file: str | Path) -> tuple[str, str] | None:
     first = text.splitlines()[0][:60] if text.strip() else ""
     if text.lstrip().startswith(("{", "[")):
         return f"it is JSON text (starts {first!r})", "convert it to Parquet first"
-    return (f"it is text (starts {first!r})",
-            "a CSV is imported with a CSV format (`arbkit data formats`)")
+    return (f"it is text (starts {first!r})", _import_csv(file))
+
+
+def _import_csv(file: str | Path) -> str:
+    """The fix for a CSV given where Parquet is read: the command that imports it."""
+    import shlex
+
+    return ("a CSV is imported into the catalog with a CSV format: `arbkit data import csv "
+            f"{shlex.quote(str(file))} --map mapping.toml` (a mapping.toml of one line, "
+            'kind = "quotes", when its columns have arbkit\'s names; docs/data.md "Generic '
+            'CSV"; `arbkit data formats` lists the others), then pass the catalog: --data data')
 
 
 def not_parquet(file: str | Path, exc: BaseException, fix: str = "re-export it") -> DataError:

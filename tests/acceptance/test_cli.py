@@ -198,3 +198,21 @@ def test_piped_output_is_not_wrapped_at_80_columns(good, tmp_path):
         note.endswith("counts the moments they cost)")
     assert any(ln.startswith("net_pnl is the strategy's answer") and
                ln.endswith("plus open positions)") for ln in lines)
+
+
+def test_a_csv_given_as_data_names_the_import_that_works_as_printed(good, tmp_path):
+    data, cfg, frame = good
+    frame.write_csv(tmp_path / "q.csv")
+    line = one_line_error(arbkit("backtest", "--data", "q.csv", "--config", str(cfg),
+                                 cwd=tmp_path), "q.csv", "not a Parquet file")
+    cmd = line.split("`arbkit ")[1].split("`")[0]
+    assert cmd == "data import csv q.csv --map mapping.toml"
+    assert 'kind = "quotes"' in line and "--data data" in line
+    (tmp_path / "mapping.toml").write_text('kind = "quotes"\n')  # the one line it names
+    p = arbkit(*cmd.split(), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(arbkit("backtest", "--data", "data", "--config", str(cfg), "--json",
+                            cwd=tmp_path).stdout)
+    want = json.loads(arbkit("backtest", "--data", str(data), "--config", str(cfg),
+                             "--json").stdout)
+    assert (got["trades"], got["net_pnl"]) == (want["trades"], want["net_pnl"]) and got["trades"]

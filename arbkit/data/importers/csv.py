@@ -5,6 +5,9 @@ canonical column (``{"ts_recv_ns": "time", "bid_px": "bid"}``); columns the sour
 given as constants (``venue="kraken"``). Time columns are converted from ``ts_unit`` (``ns``,
 ``us``, ``ms``, ``s`` or ``iso`` text, which is taken as UTC when it carries no offset).
 
+Without ``[columns]``, the file's columns that carry canonical names are read as they are
+(a mapping of one line, ``kind = "quotes"``, imports a CSV written from arbkit's own quotes).
+
 Example mapping file (TOML), for ``arbkit data import csv --map mapping.toml``::
 
     kind = "quotes"
@@ -86,6 +89,14 @@ def read_csv_mapped(path: str | Path, mapping: CsvMapping) -> pl.DataFrame:
         raise DataError(f"csv import: mapping names {bad[0]!r}, not a column of "
                         f"{mapping.kind}; its columns: {', '.join(known)}")
     raw = read_csv(p, separator=mapping.separator)
+    if not mapping.columns:  # no [columns]: the file's columns already have arbkit's names
+        same = {c: c for c in raw.columns if c in known or schema.is_depth_column(c)}
+        if not same:
+            raise DataError(f"{p}: columns={raw.columns}: none has a canonical {mapping.kind} "
+                            f"name ({', '.join(known)}); add a [columns] table to the mapping")
+        mapping = CsvMapping(kind=mapping.kind, columns=same, constants=mapping.constants,
+                             ts_unit=mapping.ts_unit, interval=mapping.interval,
+                             separator=mapping.separator)
     absent = sorted(src for src in mapping.columns.values() if src not in raw.columns)
     if absent:
         raise DataError(f"{p}: columns={raw.columns}: the mapping reads {absent[0]!r}, which "
