@@ -2,9 +2,16 @@
 # Real PostgreSQL + Redis servers for the test suite, on loopback only.
 #
 #   bash scripts/services.sh          start (or reuse) both servers, write .services/env
+#   bash scripts/services.sh start --started-file F
+#                                     same, and append to F the name of each server this
+#                                     call started (postgres, redis), none it reused
 #   bash scripts/services.sh stop     stop the servers this checkout started
+#   bash scripts/services.sh stop postgres|redis ...   stop only those (scripts/test.sh
+#                                     passes the names it recorded with --started-file)
 #   bash scripts/services.sh status   tell whether each server answers
 #
+# ARBKIT_SERVICES_PG_PORT / ARBKIT_SERVICES_REDIS_PORT move the ports (the test of this
+# script runs its own pair beside the suite's).
 # PostgreSQL: 127.0.0.1:55432, database arbkit_test, user arbkit / password arbkit.
 # Redis:      127.0.0.1:56379, no persistence.
 # State lives under .services/ (gitignored). Missing binaries are installed with apt-get
@@ -15,8 +22,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SVC="$ROOT/.services"
 
-PG_PORT=55432
-REDIS_PORT=56379
+PG_PORT="${ARBKIT_SERVICES_PG_PORT:-55432}"
+REDIS_PORT="${ARBKIT_SERVICES_REDIS_PORT:-56379}"
+STARTED_FILE=""  # --started-file: where a start records the servers it started
 PG_DB=arbkit_test
 PG_USER=arbkit
 PG_PASSWORD=arbkit
@@ -27,6 +35,7 @@ REDIS_DIR="$SVC/redis"
 ENV_FILE="$SVC/env"
 
 log() { echo "services: $*" >&2; }
+started() { [[ -z "$STARTED_FILE" ]] || echo "$1" >>"$STARTED_FILE"; }
 die() { echo "services: ERROR: $*" >&2; exit 1; }
 
 is_root() { [[ "$(id -u)" -eq 0 ]]; }
@@ -222,6 +231,7 @@ pg_up() {
     fi
     pg_init
     pg_start
+    started postgres
     pg_provision
     pg_url_works || die "PostgreSQL started but $PG_URL does not work (see $PG_BASE/postgres.log)"
 }
@@ -284,6 +294,7 @@ EOF
     log "starting Redis on 127.0.0.1:$REDIS_PORT"
     (cd "$REDIS_DIR" && redis-server "$REDIS_DIR/redis.conf" 9>&-) \
         || { tail -n 30 "$REDIS_DIR/redis.log" >&2 || true; die "redis-server failed to start"; }
+    started redis
     for _ in $(seq 1 50); do
         redis_ping && return 0
         sleep 0.2
@@ -335,8 +346,16 @@ with_lock() {
 }
 
 cmd="${1:-start}"
+[[ $# -gt 0 ]] && shift
 case "$cmd" in
     start|up)
+        if [[ "${1:-}" == --started-file ]]; then
+            [[ -n "${2:-}" ]] || die "--started-file needs a file name"
+            STARTED_FILE="$2"
+            touch "$STARTED_FILE"
+        elif [[ $# -gt 0 ]]; then
+            die "start: unknown argument '$1'; use: start [--started-file FILE]"
+        fi
         with_lock
         ensure_binaries
         pg_up
@@ -344,10 +363,17 @@ case "$cmd" in
         write_env
         ;;
     stop|down)
+        which=("$@")
+        [[ ${#which[@]} -eq 0 ]] && which=(postgres redis)
+        for w in "${which[@]}"; do
+            [[ "$w" == postgres || "$w" == redis ]] \
+                || die "stop: unknown server '$w'; use postgres and/or redis (or none for both)"
+        done
         with_lock
-        pg_down
-        redis_down
-        rm -f "$ENV_FILE"
+        for w in "${which[@]}"; do
+            if [[ "$w" == postgres ]]; then pg_down; else redis_down; fi
+        done
+        if [[ ${#which[@]} -eq 2 ]]; then rm -f "$ENV_FILE"; fi
         ;;
     status)
         ok=0

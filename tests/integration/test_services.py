@@ -145,3 +145,71 @@ def test_redis_pipeline(clean_redis) -> None:
             pipe.set(f"arbkit:k:{i}", i)
         pipe.execute()
     assert r.mget([f"arbkit:k:{i}" for i in (0, 50, 99)]) == ["0", "50", "99"]
+
+
+# ---------------------------------------------------------------------------
+# scripts/services.sh and scripts/test.sh: stop what a run started, nothing else
+# ---------------------------------------------------------------------------
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _services(root, *args: str, env: dict | None = None):
+    import os
+    import subprocess
+
+    return subprocess.run(["bash", str(root / "scripts" / "services.sh"), *args],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
+
+
+def test_a_start_that_reuses_running_servers_records_none(tmp_path, pg_url: str,
+                                                          redis_url: str) -> None:
+    """The suite's servers are up: a start reuses them, records nothing, so test.sh's end
+    stops nothing (a developer's servers keep running)."""
+    started = tmp_path / "started"
+    r = _services(ROOT, "start", "--started-file", str(started))
+    assert r.returncode == 0, r.stderr
+    assert started.read_text() == "" and "reused" in r.stderr
+    assert _services(ROOT, "status").returncode == 0
+
+
+def test_a_start_records_the_servers_it_started_and_stop_stops_only_those(tmp_path) -> None:
+    """A pair of servers of its own (other ports, a copy of the script in a scratch checkout):
+    both recorded as started; `stop redis` leaves PostgreSQL up; `stop postgres` ends it."""
+    import shutil
+
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "services.sh", tmp_path / "scripts" / "services.sh")
+    env = {"ARBKIT_SERVICES_PG_PORT": str(_free_port()),
+           "ARBKIT_SERVICES_REDIS_PORT": str(_free_port())}
+    started = tmp_path / "started"
+    try:
+        r = _services(tmp_path, "start", "--started-file", str(started), env=env)
+        assert r.returncode == 0, r.stderr
+        assert started.read_text().split() == ["postgres", "redis"]
+        again = tmp_path / "again"
+        assert _services(tmp_path, "start", "--started-file", str(again), env=env).returncode == 0
+        assert again.read_text() == ""  # reused
+        assert _services(tmp_path, "stop", "redis", env=env).returncode == 0
+        st = _services(tmp_path, "status", env=env).stdout
+        assert "postgres: up" in st and "redis: down" in st
+        assert _services(tmp_path, "stop", "postgres", env=env).returncode == 0
+        st = _services(tmp_path, "status", env=env).stdout
+        assert "postgres: down" in st and "redis: down" in st
+        bad = _services(tmp_path, "stop", "mysql", env=env)
+        assert bad.returncode == 1 and "unknown server 'mysql'" in bad.stderr
+    finally:
+        _services(tmp_path, "stop", env=env)
+        pg = (tmp_path / ".services" / "pg").resolve()
+        if pg != tmp_path / ".services" / "pg":  # the cluster moved to /var/tmp (see script)
+            shutil.rmtree(pg.parent, ignore_errors=True)
+
