@@ -13,6 +13,7 @@ import io
 import math
 import os
 import re
+import tempfile
 from pathlib import Path
 
 import matplotlib.image
@@ -265,3 +266,41 @@ def test_report_renders_in_headless_chromium(page: str, tmp_path: Path) -> None:
     for sid in SECTION_IDS:
         assert re.search(rf'<section id="{sid}">\s*<h2>', dom), sid
     assert len(re.findall(r'<img src="data:image/png;base64,', dom)) == len(IMG.findall(page))
+
+
+def _chromium_commands() -> list[tuple[str, str]]:
+    """(file, line) of every Chromium command line in the docs, README and scripts."""
+    root = Path(__file__).resolve().parents[2]
+    files = [root / "README.md", *(root / "docs").rglob("*.md"), *(root / "scripts").glob("*"),
+             *(root / "deploy").rglob("*"), *(root / "notebooks").glob("*.ipynb")]
+    run = re.compile(r"(^|[\s`\"'(])(/usr/bin/)?chromium(-browser)?\s+--")
+    return [(str(f.relative_to(root)), ln) for f in files if f.is_file()
+            for ln in f.read_text(encoding="utf-8", errors="replace").splitlines()
+            if run.search(ln)]
+
+
+def test_every_chromium_command_in_docs_and_scripts_passes_no_sandbox() -> None:
+    """As root (containers, CI) headless Chromium does not start without --no-sandbox."""
+    from arbkit.report.browser import FLAGS
+
+    assert "--no-sandbox" in FLAGS
+    found = _chromium_commands()
+    assert len(found) >= 3, found  # docs/tuning.md, docs/operations.md, scripts/chromium.sh
+    for where, line in found:
+        assert "--no-sandbox" in line, (where, line)
+
+
+def test_the_documented_headless_command_works_as_printed(page: str, tmp_path: Path) -> None:
+    import shlex
+    import subprocess
+
+    _need_chromium()
+    line = next(ln for f, ln in _chromium_commands() if f == "docs/tuning.md")
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports" / "s.html").write_text(page, encoding="utf-8")
+    args = shlex.split(line.replace("<study>", "s"))
+    with tempfile.TemporaryDirectory(prefix="arbkit-chromium-") as profile:
+        p = subprocess.run([*args, f"--user-data-dir={profile}"], cwd=tmp_path, timeout=120,
+                           capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert (tmp_path / "report.png").stat().st_size > 10_000
