@@ -78,6 +78,11 @@ the command fails without it.
 
 **What the option tables below do not say** (read from the code, checked by running it):
 
+- The first `backtest`, `tune` or `paper` of an install compiles arbkit's numba kernel (about
+  2-4 min, once; cached under `~/.cache/arbkit/`): it says so on stderr before it starts
+  (`compiling arbkit's numba kernel: ...`), with a spinner and the elapsed time on a terminal,
+  and `kernel compiled in N s` when done. Later runs load it in about a second.
+
 - `arbkit backtest` with neither `--data` nor `--config` runs the default study: the first time
   it writes `out/default-study/quotes.parquet` and `config.toml` (synthetic scenario `normal`,
   seed 7) under the *current directory*, printing `generating the default study data in

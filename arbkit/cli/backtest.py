@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
+from arbkit.cli.compiling import compile_status
 from arbkit.cli.guard import check_out_dir, publish_note, set_interrupt_note, write_dir
-from arbkit.cli.render import print_summary
+from arbkit.cli.render import console, print_summary
 from arbkit.engine.checks import result_checks
 
 DEFAULT_DIR = Path("out/default-study")
@@ -70,8 +71,9 @@ def backtest(
         raise ConfigError("pass both --data and --config (or neither, for the default study)")
     if out is not None:  # refused before the run, not after it
         check_out_dir(out, force=force, inputs=inputs)
-    res = arbkit.backtest(data, config, chunk=chunk, stream=stream, start_day=start, end_day=end,
-                          fx=fx, funding=funding)
+    with compile_status(console(stderr=True)):
+        res = arbkit.backtest(data, config, chunk=chunk, stream=stream, start_day=start,
+                              end_day=end, fx=fx, funding=funding)
     res.meta["notes"] = [*res.meta.get("notes", []), *result_checks(res)]
     if out is not None:
         write_results(res, out, force=force, inputs=inputs)
@@ -96,7 +98,8 @@ def _run_preset(name: str, data: Path | None, out: Path | None, as_json: bool, f
         if p.meta.get(k) and not str(p.meta[k]).startswith("synth:")]
     if out is not None:
         check_out_dir(out, force=force, inputs=inputs)
-    results, metrics, bad = run_preset(p, data)
+    with compile_status(console(stderr=True)):
+        results, metrics, bad = run_preset(p, data)
     for res in results:
         res.meta["notes"] = [*res.meta.get("notes", []), *result_checks(res)]
     m = p.meta

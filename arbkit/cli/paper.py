@@ -57,6 +57,10 @@ def paper(
         parse_http(http)
     url = redis or os.environ.get(REDIS_ENV) or DEFAULT_REDIS
     store = SessionStore(url, name)
+    from arbkit.cli.compiling import note_once
+    from arbkit.cli.render import console
+
+    note_once(console(stderr=True))
     if clean:
         n = store.clean(Path("logs") / "session-backups", force=True)
         typer.echo(f"session {name}: {n} Redis keys cleared (backup: {store.last_backup})",

@@ -8,8 +8,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from arbkit.metrics.summary import is_count
-
 SECTIONS = {
     "Trades": ["events", "entries", "entries_unfilled", "trades", "open_at_end", "exits_converge",
                "exits_take_profit", "exits_stop_loss", "exits_time", "exits_reversal",
@@ -55,6 +53,8 @@ def console(*, stderr: bool = False) -> Console:
 def _fmt(name: str, v: float) -> str:
     """A count as a whole number, every other figure with its section's decimals (so 0
     and 12.5 of one kind read alike: 0.0000, 12.5000)."""
+    from arbkit.metrics.summary import is_count  # (not at CLI start-up: it loads numba)
+
     if isinstance(v, float) and math.isnan(v):
         return "n/a"
     if isinstance(v, float) and math.isinf(v):

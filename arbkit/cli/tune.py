@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from arbkit.cli.compiling import note_once
 from arbkit.cli.guard import check_folder_arg, check_out_file, set_interrupt_note
 from arbkit.cli.render import console as cli_console
 
@@ -67,6 +68,7 @@ def tune(
         console.print(f"resuming: {before[0]}/{budget(spec)} finished trials already stored; "
                       f"{before[1]} trial(s) cut short earlier will be run again",
                       highlight=False)
+    note_once(console)  # the workers compile it before their first trial
     view = ProgressView(spec)
     fresh_files = _absent(st)
     try:

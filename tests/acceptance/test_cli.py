@@ -216,3 +216,37 @@ def test_a_csv_given_as_data_names_the_import_that_works_as_printed(good, tmp_pa
     want = json.loads(arbkit("backtest", "--data", str(data), "--config", str(cfg),
                              "--json").stdout)
     assert (got["trades"], got["net_pnl"]) == (want["trades"], want["net_pnl"]) and got["trades"]
+
+
+def test_a_first_run_says_it_is_compiling_the_kernel(good, tmp_path):
+    """A fresh install (an empty numba cache) says at once that it compiles, with an estimate,
+    instead of ~1-3 minutes of silence; a warm one says nothing about it."""
+    import os
+    import time
+
+    data, cfg, _ = good
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "empty-cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "arbkit", "backtest", "--data", str(data),
+                             "--config", str(cfg)], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        first = proc.stderr.readline()  # before any compiling: the line comes first
+    finally:
+        t = time.perf_counter()
+        proc.kill()
+        proc.communicate(timeout=30)
+    assert first.startswith("compiling arbkit's numba kernel: the first run of this install "
+                            "(about 2-4 min, once; later runs load it from "), first
+    assert str(tmp_path / "empty-cache") in first and time.perf_counter() - t < 30
+    warm = arbkit("backtest", "--data", str(data), "--config", str(cfg))
+    assert warm.returncode == 0 and "compiling" not in warm.stderr + warm.stdout
+
+
+def test_the_kernel_is_ready_in_a_warm_install_and_not_in_an_empty_cache(tmp_path):
+    import os
+
+    code = "from arbkit.cli.compiling import kernel_ready; print(kernel_ready())"
+    cold = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "c")})
+    warm = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (cold.stdout.strip(), warm.stdout.strip()) == ("False", "True"), cold.stderr
