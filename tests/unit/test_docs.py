@@ -193,3 +193,11 @@ def test_help_of_every_command_renders(gen) -> None:
     for path in paths:
         res = runner.invoke(app, [*path, "--help"], terminal_width=100)
         assert res.exit_code == 0 and "Usage" in res.output, (path, res.output, res.exception)
+
+
+def test_tuning_doc_says_optuna_dashboard_needs_psycopg_3_on_postgresql() -> None:
+    text = (DOCS / "tuning.md").read_text()
+    i = text.index("optuna-dashboard postgresql://")
+    near = text[i - 600:i + 600]
+    assert 'pip install optuna-dashboard "psycopg[binary]"' in near
+    assert "psycopg 3" in near and "Objective 0" in near
