@@ -19,6 +19,7 @@ try:
     from arbkit.cli import backtest as backtest_cmd
     from arbkit.cli import data as data_cmd
     from arbkit.cli import emulator as emulator_cmd
+    from arbkit.cli import live as live_cmd
     from arbkit.cli import paper as paper_cmd
     from arbkit.cli import stress as stress_cmd
     from arbkit.cli import tune as tune_cmd
@@ -38,6 +39,7 @@ app.command("report")(tune_cmd.report)
 app.add_typer(tune_cmd.preset_app, name="preset")
 app.command("stress")(stress_cmd.stress)
 app.command("paper")(paper_cmd.paper)
+app.command("live")(live_cmd.live)
 app.command("status")(paper_cmd.status)
 app.add_typer(paper_cmd.ctl_app, name="ctl")
 app.command("campaign")(paper_cmd.campaign)

@@ -43,13 +43,16 @@ Report = tuple[int, int, float, float, float, int, int, int]
 class Execution(Protocol):
     async def start(self, on_report: Any) -> None:
         """Connect; reconcile with the venue (raise on disagreement); then deliver every report
-        through ``on_report(report)`` (called in the node's event loop)."""
+        through ``on_report(report, seq)`` (called in the node's event loop; ``seq`` the
+        report's number in the client's own journal, increasing, 0 when it keeps none)."""
 
     def submit(self, intent: dict[str, Any]) -> None:
         """Journal ``intent`` durably, then send it (in the background; never blocks)."""
 
-    async def recover(self, intents: list[dict[str, Any]]) -> None:
-        """After a restart: resolve each intent the kernel believes open (reports follow)."""
+    async def recover(self, intents: list[dict[str, Any]], after_seq: int) -> None:
+        """After a restart: deliver again every report after ``after_seq`` (the last one the
+        node's journal holds), then resolve each intent the kernel still believes open (an
+        intent the client never journaled was never sent: a cancelled report)."""
 
     async def close(self) -> None: ...
 
@@ -60,6 +63,7 @@ class ReportItem:
 
     report: Report
     ts_recv_ns: int
+    seq: int = 0  # its number in the execution client's journal (0: none)
 
 
 class LiveNode(PaperNode):
@@ -78,6 +82,13 @@ class LiveNode(PaperNode):
         self.n_reports = 0
         self.n_sent = 0
         self.n_capped = 0
+        self.report_seq = 0  # the last client report the node's journal holds
+
+    async def run(self) -> Any:
+        try:
+            return await super().run()
+        finally:
+            await self.execution.close()
 
     # ---- the kernel's venue ------------------------------------------------------------
     def _attach(self) -> None:
@@ -95,7 +106,7 @@ class LiveNode(PaperNode):
                 # refused here, never sent: the refusal is an event like a venue's (queued,
                 # journaled, recorded), so a replay books it at the same place
                 self.n_capped += 1
-                self._on_report((0, it["oid"], 0.0, 0.0, 0.0, T.ST_REJECTED, T.RJ_LIMIT, 0))
+                self._on_report((0, it["oid"], 0.0, 0.0, 0.0, T.ST_REJECTED, T.RJ_LIMIT, 0), 0)
                 continue
             self.n_sent += 1
             self.execution.submit(it)
@@ -109,17 +120,16 @@ class LiveNode(PaperNode):
             self._settle_t = now
         return now - self._settle_t >= self.settle_s
 
-    def _on_report(self, report: Report) -> None:
+    def _on_report(self, report: Report, seq: int = 0) -> None:
         assert self.queue is not None
         # stamped when taken from the queue: its own receive time, or (0: none given, as a
         # replayed session's venue) just after the event before it
-        self.queue.put_nowait(ReportItem(tuple(report), int(report[0])))
+        self.queue.put_nowait(ReportItem(tuple(report), int(report[0]), int(seq)))
 
     async def _ready(self) -> None:
         await self.execution.start(self._on_report)
-        pending = self.session.working_intents()
-        if pending:
-            await self.execution.recover(pending)
+        if self.resumed_from is not None:
+            await self.execution.recover(self.session.working_intents(), self.report_seq)
 
     # ---- events ------------------------------------------------------------------------
     def _encode(self, batch: list) -> np.ndarray:
@@ -130,6 +140,8 @@ class LiveNode(PaperNode):
                 _, oid, filled, px, fee, status, reason, levels = item.report
                 rows[j] = Session.report_event(ts, oid, filled, px, fee, status, reason,
                                                levels)[0]
+                rows[j]["ts_exch"] = item.seq  # (exactly once across a restart: recover)
+                self.report_seq = max(self.report_seq, item.seq)
                 self.n_reports += 1
             else:
                 rec = rows[j]
@@ -162,12 +174,25 @@ class LiveNode(PaperNode):
         if len(self._journal) >= o.journal_max or t_out - self._journal_t >= o.journal_ms / 1e3:
             self.flush_journal()
 
+    def _counts(self) -> dict[str, int]:
+        return {"report_seq": self.report_seq}
+
+    def _resume(self, meta: dict[str, Any]) -> None:
+        self.report_seq = int((meta.get("counts_at_snapshot") or {}).get("report_seq", 0))
+        super()._resume(meta)
+
     def _replay(self, page: list[tuple[int, bytes]]) -> None:
         self._replaying = True
         try:
             super()._replay(page)
         finally:
             self._replaying = False
+        from arbkit.runtime import encode
+
+        rows = encode.from_bytes([p for _, p in page])
+        rep = rows[rows["kind"] == T.EV_ORDER]
+        if rep.shape[0]:
+            self.report_seq = max(self.report_seq, int(rep["ts_exch"].max()))
 
     def status(self) -> dict[str, Any]:
         st = super().status()

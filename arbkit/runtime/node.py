@@ -212,6 +212,10 @@ class PaperNode:
     async def _ready(self) -> None:
         """After ``open``, before the first event: a live node reconciles with its venues."""
 
+    def _counts(self) -> dict[str, int]:
+        """More counters a subclass keeps with each snapshot (read back by ``_resume``)."""
+        return {}
+
     def _settled(self) -> bool:
         """Nothing more will come once the source ended (a live node waits for its venue)."""
         return True
@@ -398,7 +402,7 @@ class PaperNode:
             meta = self.store.meta() or {}
             meta["counts_at_snapshot"] = {"quotes": self.n_quotes,
                                           "heartbeats": self.n_heartbeats,
-                                          "controls": self.n_controls}
+                                          "controls": self.n_controls, **self._counts()}
             self.store.set_meta(meta)
             if self.seq >= 0:
                 self.store.trim(self.seq)

@@ -441,6 +441,10 @@ CASES = [
          "--quotes", "'BTCUSDT'", "SYMBOL=venue:symbol"),
     Case("emulator-root-missing", ("emulator", "serve", "--quotes", "BTCUSDT=A:BTC-USDT",
                                    "--root", "nope"), "nope", "does not exist", "pass --root"),
+    Case("live-no-opt-in", ("live", "--config", "config.toml"), "arbkit live", "real orders",
+         "add --i-understand-real-money"),
+    Case("live-no-keys", ("live", "--config", "config.toml", "--i-understand-real-money"),
+         "$ARBKIT_BINANCE_KEY", "not set", "export the API key"),
 ]
 
 

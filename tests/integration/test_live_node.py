@@ -36,8 +36,14 @@ class SimVenue:
     """An in-process venue matching each order at the book the kernel holds when it is sent;
     reports arrive on a later turn of the loop. ``sent`` lists every order id it received."""
 
-    def __init__(self, silent_after: int | None = None) -> None:
+    def __init__(self, silent_after: int | None = None, journal: list | None = None,
+                 lost_after: int | None = None) -> None:
         self.silent_after = silent_after  # orders after this many are never answered
+        # the client's own journal of reports (seq, report), shared across a "restart";
+        # reports after ``lost_after`` are journaled but never reach the node (it died first)
+        self.journal = [] if journal is None else journal
+        self.lost_after = lost_after
+        self.redelivered = 0
         self.node: LiveNode | None = None
         self.sent: list[int] = []
         self.recovered: list[int] = []
@@ -52,7 +58,10 @@ class SimVenue:
         if self.silent_after is not None and len(self.sent) > self.silent_after:
             return
         rep = self._fill(it)
-        asyncio.get_running_loop().call_soon(self.on_report, rep)
+        self.journal.append((len(self.journal) + 1, rep))
+        if self.lost_after is not None and len(self.journal) > self.lost_after:
+            return
+        asyncio.get_running_loop().call_soon(self.on_report, rep, len(self.journal))
 
     def _fill(self, it: dict) -> tuple:
         st = self.node.session.state
@@ -67,8 +76,17 @@ class SimVenue:
         status = T.ST_FILLED if filled >= it["qty"] - 1e-6 * inst["lot"] else T.ST_PARTIAL
         return (0, it["oid"], filled, px, filled * px * inst["fee_rate"], status, 0, levels)
 
-    async def recover(self, intents: list[dict]) -> None:
-        for it in intents:  # never sent in this venue's life: nothing filled
+    async def recover(self, intents: list[dict], after_seq: int) -> None:
+        known = set()
+        for seq, rep in self.journal:
+            known.add(rep[1])
+            if seq > after_seq:  # journaled by the client, never seen by the node
+                self.redelivered += 1
+                self.on_report(rep, seq)
+        for it in intents:
+            if it["oid"] in known:
+                continue
+            # never sent in this venue's life: nothing filled
             self.recovered.append(it["oid"])
             self.on_report((0, it["oid"], 0.0, 0.0, 0.0, T.ST_CANCELLED, 0, 0))
 
@@ -155,3 +173,25 @@ def test_a_restart_replays_without_sending_and_resolves_open_orders(scenario, tm
     assert second.recovered == open_before
     assert not set(second.sent) & set(first.sent)  # nothing sent twice
     assert not node2.session.working()
+
+
+def test_reports_the_node_never_journaled_are_delivered_again_exactly_once(
+        scenario, tmp_path, redis_url) -> None:
+    data, cfg_path = scenario
+    shared: list = []
+    first = SimVenue(journal=shared, lost_after=9)  # the node dies before it sees report 10+
+    node, results = _node(data, cfg_path, tmp_path, redis_url, "lost", first)
+    asyncio.run(node.run())
+    results.close()
+    assert len(shared) > 9 and node.report_seq == 9
+    second = SimVenue(journal=shared)
+    node2, results2 = _node(data, cfg_path, tmp_path, redis_url, "lost", second,
+                            options={"resume": True})
+    asyncio.run(node2.run())
+    node2.finish()
+    fills = results2.frame("fills", node2.run_id)
+    results2.close()
+    assert second.redelivered == len(shared) - 9
+    assert not node2.session.working()
+    assert fills["oid"].is_unique().all()  # one fill per order here: none booked twice
+    assert set(fills["oid"].to_list()) <= {rep[1] for _, rep in shared}

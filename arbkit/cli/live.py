@@ -1,0 +1,137 @@
+"""``arbkit live``: the paper session with real orders (runtime/live.py, venues/execution.py).
+
+Refuses, with one line, unless ``--i-understand-real-money`` is given and every venue's keys
+are in the environment (``ARBKIT_BINANCE_KEY`` / ``ARBKIT_BINANCE_SECRET``); keys are read
+from there only and handed to the ccxt object, never printed, logged or stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from arbkit.cli.paper import DEFAULT_REDIS, REDIS_ENV, Redis, SessionName
+from arbkit.errors import ConfigError
+
+KEY_ENV, SECRET_ENV = "ARBKIT_BINANCE_KEY", "ARBKIT_BINANCE_SECRET"
+OPT_IN = "--i-understand-real-money"
+
+
+def live(
+    preset: Annotated[str | None, typer.Option(help="presets/<name>.toml: re-checked by a short backtest before the session starts.")] = None,
+    config: Annotated[Path | None, typer.Option(help="A TOML config instead of a preset (no re-check).")] = None,
+    real_money: Annotated[bool, typer.Option(OPT_IN, help="Required: this command sends real orders with the keys of $ARBKIT_BINANCE_KEY / $ARBKIT_BINANCE_SECRET.")] = False,
+    max_notional: Annotated[float | None, typer.Option(help="Hard cap per order, in the quote currency, on top of the preset's risk limits: an order above it is never sent (reject 'over_live_cap').")] = None,
+    duration_s: Annotated[float | None, typer.Option(help="Stop after this many wall seconds (default: until Ctrl-C).")] = None,
+    session: SessionName = None,
+    resume: Annotated[bool, typer.Option(help="Continue the session after a crash or Ctrl-C: snapshot + journal, then the venue's open orders resolved by client id.")] = False,
+    redis: Redis = None,
+    results: Annotated[str | None, typer.Option(help="Results store: a DuckDB path or postgresql:// URL (default results/arbkit.duckdb).")] = None,
+    record_dir: Annotated[Path | None, typer.Option(help="Where the session's events are recorded (default data/sessions/<session>).")] = None,
+    checkpoint_s: Annotated[float, typer.Option(help="Wall seconds between checkpoints.")] = 5.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the final report as JSON.")] = False,
+) -> None:
+    """Trade a preset with real orders (Binance spot): the paper session's kernel with its venue EXTERNAL."""
+    if not real_money:
+        raise ConfigError(f"arbkit live sends real orders; add {OPT_IN} to go on (rehearse "
+                          "first with `arbkit paper`, same preset)")
+    missing = [k for k in (KEY_ENV, SECRET_ENV) if not os.environ.get(k)]
+    if missing:
+        raise ConfigError(f"{' and '.join('$' + k for k in missing)} not set: export the API "
+                          "key and secret of the account to trade (keys are read from the "
+                          "environment only)")
+    if max_notional is not None and max_notional <= 0:
+        raise ConfigError(f"--max-notional {max_notional}: must be > 0 (quote currency)")
+    if duration_s is not None and duration_s <= 0:
+        raise ConfigError(f"--duration-s {duration_s}: must be > 0")
+    from arbkit.cli.paper import _config, _live_factory, _print_report
+    from arbkit.runtime.clock import wall_ns
+    from arbkit.runtime.live import LiveNode
+    from arbkit.runtime.node import NodeOptions
+    from arbkit.store import open_store
+    from arbkit.store.redis import SessionStore
+
+    cfg, name, meta = _config(preset, config)
+    markets = _markets(cfg)
+    name = session or name
+    url = redis or os.environ.get(REDIS_ENV) or DEFAULT_REDIS
+    results_store = open_store(**({"url": results} if results and "://" in results
+                                  else {"path": results or "results/arbkit.duckdb"}))
+    rec = record_dir or Path("data") / "sessions" / name
+    node = LiveNode(cfg, execution=ClientVenue(name, url, markets), max_notional=max_notional,
+                    store=SessionStore(url, name), results=results_store, record_dir=rec,
+                    clock=wall_ns, source_factory=_live_factory(cfg), extra_meta=meta,
+                    options=NodeOptions(session=name, checkpoint_s=checkpoint_s,
+                                        duration_s=duration_s, resume=resume))
+    try:
+        report = asyncio.run(node.run())
+        interrupted = node.interrupted
+        if not interrupted:
+            node.checkpoint()
+            report = node.report()
+    finally:
+        results_store.close()
+    _print_report(report, node, as_json, interrupted, rec)
+    if interrupted:
+        raise typer.Exit(130)
+
+
+def _markets(cfg: Any) -> dict[str, str]:
+    """Instrument key -> ccxt symbol; live execution covers Binance spot."""
+    out = {}
+    for inst in cfg.instruments:
+        if not inst.venue.startswith("binance") or inst.kind != "spot":
+            raise ConfigError(f"instrument {inst.key}: live execution covers Binance spot "
+                              f"only (venue {inst.venue!r}, kind {inst.kind!r}); paper-trade "
+                              "the other legs with `arbkit paper`")
+        out[inst.key] = f"{inst.base}/{inst.quote}"
+    return out
+
+
+class ClientVenue:
+    """The node's ``Execution`` over ``venues.execution.ExecutionClient`` (Binance through
+    ccxt; ``url``: a local emulator's private API instead)."""
+
+    def __init__(self, session: str, redis_url: str, markets: dict[str, str],
+                 url: str | None = None, env: dict[str, str] | None = None) -> None:
+        self.session, self.redis_url, self.markets = session, redis_url, markets
+        self.url, self.env = url, env
+        self.client: Any = None
+        self.on_report: Any = None
+
+    async def start(self, on_report: Any) -> None:
+        import redis.asyncio as aioredis
+
+        from arbkit.venues.execution import ExecutionClient
+
+        self.on_report = on_report
+        self.client = ExecutionClient(
+            session=self.session, redis=aioredis.from_url(self.redis_url),
+            markets=self.markets, url=self.url, env=self.env,
+            on_report=lambda seq, rep: on_report(rep, seq))
+        state = await self.client.start()
+        if state != "ready":
+            reasons = "; ".join(self.client.halt_reasons) or state
+            await self.client.close()
+            raise ConfigError(f"reconciliation with the venue failed: {reasons}; nothing was "
+                              "sent (check the account, then start again)")
+
+    def submit(self, intent: dict[str, Any]) -> None:
+        self.client.submit_nowait(intent)
+
+    async def recover(self, intents: list[dict[str, Any]], after_seq: int) -> None:
+        from arbkit.core import types as T
+
+        for seq, rep in await self.client.reports_after(after_seq):
+            self.on_report(rep, seq)
+        for it in intents:
+            if it["oid"] not in self.client.orders:  # never journaled: never sent
+                self.on_report((0, it["oid"], 0.0, 0.0, 0.0, T.ST_CANCELLED, 0, 0), 0)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
