@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # THE test command (CI runs it through .ci/run).
 #   1. scripts/setup.sh      venv + deps
-#   2. scripts/services.sh   real PostgreSQL + Redis on loopback
+#   2. scripts/services.sh   real PostgreSQL + Redis on loopback (reused when already up;
+#                            those this run started are stopped when it ends)
 #   3. full pytest suite     (extra args to this script go to this step)
 #   4. NUMBA_DISABLE_JIT=1 pytest -m nojit   (pure-Python run of the kernels marked nojit)
 #   5. the speed guard: a whole backtest >= 0.8x its bare loop, peak memory <= 1.3x the events
@@ -13,24 +14,37 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 TIMEOUT="${ARBKIT_TEST_TIMEOUT:-900}"
+# the full suite runs on 2 pytest-xdist workers (one per core here; a test file stays on one
+# worker, and each worker has its own Redis database: tests/conftest.py)
+WORKERS="${ARBKIT_TEST_WORKERS:-2}"
 
 bash scripts/setup.sh
-bash scripts/services.sh >/dev/null
+reports="$(mktemp -d)"
+# Stop only the servers this run started (a developer's running servers are left alone).
+stop_started() {
+    local names
+    names="$(sort -u "$reports/started" 2>/dev/null | tr '\n' ' ')"
+    if [[ -n "${names// /}" ]]; then
+        # shellcheck disable=SC2086
+        bash scripts/services.sh stop $names || true
+    fi
+    rm -rf "$reports"
+}
+trap stop_started EXIT
+bash scripts/services.sh start --started-file "$reports/started" >/dev/null
 bash scripts/chromium.sh   # headless Chromium for the HTML report test
 bash scripts/prometheus.sh # Prometheus + promtool for the monitoring tests
 # shellcheck disable=SC1091
 source .services/env
 export ARBKIT_TEST_PG_URL ARBKIT_TEST_REDIS_URL
 
-reports="$(mktemp -d)"
-trap 'rm -rf "$reports"' EXIT
-
 start=$SECONDS
 
 echo "== [1/3] pytest (full suite) =="
 rc_full=0
 timeout --signal=INT --kill-after=60 "$TIMEOUT" \
-    .venv/bin/python -m pytest -q --durations=10 --junitxml="$reports/full.xml" "$@" \
+    .venv/bin/python -m pytest -q -n "$WORKERS" --dist loadfile --durations=10 \
+    --junitxml="$reports/full.xml" "$@" \
     || rc_full=$?
 if [[ $rc_full -eq 124 ]]; then
     echo "test.sh: full suite exceeded ARBKIT_TEST_TIMEOUT=${TIMEOUT}s (budget: well under 15 min)"

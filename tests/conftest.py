@@ -109,7 +109,19 @@ def redis_url() -> str:
             client.close()
     except Exception as exc:  # noqa: BLE001 - any failure means "no usable server"
         _server_missing("Redis", f"cannot reach {url}: {exc}")
-    return url
+    return _worker_db(url)
+
+
+def _worker_db(url: str) -> str:
+    """Under pytest-xdist (scripts/test.sh runs 2 workers) each worker gets its own Redis
+    database (gw0 -> 1, gw1 -> 2, ...), so one worker's ``flushdb`` never touches the other's
+    keys."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    n = int(worker[2:]) + 1
+    base, _, tail = url.rpartition("/")
+    return f"{base}/{n}" if tail.isdigit() and "://" in base else f"{url.rstrip('/')}/{n}"
 
 
 @pytest.fixture

@@ -213,3 +213,10 @@ def test_a_start_records_the_servers_it_started_and_stop_stops_only_those(tmp_pa
         if pg != tmp_path / ".services" / "pg":  # the cluster moved to /var/tmp (see script)
             shutil.rmtree(pg.parent, ignore_errors=True)
 
+
+def test_test_sh_stops_only_what_its_services_step_started() -> None:
+    text = (ROOT / "scripts" / "test.sh").read_text()
+    assert 'bash scripts/services.sh start --started-file "$reports/started"' in text
+    assert "trap stop_started EXIT" in text
+    assert 'bash scripts/services.sh stop $names' in text
+    assert text.index("trap stop_started EXIT") < text.index("services.sh start")
