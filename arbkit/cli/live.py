@@ -62,7 +62,8 @@ def live(
     results_store = open_store(**({"url": results} if results and "://" in results
                                   else {"path": results or "results/arbkit.duckdb"}))
     rec = record_dir or Path("data") / "sessions" / name
-    node = LiveNode(cfg, execution=ClientVenue(name, url, markets), max_notional=max_notional,
+    venues = {v: {"markets": m, "url": None, "env": None} for v, m in markets.items()}
+    node = LiveNode(cfg, execution=ClientVenue(name, url, venues), max_notional=max_notional,
                     store=SessionStore(url, name), results=results_store, record_dir=rec,
                     clock=wall_ns, source_factory=_live_factory(cfg), extra_meta=meta,
                     options=NodeOptions(session=name, checkpoint_s=checkpoint_s,
@@ -80,27 +81,29 @@ def live(
         raise typer.Exit(130)
 
 
-def _markets(cfg: Any) -> dict[str, str]:
-    """Instrument key -> ccxt symbol; live execution covers Binance spot."""
-    out = {}
+def _markets(cfg: Any) -> dict[str, dict[str, str]]:
+    """Venue -> {instrument key -> ccxt symbol}; live execution covers Binance spot."""
+    out: dict[str, dict[str, str]] = {}
     for inst in cfg.instruments:
         if not inst.venue.startswith("binance") or inst.kind != "spot":
             raise ConfigError(f"instrument {inst.key}: live execution covers Binance spot "
                               f"only (venue {inst.venue!r}, kind {inst.kind!r}); paper-trade "
                               "the other legs with `arbkit paper`")
-        out[inst.key] = f"{inst.base}/{inst.quote}"
+        out.setdefault(inst.venue, {})[inst.key] = f"{inst.base}/{inst.quote}"
     return out
 
 
 class ClientVenue:
-    """The node's ``Execution`` over ``venues.execution.ExecutionClient`` (Binance through
-    ccxt; ``url``: a local emulator's private API instead)."""
+    """The node's ``Execution`` over one ``venues.execution.ExecutionClient`` per venue
+    (Binance through ccxt). ``venues``: venue -> {"markets": {inst key: ccxt symbol}, "url": a
+    local emulator's address or None, "env": where its keys are read (default the process
+    environment)}. Each client keeps its own journal (session ``<session>.<venue>``); its
+    reports reach the node tagged with its number (the node's exactly-once bookkeeping)."""
 
-    def __init__(self, session: str, redis_url: str, markets: dict[str, str],
-                 url: str | None = None, env: dict[str, str] | None = None) -> None:
-        self.session, self.redis_url, self.markets = session, redis_url, markets
-        self.url, self.env = url, env
-        self.client: Any = None
+    def __init__(self, session: str, redis_url: str, venues: dict[str, dict[str, Any]]) -> None:
+        self.session, self.redis_url, self.venues = session, redis_url, venues
+        self.clients: list[Any] = []
+        self.route: dict[str, int] = {}
         self.on_report: Any = None
 
     async def start(self, on_report: Any) -> None:
@@ -109,29 +112,35 @@ class ClientVenue:
         from arbkit.venues.execution import ExecutionClient
 
         self.on_report = on_report
-        self.client = ExecutionClient(
-            session=self.session, redis=aioredis.from_url(self.redis_url),
-            markets=self.markets, url=self.url, env=self.env,
-            on_report=lambda seq, rep: on_report(rep, seq))
-        state = await self.client.start()
-        if state != "ready":
-            reasons = "; ".join(self.client.halt_reasons) or state
-            await self.client.close()
-            raise ConfigError(f"reconciliation with the venue failed: {reasons}; nothing was "
-                              "sent (check the account, then start again)")
+        for k, (venue, spec) in enumerate(self.venues.items()):
+            client = ExecutionClient(
+                session=f"{self.session}.{venue}", redis=aioredis.from_url(self.redis_url),
+                markets=spec["markets"], url=spec.get("url"), env=spec.get("env"),
+                on_report=lambda seq, rep, k=k: on_report(rep, seq, k))
+            self.clients.append(client)
+            for inst in spec["markets"]:
+                self.route[inst] = k
+            state = await client.start()
+            if state != "ready":
+                reasons = "; ".join(client.halt_reasons) or state
+                await self.close()
+                raise ConfigError(f"reconciliation with {venue} failed: {reasons}; nothing "
+                                  "was sent (check the account, then start again)")
 
     def submit(self, intent: dict[str, Any]) -> None:
-        self.client.submit_nowait(intent)
+        self.clients[self.route[intent["inst"]]].submit_nowait(intent)
 
-    async def recover(self, intents: list[dict[str, Any]], after_seq: int) -> None:
+    async def recover(self, intents: list[dict[str, Any]], after: dict[int, int]) -> None:
         from arbkit.core import types as T
 
-        for seq, rep in await self.client.reports_after(after_seq):
-            self.on_report(rep, seq)
+        for k, client in enumerate(self.clients):
+            for seq, rep in await client.reports_after(after.get(k, 0)):
+                self.on_report(rep, seq, k)
         for it in intents:
-            if it["oid"] not in self.client.orders:  # never journaled: never sent
-                self.on_report((0, it["oid"], 0.0, 0.0, 0.0, T.ST_CANCELLED, 0, 0), 0)
+            k = self.route[it["inst"]]
+            if it["oid"] not in self.clients[k].orders:  # never journaled: never sent
+                self.on_report((0, it["oid"], 0.0, 0.0, 0.0, T.ST_CANCELLED, 0, 0), 0, k)
 
     async def close(self) -> None:
-        if self.client is not None:
-            await self.client.close()
+        for client in self.clients:
+            await client.close()

@@ -38,21 +38,23 @@ from arbkit.runtime.node import PaperNode
 # quantity at average ``px``, ``fee`` its quote-currency value, ``status`` final ST_* or 0 while
 # working, ``reason`` RJ_* of a reject, ``levels`` the venue trades the fill was made of
 Report = tuple[int, int, float, float, float, int, int, int]
+SOURCES = 64  # execution clients a node can have (a report event's ``ts_exch`` = seq*64+source)
 
 
 class Execution(Protocol):
     async def start(self, on_report: Any) -> None:
         """Connect; reconcile with the venue (raise on disagreement); then deliver every report
-        through ``on_report(report, seq)`` (called in the node's event loop; ``seq`` the
-        report's number in the client's own journal, increasing, 0 when it keeps none)."""
+        through ``on_report(report, seq, source)`` (called in the node's event loop; ``seq``
+        the report's number in the journal of its ``source`` (0-63: one per venue client),
+        increasing, 0 when it keeps none)."""
 
     def submit(self, intent: dict[str, Any]) -> None:
         """Journal ``intent`` durably, then send it (in the background; never blocks)."""
 
-    async def recover(self, intents: list[dict[str, Any]], after_seq: int) -> None:
-        """After a restart: deliver again every report after ``after_seq`` (the last one the
-        node's journal holds), then resolve each intent the kernel still believes open (an
-        intent the client never journaled was never sent: a cancelled report)."""
+    async def recover(self, intents: list[dict[str, Any]], after: dict[int, int]) -> None:
+        """After a restart: deliver again every report of each source after ``after[source]``
+        (the last one the node's journal holds), then resolve each intent the kernel still
+        believes open (an intent no client journaled was never sent: a cancelled report)."""
 
     async def close(self) -> None: ...
 
@@ -63,7 +65,8 @@ class ReportItem:
 
     report: Report
     ts_recv_ns: int
-    seq: int = 0  # its number in the execution client's journal (0: none)
+    seq: int = 0  # its number in the journal of the client it came from (0: none)
+    source: int = 0  # that client (one per venue)
 
 
 class LiveNode(PaperNode):
@@ -82,7 +85,7 @@ class LiveNode(PaperNode):
         self.n_reports = 0
         self.n_sent = 0
         self.n_capped = 0
-        self.report_seq = 0  # the last client report the node's journal holds
+        self.report_seq: dict[int, int] = {}  # per source: the last report the journal holds
 
     async def run(self) -> Any:
         try:
@@ -120,11 +123,11 @@ class LiveNode(PaperNode):
             self._settle_t = now
         return now - self._settle_t >= self.settle_s
 
-    def _on_report(self, report: Report, seq: int = 0) -> None:
+    def _on_report(self, report: Report, seq: int = 0, source: int = 0) -> None:
         assert self.queue is not None
         # stamped when taken from the queue: its own receive time, or (0: none given, as a
         # replayed session's venue) just after the event before it
-        self.queue.put_nowait(ReportItem(tuple(report), int(report[0]), int(seq)))
+        self.queue.put_nowait(ReportItem(tuple(report), int(report[0]), int(seq), int(source)))
 
     async def _ready(self) -> None:
         await self.execution.start(self._on_report)
@@ -140,8 +143,9 @@ class LiveNode(PaperNode):
                 _, oid, filled, px, fee, status, reason, levels = item.report
                 rows[j] = Session.report_event(ts, oid, filled, px, fee, status, reason,
                                                levels)[0]
-                rows[j]["ts_exch"] = item.seq  # (exactly once across a restart: recover)
-                self.report_seq = max(self.report_seq, item.seq)
+                # (exactly once across a restart: recover) its source and number
+                rows[j]["ts_exch"] = item.seq * SOURCES + item.source
+                self._saw(item.source, item.seq)
                 self.n_reports += 1
             else:
                 rec = rows[j]
@@ -175,10 +179,12 @@ class LiveNode(PaperNode):
             self.flush_journal()
 
     def _counts(self) -> dict[str, int]:
-        return {"report_seq": self.report_seq}
+        return {f"report_seq_{k}": v for k, v in self.report_seq.items()}
 
     def _resume(self, meta: dict[str, Any]) -> None:
-        self.report_seq = int((meta.get("counts_at_snapshot") or {}).get("report_seq", 0))
+        counts = meta.get("counts_at_snapshot") or {}
+        self.report_seq = {int(k.rsplit("_", 1)[1]): int(v) for k, v in counts.items()
+                           if k.startswith("report_seq_")}
         super()._resume(meta)
 
     def _replay(self, page: list[tuple[int, bytes]]) -> None:
@@ -191,8 +197,12 @@ class LiveNode(PaperNode):
 
         rows = encode.from_bytes([p for _, p in page])
         rep = rows[rows["kind"] == T.EV_ORDER]
-        if rep.shape[0]:
-            self.report_seq = max(self.report_seq, int(rep["ts_exch"].max()))
+        for code in rep["ts_exch"].tolist():
+            self._saw(int(code) % SOURCES, int(code) // SOURCES)
+
+    def _saw(self, source: int, seq: int) -> None:
+        if seq > self.report_seq.get(source, 0):
+            self.report_seq[source] = seq
 
     def status(self) -> dict[str, Any]:
         st = super().status()
