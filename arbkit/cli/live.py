@@ -26,6 +26,8 @@ def live(
     config: Annotated[Path | None, typer.Option(help="A TOML config instead of a preset (no re-check).")] = None,
     real_money: Annotated[bool, typer.Option(OPT_IN, help="Required: this command sends real orders with the keys of $ARBKIT_BINANCE_KEY / $ARBKIT_BINANCE_SECRET.")] = False,
     max_notional: Annotated[float | None, typer.Option(help="Hard cap per order, in the quote currency, on top of the preset's risk limits: an order above it is never sent (reject 'over_live_cap').")] = None,
+    emulator: Annotated[Path | None, typer.Option(help="Rehearsal, no real money: quotes (Parquet file/folder or catalog) served by one local Binance emulator per venue, whose private API takes the orders (made-up keys, the config's starting balances and fees); the real ccxt client throughout.")] = None,
+    speed: Annotated[float, typer.Option(help="Replay speed of --emulator: data seconds per wall second.")] = 20.0,
     duration_s: Annotated[float | None, typer.Option(help="Stop after this many wall seconds (default: until Ctrl-C).")] = None,
     session: SessionName = None,
     resume: Annotated[bool, typer.Option(help="Continue the session after a crash or Ctrl-C: snapshot + journal, then the venue's open orders resolved by client id.")] = False,
@@ -36,18 +38,23 @@ def live(
     as_json: Annotated[bool, typer.Option("--json", help="Print the final report as JSON.")] = False,
 ) -> None:
     """Trade a preset with real orders (Binance spot): the paper session's kernel with its venue EXTERNAL."""
-    if not real_money:
+    if emulator is None and not real_money:
         raise ConfigError(f"arbkit live sends real orders; add {OPT_IN} to go on (rehearse "
-                          "first with `arbkit paper`, same preset)")
+                          "first with `arbkit live --emulator DATA`, same preset)")
     missing = [k for k in (KEY_ENV, SECRET_ENV) if not os.environ.get(k)]
-    if missing:
+    if emulator is None and missing:
         raise ConfigError(f"{' and '.join('$' + k for k in missing)} not set: export the API "
                           "key and secret of the account to trade (keys are read from the "
                           "environment only)")
     if max_notional is not None and max_notional <= 0:
         raise ConfigError(f"--max-notional {max_notional}: must be > 0 (quote currency)")
-    if duration_s is not None and duration_s <= 0:
-        raise ConfigError(f"--duration-s {duration_s}: must be > 0")
+    if (duration_s is not None and duration_s <= 0) or speed <= 0:
+        raise ConfigError(f"--duration-s {duration_s} / --speed {speed}: must be > 0")
+    import logging
+
+    # the execution client's halts and alerts reach the operator as the command's one error
+    # line (and the monitor), not as extra log lines on stderr
+    logging.getLogger("arbkit.venues").addHandler(logging.NullHandler())
     from arbkit.cli.paper import _config, _live_factory, _print_report
     from arbkit.runtime.clock import wall_ns
     from arbkit.runtime.live import LiveNode
@@ -63,9 +70,13 @@ def live(
                                   else {"path": results or "results/arbkit.duckdb"}))
     rec = record_dir or Path("data") / "sessions" / name
     venues = {v: {"markets": m, "url": None, "env": None} for v, m in markets.items()}
+    factory, clock = _live_factory(cfg), wall_ns
+    if emulator is not None:
+        factory, clock = _rehearsal(cfg, emulator, speed, venues)
+        meta = {**meta, "rehearsal": str(emulator)}
     node = LiveNode(cfg, execution=ClientVenue(name, url, venues), max_notional=max_notional,
                     store=SessionStore(url, name), results=results_store, record_dir=rec,
-                    clock=wall_ns, source_factory=_live_factory(cfg), extra_meta=meta,
+                    clock=clock, source_factory=factory, extra_meta=meta,
                     options=NodeOptions(session=name, checkpoint_s=checkpoint_s,
                                         duration_s=duration_s, resume=resume))
     try:
@@ -79,6 +90,46 @@ def live(
     _print_report(report, node, as_json, interrupted, rec)
     if interrupted:
         raise typer.Exit(130)
+
+
+def _rehearsal(cfg: Any, data: Path, speed: float,
+               venues: dict[str, dict[str, Any]]) -> tuple[Any, Any]:
+    """One emulator per venue (quotes of ``data``; an account with made-up keys, the config's
+    starting balances and taker fee); ``venues`` gets each one's URL and keys. Returns the
+    node's source factory and clock (the emulators' shared replay clock)."""
+    import atexit
+    import logging
+    import secrets
+
+    # the emulators' web server logs a client that hung up mid-request (a session that ends
+    # or halts closes its sockets): noise for the rehearsal's operator, not an error of theirs
+    logging.getLogger("aiohttp").addHandler(logging.NullHandler())
+
+    from arbkit.venues.emulator.config import AccountConfig
+    from arbkit.venues.emulator.multi import run_venues
+
+    accounts, fees = {}, {}
+    for inst in cfg.instruments:
+        bal = accounts.setdefault(inst.venue, {})
+        for asset, amount in ((inst.quote.upper(), inst.initial_quote),
+                              (inst.base.upper(), inst.initial_base)):
+            bal[asset] = max(bal.get(asset, 0.0), float(amount))
+        fees.setdefault(inst.venue, inst.taker_fee_bps)
+    # the environment's keys when set (the emulators then accept exactly those), else made up
+    keys = {v: (os.environ.get(KEY_ENV) or secrets.token_hex(16),
+                os.environ.get(SECRET_ENV) or secrets.token_hex(32)) for v in accounts}
+    cm = run_venues(data, cfg, speed=speed, accounts={
+        v: AccountConfig(balances={a: format(x, "f") for a, x in bal.items()},
+                         api_key=keys[v][0], api_secret=keys[v][1],
+                         taker_fee_rate=format(fees[v] / 1e4, "f"))
+        for v, bal in accounts.items()})
+    emulated = cm.__enter__()
+    atexit.register(cm.__exit__, None, None, None)
+    for v, spec in venues.items():
+        spec["url"], spec["env"] = emulated[v], {KEY_ENV: keys[v][0], SECRET_ENV: keys[v][1]}
+    from arbkit.cli.paper import _EmulatorSource
+
+    return (lambda queue, skip: _EmulatorSource(emulated, cm, queue)), emulated.clock.now_ns
 
 
 def _markets(cfg: Any) -> dict[str, dict[str, str]]:

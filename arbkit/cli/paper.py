@@ -162,7 +162,13 @@ class _EmulatorSource:
         self.feed = FeedSet(venues.specs, queue, venues.clock.now_ns)
 
     async def run(self) -> None:
-        await self.feed.run()
+        """The feeds until the emulators have replayed their data (and 2 s more)."""
+        task = asyncio.create_task(self.feed.run())
+        end = max(t.server.span_ns[1] for t in self.venues.emulators.values())
+        while self.venues.clock.now_ns() < end + 2_000_000_000 and not task.done():
+            await asyncio.sleep(0.2)
+        self.feed.stop()
+        await asyncio.gather(task, return_exceptions=True)
 
     def stop(self) -> None:
         self.feed.stop()
@@ -218,11 +224,12 @@ def _print_report(report: Any, node: Any, as_json: bool, interrupted: bool, rec:
         typer.echo(json.dumps(out, indent=1))
         return
     wr = "n/a" if out["win_rate"] is None else f"{out['win_rate']:.0%}"
-    typer.echo(f"paper session {report.session}: {report.events:,} events ({report.quotes:,} "
+    mode = getattr(node, "mode", "paper")
+    typer.echo(f"{mode} session {report.session}: {report.events:,} events ({report.quotes:,} "
                f"quotes), {report.trades} round trips, win rate {wr}, net PnL "
                f"{report.net_pnl:,.4f}; results run {report.run_id}; recording {rec}")
     if interrupted:
-        typer.echo(f"interrupted: checkpoint written; continue with `arbkit paper "
+        typer.echo(f"interrupted: checkpoint written; continue with `arbkit {mode} "
                    f"--session {report.session} --resume` (same preset or config)", err=True)
 
 

@@ -92,10 +92,14 @@ RJ_NO_BOOK = 2
 RJ_CROSSED = 3
 RJ_STALE = 4  # the venue's book is older than max_quote_age: treated as unavailable
 RJ_NO_BAR = 5  # bar mode: no bar closed after the order arrived (within the data-gap limit)
-RJ_VENUE = 6  # EXTERNAL venue: the venue refused it (a definite refusal: filters, funds, ...)
-RJ_LIMIT = 7  # EXTERNAL venue: over the session's hard cap (live --max-notional), never sent
+# EXTERNAL venue (live): venues/execution.py and runtime/live.py report these
+RJ_FILTER = 6  # refused before sending: below the lot or min notional after rounding
+RJ_VENUE = 7  # the venue refused it (filters, market closed, bad timestamp ...)
+RJ_RATE_LIMIT = 8  # 429/418/-1015: not booked; nothing is sent until Retry-After passed
+RJ_HALTED = 9  # the execution client is halted (reconciliation found something unknown)
+RJ_LIMIT = 10  # over the session's hard cap (live --max-notional): never sent
 REJECT_TEXT = ("", "insufficient_balance", "no_book", "crossed_book", "stale_book", "no_next_bar",
-               "venue_rejected", "over_live_cap")
+               "venue_filter", "venue_reject", "rate_limited", "halted", "over_live_cap")
 
 # ---- exit reasons ------------------------------------------------------------------------
 X_NONE = 0

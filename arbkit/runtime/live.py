@@ -125,9 +125,11 @@ class LiveNode(PaperNode):
 
     def _on_report(self, report: Report, seq: int = 0, source: int = 0) -> None:
         assert self.queue is not None
-        # stamped when taken from the queue: its own receive time, or (0: none given, as a
-        # replayed session's venue) just after the event before it
-        self.queue.put_nowait(ReportItem(tuple(report), int(report[0]), int(seq), int(source)))
+        # received now on the session's clock (a client's own stamps may be on another: the
+        # wall, while an emulator replays data time); in a replay (no heartbeats: the clock
+        # is the data's) just after the event before it
+        ts = self.stamper.clock() if self.options.heartbeat_ms is not None else 0
+        self.queue.put_nowait(ReportItem(tuple(report), ts, int(seq), int(source)))
 
     async def _ready(self) -> None:
         await self.execution.start(self._on_report)

@@ -17,13 +17,10 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from arbkit.core import types as T
 
-# reject reasons beyond core.types' RJ_* (ask_px/inst fields of an EV_ORDER report)
-RJ_FILTER = 6  # refused before sending: below the lot or min notional after rounding
-RJ_VENUE = 7  # the venue refused it (filters, market closed, bad timestamp ...)
-RJ_RATE_LIMIT = 8  # 429/418/-1015: not booked; nothing is sent until Retry-After passed
-RJ_HALTED = 9  # the execution client is halted (reconciliation found something unknown)
-REJECT_TEXT = {RJ_FILTER: "venue_filter", RJ_VENUE: "venue_reject",
-               RJ_RATE_LIMIT: "rate_limited", RJ_HALTED: "halted"}
+# reject reasons beyond the simulator's (ask_px/inst fields of an EV_ORDER report): one
+# list, in core.types (REJECT_TEXT names them in the results)
+RJ_FILTER, RJ_VENUE, RJ_RATE_LIMIT, RJ_HALTED = T.RJ_FILTER, T.RJ_VENUE, T.RJ_RATE_LIMIT, T.RJ_HALTED
+REJECT_TEXT = {k: T.REJECT_TEXT[k] for k in (RJ_FILTER, RJ_VENUE, RJ_RATE_LIMIT, RJ_HALTED)}
 
 CLIENT_ID_RE = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 _CODE_RE = re.compile(r'"code"\s*:\s*(-?\d+)')

@@ -156,7 +156,8 @@ def _faults(faults: FaultConfig | Mapping[str, FaultConfig] | None, venue: str) 
 def run_venues(data: Data, cfg_instruments: Sequence[Any], speed: float = 1.0,
                faults: FaultConfig | Mapping[str, FaultConfig] | None = None, *,
                channel: str = "bbo", levels: int = 1, start_ns: int | None = None,
-               start_paused: bool = False) -> Iterator[EmulatedVenues]:
+               start_paused: bool = False,
+               accounts: Mapping[str, Any] | None = None) -> Iterator[EmulatedVenues]:
     """Serve every config venue from its own emulator (background threads, 127.0.0.1).
 
     Parameters
@@ -176,6 +177,9 @@ def run_venues(data: Data, cfg_instruments: Sequence[Any], speed: float = 1.0,
         Data time to start at (default: the first row of any venue).
     start_paused
         Leave the shared clock stopped (move it with ``venues.clock``).
+    accounts
+        ``{venue: AccountConfig}``: the trading account of a venue's private API (balances,
+        keys, fee); a venue not named gets the default empty account.
 
     Yields
     ------
@@ -192,8 +196,9 @@ def run_venues(data: Data, cfg_instruments: Sequence[Any], speed: float = 1.0,
         feeds = [MarketFeed(symbol=i.market_id, base=i.base, quote=i.quote,
                             quotes=_source(source, i), tick_size=i.tick, step_size=i.lot)
                  for i in insts]
+        extra = {"account": accounts[venue]} if accounts and venue in accounts else {}
         cfg = EmulatorConfig(markets=feeds, speed=speed, start_paused=True, catalog_root=root,
-                             faults=_faults(faults, venue))
+                             faults=_faults(faults, venue), **extra)
         threads[venue] = EmulatorThread(cfg, clock=clock)
     if start_ns is None:
         clock.seek(min(t.server.span_ns[0] for t in threads.values()))
