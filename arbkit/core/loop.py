@@ -156,6 +156,7 @@ def run_chunk(s, ev, depth, start, flush):
                 pend_t = t
                 g["pend_t"] = t
             else:
+                acted = False
                 for j in range(ptr[i], ptr[i + 1]):
                     r = idx[j]
                     action = on_market(inst, route, book_px, skips, fx, glob, r, t)
@@ -166,7 +167,8 @@ def run_chunk(s, ev, depth, start, flush):
                         else:
                             try_entry(s, r, 1 if action == A_ENTRY_AB else -1, t)
                         wake = g["next_wakeup"]
-                if g["n_outbox_new"] > 0:
+                        acted = True
+                if acted and g["n_outbox_new"] > 0:  # (only an action sends orders)
                     g["n_outbox_new"] = 0
                     g["now"], g["n_events"], g["t_last"], g["gaps_ns"] = (now, counted + k + 1,
                                                                          last_q, gaps)
