@@ -199,6 +199,9 @@ def run_measured(df: pl.DataFrame, cfg: Any, *, speed: float, redis_url: str, re
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    # load (or, on a cold numba cache, compile: minutes) the kernel before the emulators' clock
+    # starts, or the replay runs on while the node compiles and the faults land elsewhere
+    run_prepared(cfg, prepare(df.head(2_000), cfg))
     data = out / "quotes.parquet"
     df.write_parquet(data)
     n_symbols = len(cfg.routes)
