@@ -55,8 +55,9 @@ def note_once(console: Any) -> bool:
 
 @contextmanager
 def compile_status(console: Any) -> Iterator[None]:
-    """Around work whose first kernel call may compile: a spinner with the elapsed time on a
-    terminal (a line elsewhere), then ``kernel compiled in N s`` once it is done."""
+    """Around work whose first kernel call may compile: from that call (inputs read and
+    checked by then), a spinner with the elapsed time on a terminal (a line elsewhere), then
+    ``kernel compiled in N s`` once it is done. Nothing when no kernel ran."""
     if kernel_ready():
         yield
         return
@@ -75,15 +76,28 @@ def compile_status(console: Any) -> Iterator[None]:
             status.update(f"{compile_line()} [{time.perf_counter() - t0:.0f} s]")
         compiled()
 
-    if status is None:
-        console.print(compile_line(), highlight=False, markup=False)
-    else:
-        status.start()
-        threading.Thread(target=watch, name="arbkit-compile-note", daemon=True).start()
+    started = []
+
+    def begin() -> None:  # at the first kernel call: inputs were read and checked by then
+        nonlocal t0
+        t0 = time.perf_counter()
+        started.append(True)
+        if status is None:
+            console.print(compile_line(), highlight=False, markup=False)
+        else:
+            status.start()
+            threading.Thread(target=watch, name="arbkit-compile-note", daemon=True).start()
+
+    from arbkit.engine.session import FIRST_CALL_HOOKS
+
+    FIRST_CALL_HOOKS.append(begin)
     try:
         yield
     finally:
+        if begin in FIRST_CALL_HOOKS:  # no kernel ran (the inputs were refused): say nothing
+            FIRST_CALL_HOOKS.remove(begin)
         done.set()
-        compiled()
-        if status is not None:
-            status.stop()
+        if started:
+            compiled()
+            if status is not None:
+                status.stop()

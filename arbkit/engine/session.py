@@ -42,6 +42,17 @@ _COUNT = {"fills": "n_fills", "olog": "n_orders", "trades": "n_trades", "equity"
           "legs": "n_legs", "guards": "n_guard"}
 
 
+# Called once, just before a Session's first kernel call, then cleared: the CLI's "compiling
+# the kernel" notice (cli/compiling.py) waits for it, so a command that fails on its inputs
+# before any kernel runs prints its one error line and nothing else.
+FIRST_CALL_HOOKS: list[Callable[[], None]] = []
+
+
+def _first_call() -> None:
+    while FIRST_CALL_HOOKS:
+        FIRST_CALL_HOOKS.pop()()
+
+
 class Session:
     """Kernel state for one configuration, and the calls every driver makes.
 
@@ -103,6 +114,8 @@ class Session:
             start(self.state, int(events[0]["ts_recv"]))
             self.started = True
         f = 1 if flush else 0
+        if FIRST_CALL_HOOKS:
+            _first_call()
         status, k = self.kernel(self.state, events, depth, 0, f)
         if status != T.S_DONE:
             self._run(events, depth, f, status, k)
