@@ -46,6 +46,8 @@ fi
 
 step "3/7 base image local/debian:bookworm (debootstrap, imported)"
 if ! docker image inspect local/debian:bookworm >/dev/null 2>&1; then
+    # a debootstrap cut short leaves its /proc (and /sys) mounted in the tree: unmount first
+    grep -o " $WORK/rootfs/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     rm -rf "$WORK/rootfs"
     debootstrap --variant=minbase bookworm "$WORK/rootfs" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 \
         || die "debootstrap failed (log: $WORK/debootstrap.log)"
@@ -60,6 +62,14 @@ fi
 step "4/7 build the stack's images (build context: the committed tree, without .venv)"
 rm -rf "$ARBKIT_BUILD_CONTEXT" && mkdir -p "$ARBKIT_BUILD_CONTEXT"
 git -C "$ROOT" archive HEAD | tar -x -C "$ARBKIT_BUILD_CONTEXT"
+# a machine whose package registry sits behind its own certificate authority (this one: pip
+# trusts $PIP_CERT): the test's build trusts it too (the shipped Dockerfile is unchanged)
+host_ca="${PIP_CERT:-}"
+if [[ -n "$host_ca" && -f "$host_ca" ]]; then
+    cp "$host_ca" "$ARBKIT_BUILD_CONTEXT/.host-ca.crt"
+    sed -i 's|^FROM \${BASE}$|FROM ${BASE}\nCOPY .host-ca.crt /etc/ssl/certs/host-ca.crt\nENV PIP_CERT=/etc/ssl/certs/host-ca.crt|' \
+        "$ARBKIT_BUILD_CONTEXT/deploy/Dockerfile"
+fi
 compose build >"$WORK/build.log" 2>&1 || { tail -n 30 "$WORK/build.log"; die "compose build (log: $WORK/build.log)"; }
 
 step "5/7 up"
