@@ -96,6 +96,10 @@ q() { curl -fsS --get "http://127.0.0.1:9090/api/v1/query" --data-urlencode "que
 for _ in $(seq 60); do q 'up{job="arbkit"} == 1' | grep -q '"value"' && break; sleep 2; done
 q 'up{job="arbkit"} == 1' | grep -q '"value"' || die "Prometheus does not scrape the arbkit service"
 echo "ok: Prometheus scrapes arbkit:8787 (up == 1)"
+# the container compiles the kernel on its first start (2-4 min) before its feeds run
+for _ in $(seq 200); do
+    q 'arbkit_feed_messages_total > 0' | grep -q '"venue":"binance_usdm"' && break; sleep 2
+done
 q 'arbkit_feed_messages_total > 0' | grep -q '"venue":"binance_usdm"' || die "no feed metrics in Prometheus"
 echo "ok: arbkit_feed_messages_total in Prometheus"
 curl -fsS http://127.0.0.1:9090/api/v1/rules | grep -q '"name":"ArbkitKillSwitchEngaged"' \
