@@ -127,9 +127,9 @@ def _rehearsal(cfg: Any, data: Path, speed: float,
     atexit.register(cm.__exit__, None, None, None)
     for v, spec in venues.items():
         spec["url"], spec["env"] = emulated[v], {KEY_ENV: keys[v][0], SECRET_ENV: keys[v][1]}
-    from arbkit.cli.paper import _EmulatorSource
+    from arbkit.runtime.emulated import EmulatedSource
 
-    return (lambda queue, skip: _EmulatorSource(emulated, cm, queue)), emulated.clock.now_ns
+    return (lambda queue, skip: EmulatedSource(emulated, queue)), emulated.clock.now_ns
 
 
 def _markets(cfg: Any) -> dict[str, dict[str, str]]:

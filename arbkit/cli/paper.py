@@ -155,29 +155,9 @@ def _source(cfg: Any, emulator: Path | None, replay: Path | None, speed: float) 
 class _EmulatorSource:
     """Emulators for every venue of the config (background threads) + ccxt feeds on them."""
 
-    def __init__(self, venues: Any, cm: Any, queue: asyncio.Queue) -> None:
-        from arbkit.venues.feed import FeedSet
-
-        self.venues, self.cm = venues, cm
-        self.feed = FeedSet(venues.specs, queue, venues.clock.now_ns)
-
-    async def run(self) -> None:
-        """The feeds until the emulators have replayed their data (and 2 s more)."""
-        task = asyncio.create_task(self.feed.run())
-        end = max(t.server.span_ns[1] for t in self.venues.emulators.values())
-        while self.venues.clock.now_ns() < end + 2_000_000_000 and not task.done():
-            await asyncio.sleep(0.2)
-        self.feed.stop()
-        await asyncio.gather(task, return_exceptions=True)
-
-    def stop(self) -> None:
-        self.feed.stop()
-
-    def stats(self) -> dict[str, dict]:
-        return self.feed.stats()
-
-    @classmethod
-    def factory(cls, cfg: Any, data: Path, speed: float) -> tuple[Any, Any]:
+    @staticmethod
+    def factory(cfg: Any, data: Path, speed: float) -> tuple[Any, Any]:
+        from arbkit.runtime.emulated import EmulatedSource
         from arbkit.venues.emulator.multi import run_venues
 
         cm = run_venues(data, cfg, speed=speed)
@@ -185,7 +165,7 @@ class _EmulatorSource:
         import atexit
 
         atexit.register(cm.__exit__, None, None, None)
-        return (lambda queue, skip: cls(venues, cm, queue)), venues.clock.now_ns
+        return (lambda queue, skip: EmulatedSource(venues, queue)), venues.clock.now_ns
 
 
 def _live_factory(cfg: Any) -> Any:

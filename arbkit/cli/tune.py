@@ -166,9 +166,9 @@ def _drop_if_empty(spec: Any, st: Any, created: list[Path]) -> None:
                 shutil.rmtree(p) if p == st.journal.parent else p.rmdir()
             else:
                 p.unlink()
-        with contextlib.suppress(OSError):
-            Path(f"{p}.lock").unlink()
-            Path(f"{p}.wal").unlink()
+        for side in (Path(f"{p}.lock"), Path(f"{p}.wal")):  # (each on its own: either may be absent)
+            with contextlib.suppress(OSError):
+                side.unlink()
 
 
 def _finished_so_far(spec: Any, st: Any) -> tuple[int, int] | None:

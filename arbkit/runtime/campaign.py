@@ -90,11 +90,11 @@ def run_campaign(name: str, *, redis_url: str, results: str, out: Path,
         raise ConfigError(f"campaign {name!r}: unknown; one of {', '.join(CAMPAIGNS)}")
     c = CAMPAIGNS[name]
     from arbkit.engine.backtest import prepare, run_prepared
+    from arbkit.runtime.emulated import EmulatedSource
     from arbkit.runtime.node import NodeOptions, PaperNode
     from arbkit.store import open_store
     from arbkit.store.redis import SessionStore
     from arbkit.venues.emulator.multi import run_venues
-    from arbkit.venues.feed import FeedSet
 
     out = Path(out)
     data, cfg = campaign_data(c, out / "data", minutes)
@@ -109,26 +109,9 @@ def run_campaign(name: str, *, redis_url: str, results: str, out: Path,
     with run_venues(data, cfg, speed=spd) as venues:
         end_ns = int(quotes["ts_recv_ns"].max())
 
-        class Source:
-            def __init__(self, queue: asyncio.Queue) -> None:
-                self.feed = FeedSet(venues.specs, queue, venues.clock.now_ns)
-
-            async def run(self) -> None:
-                task = asyncio.create_task(self.feed.run())
-                while venues.clock.now_ns() < end_ns + 2_000_000_000 and not task.done():
-                    await asyncio.sleep(0.2)
-                self.feed.stop()
-                await asyncio.gather(task, return_exceptions=True)
-
-            def stop(self) -> None:
-                self.feed.stop()
-
-            def stats(self) -> dict[str, dict]:
-                return self.feed.stats()
-
         node = PaperNode(cfg, store=store, results=rstore, record_dir=rec,
                          clock=venues.clock.now_ns,
-                         source_factory=lambda q, skip: Source(q),
+                         source_factory=lambda q, skip: EmulatedSource(venues, q, end_ns=end_ns),
                          options=NodeOptions(session=session, checkpoint_s=5.0),
                          extra_meta={"campaign": name})
         report = asyncio.run(node.run())

@@ -192,10 +192,10 @@ def run_measured(df: pl.DataFrame, cfg: Any, *, speed: float, redis_url: str, re
                  tag: str = "soak") -> Measured:
     """One measured paper session on emulators serving ``df`` at ``speed`` (module doc)."""
     from arbkit.engine.backtest import prepare, run_prepared
+    from arbkit.runtime.emulated import EmulatedSource
     from arbkit.store import open_store
     from arbkit.store.redis import SessionStore
     from arbkit.venues.emulator.multi import run_venues
-    from arbkit.venues.feed import FeedSet
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -216,36 +216,23 @@ def run_measured(df: pl.DataFrame, cfg: Any, *, speed: float, redis_url: str, re
         emus = list(venues.emulators.values())
         todo = sorted(faults, key=lambda f: f[1])
 
-        class Source:
-            def __init__(self, queue: asyncio.Queue) -> None:
-                self.feed = FeedSet(venues.specs, queue, venues.clock.now_ns)
-
-            async def run(self) -> None:
-                task = asyncio.create_task(self.feed.run())
-                while venues.clock.now_ns() < t_hi + int(2e9 * speed) and not task.done():
-                    while todo and venues.clock.now_ns() >= todo[0][1]:
-                        kind, at = todo.pop(0)
-                        before = sum(e.stats().ws_connections for e in emus)
-                        fn = "drop_now" if kind == "drop" else "disconnect_all"
-                        cut = sum(await asyncio.gather(*(asyncio.to_thread(getattr(e, fn))
-                                                         for e in emus)))
-                        forced.append({"kind": kind, "data_s": (at - t_lo) / 1e9,
-                                       "cut": cut, "connections_before": before,
-                                       "wall": time.monotonic()})
-                    await asyncio.sleep(0.05)
-                self.feed.stop()
-                await asyncio.gather(task, return_exceptions=True)
-
-            def stop(self) -> None:
-                self.feed.stop()
-
-            def stats(self) -> dict[str, dict]:
-                return self.feed.stats()
+        async def faults_due() -> None:  # the fault schedule, on the data's clock
+            while todo and venues.clock.now_ns() >= todo[0][1]:
+                kind, at = todo.pop(0)
+                before = sum(e.stats().ws_connections for e in emus)
+                fn = "drop_now" if kind == "drop" else "disconnect_all"
+                cut = sum(await asyncio.gather(*(asyncio.to_thread(getattr(e, fn))
+                                                 for e in emus)))
+                forced.append({"kind": kind, "data_s": (at - t_lo) / 1e9,
+                               "cut": cut, "connections_before": before,
+                               "wall": time.monotonic()})
 
         node = MeasuredNode(cfg, store=store, results=rstore, record_dir=rec,
                             clock=venues.clock.now_ns, speed=speed,
                             data_clock=venues.clock.now_ns,
-                            source_factory=lambda q, skip: Source(q),
+                            source_factory=lambda q, skip: EmulatedSource(
+                                venues, q, end_ns=t_hi, tail_ns=int(2e9 * speed),
+                                every_s=0.05, tick=faults_due),
                             options=NodeOptions(session=session, checkpoint_s=checkpoint_s,
                                                 status_s=status_s),
                             extra_meta={"soak": tag})
