@@ -58,6 +58,10 @@ class NodeOptions:
     # loses at most that much market data, never state: resume replays what was journaled)
     journal_ms: float = 20.0
     journal_max: int = 512
+    # a Redis that stops answering (a restart) is waited for this long, the loop paused (no
+    # event is fed, no order sent); beyond it the session stops with one error line and
+    # --resume continues it. None: $ARBKIT_REDIS_OUTAGE_S, else 30 s (store/redis.py)
+    redis_outage_s: float | None = None
 
 
 @dataclass
@@ -108,6 +112,11 @@ class PaperNode:
         self.keys = [i.key for i in cfg.instruments]
         self.index = {k: i for i, k in enumerate(self.keys)}
         self.stamper = Stamper(clock)
+        if hasattr(store, "outage_s"):  # the session store rides through a Redis restart
+            from arbkit.store.redis import outage_bound_s
+
+            store.outage_s = (outage_bound_s() if options.redis_outage_s is None
+                              else float(options.redis_outage_s))
         self.extra_meta = dict(extra_meta or {})
         self.seq = -1
         self.n_quotes = self.n_heartbeats = self.n_controls = 0
@@ -443,6 +452,9 @@ class PaperNode:
 
     def _status(self) -> None:
         st = self.status()
+        outage = getattr(self.store, "outage", None)
+        if outage is not None:  # Redis outages ridden through (the status shows them after)
+            st["redis"] = outage.stats()
         if self.monitor is not None:  # enriches st in place (arbkit.monitor.session)
             self.monitor.tick(self, st)
         with self._timed("heartbeat"):

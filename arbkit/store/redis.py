@@ -32,6 +32,15 @@ Contract (tests/integration/test_session_store.py runs it against a real server)
   api_key, signature, ...) are replaced by ``***`` and URL passwords masked before any JSON
   is written; URLs in messages are masked. Every redis-py error becomes one
   ``StorageError`` line naming the (masked) URL and the fix.
+- A server that stops answering (restarted, loading its AOF, a cut connection): with
+  ``outage_s > 0`` every session call (not ``clean``, ``sessions`` or opening the store) tries
+  again with backoff (50 ms doubling to 1 s) until the server answers or ``outage_s`` have
+  passed since the outage began (one clock per server and process, shared with
+  ``venues.journal``), then raises its ``StorageError``. Each call is safe to run twice:
+  journal appends are ignored at or below the top seq, the other writes replace a value; only
+  ``audit`` and ``push_control`` may be doubled (and ``pop_controls`` lose what it took) when a
+  reply is lost. ``outage_s = 0`` (the default: ``status``, ``ctl``, ``clean``) fails at once; a
+  running session (``runtime.node``) uses ``ARBKIT_REDIS_OUTAGE_S`` (default 30 s).
 """
 
 from __future__ import annotations
@@ -42,10 +51,12 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -58,7 +69,9 @@ from arbkit.errors import ConfigError, StorageError
 from arbkit.store import mask_url
 from arbkit.store.base import to_json
 
-__all__ = ["AUDIT_MAX", "PAGE", "PREFIX", "SessionStore"]
+__all__ = ["AUDIT_MAX", "OUTAGE_ENV", "OUTAGE_S", "PAGE", "PREFIX", "Outage", "SessionStore",
+           "outage", "outage_bound_s"]
+_T = TypeVar("_T")
 
 PREFIX = "arbkit:session:"
 KEYS = ("meta", "snapshot", "journal", "controls", "audit", "heartbeat", "orders")
@@ -93,6 +106,10 @@ for i, e in ipairs(rows) do
 end
 return out
 """
+OUTAGE_S = 30.0  # how long a running session waits for a Redis that stopped answering
+OUTAGE_ENV = "ARBKIT_REDIS_OUTAGE_S"
+MIN_OUTAGE_S = 0.1  # shorter: a stale connection redialled, not counted as an outage
+RETRYABLE = (redis.ConnectionError, redis.TimeoutError)  # incl. BusyLoadingError (-LOADING)
 _FIX = ("is it running? start it (redis-server; `bash scripts/services.sh` for arbkit's test "
         "server) or fix the URL")
 
@@ -130,6 +147,8 @@ class SessionStore:
         self.last_backup: Path | None = None  # the file the last clean(backup_dir) wrote
         self._password = _password(url)
         self._r = _client(url, self.url, timeout_s)
+        self.outage_s = 0.0  # > 0: ride through an outage this long (module doc)
+        self.outage = outage(_address(url))
         self.server_version = self._version()
         if self.server_version < (6, 2):  # XTRIM MINID, exclusive XRANGE
             raise StorageError(f"Redis at {self.url} is version "
@@ -143,14 +162,13 @@ class SessionStore:
 
     def meta(self) -> dict | None:
         """The session's metadata, or None when the session does not exist."""
-        with self._errors("read the session meta"):
-            raw = self._r.get(self._k("meta"))
+        raw = self._retry("read the session meta", lambda: self._r.get(self._k("meta")))
         return None if raw is None else self._json(raw, "meta")
 
     def set_meta(self, meta: dict) -> None:
         """Replace the session's metadata (JSON; secret-looking values are masked)."""
-        with self._errors("write the session meta"):
-            self._write([("SET", self._k("meta"), _dumps(meta))])
+        cmds = [("SET", self._k("meta"), _dumps(meta))]
+        self._retry("write the session meta", lambda: self._write(cmds))
 
     def save_snapshot(self, blob: bytes, seq: int) -> None:
         """Replace the kernel snapshot with ``blob``, taken after journal entry ``seq``.
@@ -158,14 +176,12 @@ class SessionStore:
         Blob and seq are one hash written by one command: a reader never sees a mix.
         """
         seq = _seq(seq, allow_minus_one=True)
-        with self._errors("save the snapshot"):
-            self._write([("HSET", self._k("snapshot"), "blob", _bytes(blob, "snapshot"), "seq",
-                         seq)])
+        cmds = [("HSET", self._k("snapshot"), "blob", _bytes(blob, "snapshot"), "seq", seq)]
+        self._retry("save the snapshot", lambda: self._write(cmds))
 
     def load_snapshot(self) -> tuple[bytes, int] | None:
         """The latest ``(blob, seq)``, or None when no snapshot was saved."""
-        with self._errors("load the snapshot"):
-            got = self._r.hgetall(self._k("snapshot"))
+        got = self._retry("load the snapshot", lambda: self._r.hgetall(self._k("snapshot")))
         if not got:
             return None
         return got[b"blob"], int(got[b"seq"])
@@ -184,10 +200,9 @@ class SessionStore:
         and lands in the append-only file as one transaction.
         """
         added = 0
-        with self._errors("append to the journal"):
-            for batch in _batches(items):
-                added += int(self._write([("EVAL", _APPEND_LUA, 1, self._k("journal"),
-                                           *batch)])[0])
+        for batch in _batches(items):  # each batch retried whole: a seq journaled twice is
+            cmds = [("EVAL", _APPEND_LUA, 1, self._k("journal"), *batch)]  # ignored
+            added += int(self._retry("append to the journal", lambda c=cmds: self._write(c))[0])
         return added
 
     def journal(self, after: int, *, page: int = PAGE) -> Iterator[tuple[int, bytes]]:
@@ -196,8 +211,8 @@ class SessionStore:
         if not (isinstance(page, int) and page >= 1):
             raise StorageError(f"journal page must be an integer >= 1, got {page!r}")
         while True:
-            with self._errors("read the journal"):
-                flat = self._r.eval(_READ_LUA, 1, self._k("journal"), f"{start}-0", page)
+            flat = self._retry("read the journal", lambda s=start: self._r.eval(
+                _READ_LUA, 1, self._k("journal"), f"{s}-0", page))
             for i in range(0, len(flat), 2):
                 yield _id_seq(flat[i]), flat[i + 1]
             if len(flat) < 2 * page:
@@ -209,53 +224,60 @@ class SessionStore:
 
         ``last_seq`` is unchanged: the journal still refuses the trimmed seqs.
         """
-        with self._errors("trim the journal"):
-            return int(self._r.xtrim(self._k("journal"), minid=f"{_seq(upto) + 1}-0",
-                                   approximate=False))
+        minid = f"{_seq(upto) + 1}-0"
+        return int(self._retry("trim the journal", lambda: self._r.xtrim(
+            self._k("journal"), minid=minid, approximate=False)))
 
     def last_seq(self) -> int:
         """The highest seq ever journaled (trimmed or not); -1 if none."""
-        with self._errors("read the journal's last seq"):
+        def info() -> Any:
             try:
-                info = self._r.xinfo_stream(self._k("journal"))
+                return self._r.xinfo_stream(self._k("journal"))
             except redis.ResponseError as exc:
                 if "no such key" in str(exc).lower():
-                    return -1
+                    return None
                 raise
-        return _id_seq(info["last-generated-id"])
+
+        got = self._retry("read the journal's last seq", info)
+        return -1 if got is None else _id_seq(got["last-generated-id"])
 
     # ------------------------------------------------------------------ controls, audit
 
     def push_control(self, control: dict) -> None:
         """Queue an operator control (symbol on/off, stop, kill, preset switch)."""
-        with self._errors("queue a control"):
-            self._r.rpush(self._k("controls"), _dumps(control))
+        text = _dumps(control)
+        self._retry("queue a control", lambda: self._r.rpush(self._k("controls"), text))
 
     def pop_controls(self) -> list[dict]:
         """Take every pending control, oldest first, in one transaction."""
-        with self._errors("take the pending controls"):
+        def take() -> list[Any]:
             pipe = self._r.pipeline(transaction=True)
             pipe.lrange(self._k("controls"), 0, -1)
             pipe.delete(self._k("controls"))
-            raw, _ = pipe.execute()
+            return pipe.execute()
+
+        raw, _ = self._retry("take the pending controls", take)
         return [self._json(c, "controls") for c in raw]
 
     def audit(self, entry: dict) -> None:
         """Record who did what; ``ts`` (UTC, ISO 8601) is added when the entry has none."""
         entry = dict(entry)
         entry.setdefault("ts", datetime.now(UTC).isoformat())
-        with self._errors("write the audit log"):
+        text = _dumps(entry)
+
+        def write() -> None:
             pipe = self._r.pipeline(transaction=True)
-            pipe.rpush(self._k("audit"), _dumps(entry))
+            pipe.rpush(self._k("audit"), text)
             pipe.ltrim(self._k("audit"), -AUDIT_MAX, -1)
             pipe.execute()
+
+        self._retry("write the audit log", write)
 
     def audit_log(self, n: int = 100) -> list[dict]:
         """The last ``n`` audit entries, oldest first."""
         if n <= 0:
             return []
-        with self._errors("read the audit log"):
-            raw = self._r.lrange(self._k("audit"), -n, -1)
+        raw = self._retry("read the audit log", lambda: self._r.lrange(self._k("audit"), -n, -1))
         return [self._json(a, "audit") for a in raw]
 
     # ------------------------------------------------------------------ liveness, orders
@@ -264,24 +286,22 @@ class SessionStore:
         """Say the session is alive, with its status, for the next ``ttl_s`` seconds."""
         if not (ttl_s > 0 and math.isfinite(ttl_s)):
             raise ConfigError(f"heartbeat ttl_s must be > 0 seconds, got {ttl_s!r}")
-        with self._errors("write the heartbeat"):
-            self._r.set(self._k("heartbeat"), _dumps(status), px=max(1, round(ttl_s * 1000)))
+        text, px = _dumps(status), max(1, round(ttl_s * 1000))
+        self._retry("write the heartbeat", lambda: self._r.set(self._k("heartbeat"), text, px=px))
 
     def status(self) -> dict | None:
         """The last heartbeat's status while it is alive, else None."""
-        with self._errors("read the heartbeat"):
-            raw = self._r.get(self._k("heartbeat"))
+        raw = self._retry("read the heartbeat", lambda: self._r.get(self._k("heartbeat")))
         return None if raw is None else self._json(raw, "heartbeat")
 
     def orders_put(self, client_order_id: str, record: dict) -> None:
         """Insert or replace the record of one order (durable when the store is)."""
-        with self._errors("write an order"):
-            self._write([("HSET", self._k("orders"), str(client_order_id), _dumps(record))])
+        cmds = [("HSET", self._k("orders"), str(client_order_id), _dumps(record))]
+        self._retry("write an order", lambda: self._write(cmds))
 
     def orders(self) -> dict[str, dict]:
         """Every order record, by client order id."""
-        with self._errors("read the orders"):
-            raw = self._r.hgetall(self._k("orders"))
+        raw = self._retry("read the orders", lambda: self._r.hgetall(self._k("orders")))
         return {k.decode(): self._json(v, "orders") for k, v in raw.items()}
 
     # ------------------------------------------------------------------ clean, sessions
@@ -342,6 +362,29 @@ class SessionStore:
 
     def _errors(self, what: str) -> contextlib.AbstractContextManager[None]:
         return _mapped(self.url, self._password, what)
+
+    def _retry(self, what: str, call: Callable[[], _T]) -> _T:
+        """``call()``, tried again while the server does not answer (module doc), its errors
+        mapped to one StorageError line."""
+        while True:
+            try:
+                with self._errors(what):
+                    result = call()
+            except StorageError as exc:
+                cause = exc.__cause__
+                if not isinstance(cause, RETRYABLE) or isinstance(cause,
+                                                                   redis.AuthenticationError):
+                    raise
+                pause = self.outage.failed(self.outage_s)
+                if pause is None:
+                    raise StorageError(f"{exc}; it has not answered for "
+                                       f"{self.outage.down_s():.1f} s ({OUTAGE_ENV}="
+                                       f"{self.outage_s:g}): once it is back, continue the "
+                                       "session with --resume") from cause
+                time.sleep(pause)
+                continue
+            self.outage.answered()
+            return result
 
     def _json(self, raw: bytes, key: str) -> Any:
         try:
@@ -441,6 +484,86 @@ class SessionStore:
         else:
             value = None
         return {"key": _str(key), "type": kind, "pttl": self._r.pttl(key), "value": value}
+
+
+# ---------------------------------------------------------------------- outages
+
+
+@dataclass
+class Outage:
+    """A Redis server that stopped answering, as this process sees it: one per server
+    address, shared by the session store and the execution journal, so both give up at the
+    same moment (``since`` + their bound) and a session stops with one line.
+
+    ``count``/``longest_s`` are what a status shows afterwards (outages ridden through; a
+    connection that went stale and is redialled at once is not one)."""
+
+    address: str
+    since: float | None = None  # monotonic seconds of the first failure, None while answering
+    count: int = 0
+    longest_s: float = 0.0
+    pause_s: float = 0.05
+
+    def failed(self, bound_s: float) -> float | None:
+        """A call failed: the pause before trying again, or None once ``bound_s`` passed."""
+        now = time.monotonic()
+        if self.since is None:
+            self.since, self.pause_s = now, 0.05
+        left = self.since + bound_s - now
+        if left <= 0:
+            return None
+        pause = min(self.pause_s, left)
+        self.pause_s = min(self.pause_s * 2, 1.0)
+        return pause
+
+    def answered(self) -> None:
+        if self.since is not None:
+            took = time.monotonic() - self.since
+            self.count += took >= MIN_OUTAGE_S
+            self.longest_s = max(self.longest_s, took)
+            self.since = None
+
+    def down_s(self) -> float:
+        return 0.0 if self.since is None else time.monotonic() - self.since
+
+    def stats(self) -> dict[str, Any]:
+        return {"down": self.since is not None, "down_s": round(self.down_s(), 3),
+                "outages": self.count, "longest_outage_s": round(self.longest_s, 3)}
+
+
+_OUTAGES: dict[str, Outage] = {}
+
+
+def outage(address: str) -> Outage:
+    """The process's ``Outage`` record of the server at ``address`` (``host:port`` or a
+    socket path)."""
+    return _OUTAGES.setdefault(address, Outage(address))
+
+
+def outage_bound_s(env: dict[str, str] | None = None) -> float:
+    """How long a running session waits for Redis: ``$ARBKIT_REDIS_OUTAGE_S`` or 30 s."""
+    text = (os.environ if env is None else env).get(OUTAGE_ENV, "").strip()
+    if not text:
+        return OUTAGE_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"{OUTAGE_ENV}={text!r}: must be a number of seconds >= 0 (how long "
+                          f"a session waits for a Redis that stopped answering; default "
+                          f"{OUTAGE_S:g})")
+    return value
+
+
+def _address(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        if parts.scheme == "unix":
+            return parts.path
+        return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
+    except ValueError:
+        return url
 
 
 # ---------------------------------------------------------------------- helpers

@@ -13,16 +13,27 @@ Keys under ``arbkit:exec:<session>:`` — ``orders`` (hash: order number -> JSON
 ``reports`` (list: every report given to the kernel, in order; its 1-based position is the
 report's sequence number), ``meta`` (hash: the venue balances at the session's first start).
 Nothing secret is ever written here.
+
+A Redis that stops answering (restarted, loading its AOF) is waited for: every call is tried
+again with backoff until the server answers or ``outage_s`` (``$ARBKIT_REDIS_OUTAGE_S``, 30 s)
+have passed since the outage began — the clock is shared with the session store
+(``store.redis.Outage``) — then one ``StorageError``. Meanwhile nothing is sent: ``put(...,
+durable=True)`` returns only once the intent is on disk. Every call is safe to run twice: a
+record replaces itself, and a report carries a token so that a retried append whose first
+reply was lost is not appended again (``last_report`` in ``meta``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Mapping
+import secrets
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from arbkit.errors import ConfigError, StorageError
+from arbkit.store.redis import OUTAGE_ENV, RETRYABLE, Outage, outage, outage_bound_s
 
 WAITAOF_MIN = (7, 2)
 WAITAOF_TIMEOUT_MS = 2000
@@ -30,6 +41,23 @@ DURABILITY = ("auto", "waitaof", "fsync_always")
 # order states: planned (journaled, not sent) -> sending (durable, send in flight) -> acked |
 # unknown (the send's outcome is unclear) -> done (a final report was given)
 STATES = ("sending", "acked", "unknown", "done")
+# KEYS orders, reports, meta; ARGV oid, record, report, token -> the report's sequence. The
+# token of the last report appended is kept: the same append tried again (its reply lost in
+# a cut connection) returns that report's sequence instead of appending it twice. One
+# flush at a time per journal (execution.py's lock), so only the last one can be in doubt.
+_REPORT_LUA = """
+local last = redis.call('HGET', KEYS[3], 'last_report')
+if last then
+  local sep = string.find(last, ' ', 1, true)
+  if sep and string.sub(last, 1, sep - 1) == ARGV[4] then
+    return tonumber(string.sub(last, sep + 1))
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local n = redis.call('RPUSH', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[3], 'last_report', ARGV[4] .. ' ' .. n)
+return n
+"""
 
 
 @dataclass
@@ -100,7 +128,8 @@ class ExecJournal:
         ``waitaof`` or ``fsync_always``.
     """
 
-    def __init__(self, redis: Any, session: str, *, durability: str = "auto") -> None:
+    def __init__(self, redis: Any, session: str, *, durability: str = "auto",
+                 outage_s: float | None = None) -> None:
         if durability not in DURABILITY:
             raise ConfigError(f"journal: durability={durability!r}; use one of "
                               f"{', '.join(DURABILITY)}")
@@ -108,6 +137,8 @@ class ExecJournal:
         self.prefix = f"arbkit:exec:{session}:"
         self.durability = durability
         self.mode: str | None = None  # the mode in use, once checked
+        self.outage_s = outage_bound_s() if outage_s is None else float(outage_s)
+        self.outage: Outage = outage(_address(redis))
 
     def key(self, name: str) -> str:
         return self.prefix + name
@@ -140,49 +171,117 @@ class ExecJournal:
     async def wait_durable(self) -> None:
         """Return once every write so far is fsynced (WAITAOF), or at once (fsync always:
         the server fsynced before it answered)."""
+        await self._retry("wait for the append-only file", self._wait_durable)
+
+    async def _wait_durable(self) -> None:
         if self.mode == "waitaof":
             local, _ = await self.redis.execute_command("WAITAOF", 1, 0, WAITAOF_TIMEOUT_MS)
-            if int(local) < 1:
-                raise StorageError("journal: WAITAOF timed out: the intent is not known to be "
-                                   "on disk; the order was not sent")
+            _waited(local)
         elif self.mode is None:
             raise StorageError("journal: check_durable() was not called")
 
+    async def _write(self, *cmds: tuple, durable: bool) -> list[Any]:
+        """``cmds`` on one connection, then (WAITAOF mode, ``durable``) WAITAOF on that same
+        connection: it waits for what that connection wrote, so both go in one pipeline."""
+        if self.mode is None and durable:
+            raise StorageError("journal: check_durable() was not called")
+        wait = durable and self.mode == "waitaof"
+        pipe = self.redis.pipeline(transaction=False)
+        for cmd in cmds:
+            pipe.execute_command(*cmd)
+        if wait:
+            pipe.execute_command("WAITAOF", 1, 0, WAITAOF_TIMEOUT_MS)
+        out = await pipe.execute()
+        if wait:
+            _waited(out.pop()[0])
+        return out
+
     # ---- orders ---------------------------------------------------------------------------
     async def put(self, rec: OrderRecord, *, durable: bool = False) -> None:
-        await self.redis.hset(self.key("orders"), str(rec.oid), rec.dumps())
-        if durable:
-            await self.wait_durable()
+        """Save the record; ``durable``: return only once it is on disk (before a send)."""
+        cmd = ("HSET", self.key("orders"), str(rec.oid), rec.dumps())
+        await self._retry("save an order", lambda: self._write(cmd, durable=durable))
 
     async def put_with_report(self, rec: OrderRecord, report: tuple) -> int:
-        """Save the record and append its report in one transaction; the report's sequence."""
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.key("orders"), str(rec.oid), rec.dumps())
-        pipe.rpush(self.key("reports"), json.dumps(list(report)))
-        _, seq = await pipe.execute()
-        return int(seq)
+        """Save the record and append its report in one transaction; the report's sequence.
+        Tried again after a cut connection without appending the report twice (module doc)."""
+        cmd = ("EVAL", _REPORT_LUA, 3, self.key("orders"), self.key("reports"), self.key("meta"),
+               str(rec.oid), rec.dumps(), json.dumps(list(report)), secrets.token_hex(8))
+        out = await self._retry("append a report", lambda: self._write(cmd, durable=False))
+        return int(out[0])
 
     async def get(self, oid: int) -> OrderRecord | None:
-        text = await self.redis.hget(self.key("orders"), str(oid))
+        text = await self._retry("read an order",
+                                 lambda: self.redis.hget(self.key("orders"), str(oid)))
         return None if text is None else OrderRecord.loads(text)
 
     async def all(self) -> dict[int, OrderRecord]:
-        rows = await self.redis.hgetall(self.key("orders"))
+        rows = await self._retry("read the orders",
+                                 lambda: self.redis.hgetall(self.key("orders")))
         return {int(k): OrderRecord.loads(v) for k, v in rows.items()}
 
     async def reports_after(self, seq: int) -> list[tuple[int, tuple]]:
         """Reports with sequence > ``seq`` (1-based), for a consumer that restarts."""
-        rows = await self.redis.lrange(self.key("reports"), seq, -1)
+        rows = await self._retry("read the reports",
+                                 lambda: self.redis.lrange(self.key("reports"), seq, -1))
         return [(seq + i + 1, tuple(json.loads(r))) for i, r in enumerate(rows)]
 
     # ---- balances baseline ----------------------------------------------------------------
     async def baseline(self) -> dict[str, str] | None:
-        text = await self.redis.hget(self.key("meta"), "baseline")
+        text = await self._retry("read the baseline",
+                                 lambda: self.redis.hget(self.key("meta"), "baseline"))
         return None if text is None else json.loads(text)
 
     async def set_baseline(self, balances: Mapping[str, str]) -> None:
-        await self.redis.hset(self.key("meta"), "baseline", json.dumps(dict(balances)))
-        await self.wait_durable()
+        cmd = ("HSET", self.key("meta"), "baseline", json.dumps(dict(balances)))
+        await self._retry("save the baseline", lambda: self._write(cmd, durable=True))
+
+    # ---- a server that stopped answering --------------------------------------------------
+    async def _retry(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
+        """``await call()``, tried again while Redis does not answer, for at most
+        ``outage_s`` since the outage began; then one StorageError (nothing was sent)."""
+        import redis as redis_lib
+
+        while True:
+            try:
+                result = await call()
+            except RETRYABLE as exc:
+                if isinstance(exc, redis_lib.AuthenticationError):
+                    raise StorageError(f"journal: cannot {what}: {_line(exc)}; fix the "
+                                       "user/password in the Redis URL") from exc
+                pause = self.outage.failed(self.outage_s)
+                if pause is None:
+                    raise StorageError(
+                        f"journal: Redis at {self.outage.address} has not answered for "
+                        f"{self.outage.down_s():.1f} s (cannot {what}: {_line(exc)}); no order "
+                        f"is sent without its journal (waited {OUTAGE_ENV}={self.outage_s:g} "
+                        "s): start Redis again, then resume the session with --resume"
+                    ) from exc
+                await asyncio.sleep(pause)
+                continue
+            except redis_lib.RedisError as exc:
+                raise StorageError(f"journal: cannot {what}: {_line(exc)}; see the Redis "
+                                   "server's log") from exc
+            self.outage.answered()
+            return result
+
+
+def _waited(local: Any) -> None:
+    if int(local) < 1:
+        raise StorageError("journal: WAITAOF timed out: the intent is not known to be on disk; "
+                           "the order was not sent")
+
+
+def _line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()).rstrip(".") or type(exc).__name__
+
+
+def _address(client: Any) -> str:
+    """``host:port`` (or the socket path) of a redis-py client: its ``Outage`` key."""
+    kw = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None) or {}
+    if kw.get("path"):
+        return str(kw["path"])
+    return f"{kw.get('host', 'localhost')}:{kw.get('port', 6379)}"
 
 
 def _text(value: Any) -> str | None:
