@@ -154,8 +154,9 @@ def _assert_nothing_sent_twice(journals: dict) -> set[int]:
     return oids
 
 
-def _run_with_restart(tmp_path: Path, server: Server, sig: int, down_s: float) -> None:
-    proc = _start(tmp_path, server.url, duration_s=16)
+def _run_with_restart(tmp_path: Path, server: Server, sig: int, down_s: float,
+                      duration_s: float = 16) -> None:
+    proc = _start(tmp_path, server.url, duration_s=duration_s)
     try:
         _wait_trading(server.url, proc)
         server.stop(sig)
@@ -171,7 +172,8 @@ def _run_with_restart(tmp_path: Path, server: Server, sig: int, down_s: float) -
     assert report["trades"] >= 1, report
     st = _status(server.url)  # the last heartbeat (alive for 5 s after the end)
     assert st is not None and st["redis"]["outages"] >= 1, st
-    assert st["redis"]["longest_outage_s"] >= down_s, st["redis"]
+    assert st["redis"]["longest_outage_s"] >= 0.8 * down_s, st["redis"]  # (seen from its
+    # first write after the stop to its first answer after the start)
     # nothing lost: stored fills = the recording replayed (the reports the session booked)
     with open_store(path=tmp_path / "r.duckdb") as store:
         fills = store.frame("fills", report["run_id"])
