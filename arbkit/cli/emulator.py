@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -105,6 +106,85 @@ def serve(
         typer.echo(f"served {st.rest_total} REST requests ({st.http_429_sent} answered 429), "
                    f"{st.ws_connections} websocket connections, {st.ws_messages_sent} messages, "
                    f"{st.ws_drops} drops")
+
+
+UNCLEAR_FAULTS = ("hang_after_accept", "drop_after_accept", "unknown_booked",
+                  "unknown_not_booked", "server_error_booked", "server_error_not_booked")
+
+
+@app.command("venues")
+def venues(
+    config: Annotated[Path, typer.Option(help="The session's TOML config (or a preset's file): one emulator per venue, each with an account holding the config's starting balances and taker fee.")],
+    data: Annotated[Path, typer.Option(help="Quotes: a Parquet file/folder or a catalog root.")],
+    out: Annotated[Path, typer.Option(help="Where to write the venues file `arbkit live --venues` reads (addresses, replay timeline, made-up keys; removed on exit).")] = Path("data/sessions/venues.json"),
+    speed: Annotated[float, typer.Option(help="Replay speed: data seconds per wall second.")] = 20.0,
+    duration_s: Annotated[float, typer.Option(help="Stop after this many wall seconds (0 = until Ctrl-C or the end of the data).")] = 0.0,
+    order_fault_rate: Annotated[float, typer.Option(help="Fault: this share of order requests (seeded) meets one of --order-fault-kinds.")] = 0.0,
+    order_fault_kinds: Annotated[str, typer.Option(help="Comma-separated order faults drawn from (see docs/emulator.md).")] = ",".join(UNCLEAR_FAULTS),
+    seed: Annotated[int, typer.Option(help="Seed of the order faults.")] = 7,
+) -> None:
+    """Serve every venue of a config on 127.0.0.1 (quotes and a trading account each) for
+    `arbkit live --venues FILE`: venues that outlive the session (kill it, --resume it)."""
+    import signal
+
+    import numpy as np
+
+    from arbkit.cli.live import KEY_ENV, rehearsal_keys
+    from arbkit.config import load_config
+    from arbkit.errors import ConfigError
+    from arbkit.runtime.emulated import rehearsal_accounts, write_venues_file
+    from arbkit.venues.emulator import FaultConfig
+    from arbkit.venues.emulator.faults import ORDER_FAULTS
+    from arbkit.venues.emulator.multi import run_venues
+
+    if not speed > 0 or speed == float("inf"):
+        raise ConfigError(f"--speed {speed:g}: replay speed must be above 0 (1 = real time)")
+    if not 0 <= order_fault_rate <= 1:
+        raise ConfigError(f"--order-fault-rate {order_fault_rate:g}: a share in [0, 1]")
+    kinds = [k.strip() for k in order_fault_kinds.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in ORDER_FAULTS]
+    if bad or not kinds:
+        raise ConfigError(f"--order-fault-kinds {order_fault_kinds!r}: use some of "
+                          f"{', '.join(ORDER_FAULTS)}")
+    if out.exists():
+        raise ConfigError(f"--out {out}: exists (emulators still running, or left by a crash: "
+                          "stop them, or remove the file if they are gone)")
+    cfg = load_config(config)
+    faults = None
+    if order_fault_rate > 0:
+        rng = np.random.Generator(np.random.PCG64(seed))
+        n = np.flatnonzero(rng.random(200_000) < order_fault_rate) + 1
+        pick = rng.integers(0, len(kinds), n.size)
+        faults = FaultConfig(order_faults={int(i): kinds[j] for i, j in zip(n, pick, strict=True)},
+                             order_hang_s=0.5)
+    keys = rehearsal_keys(cfg)
+    made_up = {} if os.environ.get(KEY_ENV) else keys
+    stop = {"now": False}
+
+    def _stop(signum: int, frame: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    with run_venues(data, cfg, speed=speed, faults=faults,
+                    accounts=rehearsal_accounts(cfg, keys)) as emu:
+        write_venues_file(out, emu, made_up)
+        try:
+            typer.echo(f"emulators: {', '.join(f'{v} {u}' for v, u in emu.items())}; speed "
+                       f"{speed:g}x; venues file {out}")
+            typer.echo(f"  arbkit live --config {config} --venues {out} --redis URL "
+                       "(Ctrl-C here stops the venues)")
+            end = max(t.server.span_ns[1] for t in emu.emulators.values())
+            t_end = time.monotonic() + duration_s if duration_s > 0 else float("inf")
+            try:
+                while not stop["now"] and time.monotonic() < t_end and emu.clock.now_ns() < end:
+                    time.sleep(0.2)
+            except KeyboardInterrupt:
+                pass
+        finally:
+            out.unlink(missing_ok=True)
+        for v, t in emu.emulators.items():
+            acct = t.account
+            typer.echo(f"{v}: {len(acct.orders())} orders, {len(acct.trades())} trades")
 
 
 def _unified(sym: str) -> str:

@@ -27,6 +27,7 @@ def live(
     real_money: Annotated[bool, typer.Option(OPT_IN, help="Required: this command sends real orders with the keys of $ARBKIT_BINANCE_KEY / $ARBKIT_BINANCE_SECRET.")] = False,
     max_notional: Annotated[float | None, typer.Option(help="Hard cap per order, in the quote currency, on top of the preset's risk limits: an order above it is never sent (reject 'over_live_cap').")] = None,
     emulator: Annotated[Path | None, typer.Option(help="Rehearsal, no real money: quotes (Parquet file/folder or catalog) served by one local Binance emulator per venue, whose private API takes the orders (made-up keys, the config's starting balances and fees); the real ccxt client throughout.")] = None,
+    venues_file: Annotated[Path | None, typer.Option("--venues", help="Rehearsal on emulators that outlive this process: the file `arbkit emulator venues --config ... --out FILE` wrote (kill this session, then --resume it against the same venues).")] = None,
     speed: Annotated[float, typer.Option(help="Replay speed of --emulator: data seconds per wall second.")] = 20.0,
     duration_s: Annotated[float | None, typer.Option(help="Stop after this many wall seconds (default: until Ctrl-C).")] = None,
     session: SessionName = None,
@@ -38,11 +39,15 @@ def live(
     as_json: Annotated[bool, typer.Option("--json", help="Print the final report as JSON.")] = False,
 ) -> None:
     """Trade a preset with real orders (Binance spot): the paper session's kernel with its venue EXTERNAL."""
-    if emulator is None and not real_money:
+    rehearsal = emulator is not None or venues_file is not None
+    if emulator is not None and venues_file is not None:
+        raise ConfigError("--emulator and --venues: give one (--emulator runs the emulators "
+                          "in this process, --venues uses running ones)")
+    if not rehearsal and not real_money:
         raise ConfigError(f"arbkit live sends real orders; add {OPT_IN} to go on (rehearse "
                           "first with `arbkit live --emulator DATA`, same preset)")
     missing = [k for k in (KEY_ENV, SECRET_ENV) if not os.environ.get(k)]
-    if emulator is None and missing:
+    if not rehearsal and missing:
         raise ConfigError(f"{' and '.join('$' + k for k in missing)} not set: export the API "
                           "key and secret of the account to trade (keys are read from the "
                           "environment only)")
@@ -74,6 +79,9 @@ def live(
     if emulator is not None:
         factory, clock = _rehearsal(cfg, emulator, speed, venues)
         meta = {**meta, "rehearsal": str(emulator)}
+    elif venues_file is not None:
+        factory, clock = _remote(cfg, venues_file, venues)
+        meta = {**meta, "rehearsal": str(venues_file)}
     node = LiveNode(cfg, execution=ClientVenue(name, url, venues), max_notional=max_notional,
                     store=SessionStore(url, name), results=results_store, record_dir=rec,
                     clock=clock, source_factory=factory, extra_meta=meta,
@@ -99,30 +107,17 @@ def _rehearsal(cfg: Any, data: Path, speed: float,
     node's source factory and clock (the emulators' shared replay clock)."""
     import atexit
     import logging
-    import secrets
 
     # the emulators' web server logs a client that hung up mid-request (a session that ends
     # or halts closes its sockets): noise for the rehearsal's operator, not an error of theirs
     logging.getLogger("aiohttp").addHandler(logging.NullHandler())
 
-    from arbkit.venues.emulator.config import AccountConfig
+    from arbkit.runtime.emulated import rehearsal_accounts
     from arbkit.venues.emulator.multi import run_venues
 
-    accounts, fees = {}, {}
-    for inst in cfg.instruments:
-        bal = accounts.setdefault(inst.venue, {})
-        for asset, amount in ((inst.quote.upper(), inst.initial_quote),
-                              (inst.base.upper(), inst.initial_base)):
-            bal[asset] = max(bal.get(asset, 0.0), float(amount))
-        fees.setdefault(inst.venue, inst.taker_fee_bps)
     # the environment's keys when set (the emulators then accept exactly those), else made up
-    keys = {v: (os.environ.get(KEY_ENV) or secrets.token_hex(16),
-                os.environ.get(SECRET_ENV) or secrets.token_hex(32)) for v in accounts}
-    cm = run_venues(data, cfg, speed=speed, accounts={
-        v: AccountConfig(balances={a: format(x, "f") for a, x in bal.items()},
-                         api_key=keys[v][0], api_secret=keys[v][1],
-                         taker_fee_rate=format(fees[v] / 1e4, "f"))
-        for v, bal in accounts.items()})
+    keys = rehearsal_keys(cfg)
+    cm = run_venues(data, cfg, speed=speed, accounts=rehearsal_accounts(cfg, keys))
     emulated = cm.__enter__()
     atexit.register(cm.__exit__, None, None, None)
     for v, spec in venues.items():
@@ -130,6 +125,28 @@ def _rehearsal(cfg: Any, data: Path, speed: float,
     from arbkit.runtime.emulated import EmulatedSource
 
     return (lambda queue, skip: EmulatedSource(emulated, queue)), emulated.clock.now_ns
+
+
+def rehearsal_keys(cfg: Any) -> dict[str, tuple[str, str]]:
+    """Per venue of ``cfg``: the environment's key and secret when set (the emulators then
+    accept exactly those), else made-up ones."""
+    import secrets
+
+    return {inst.venue: (os.environ.get(KEY_ENV) or secrets.token_hex(16),
+                         os.environ.get(SECRET_ENV) or secrets.token_hex(32))
+            for inst in cfg.instruments}
+
+
+def _remote(cfg: Any, path: Path, venues: dict[str, dict[str, Any]]) -> tuple[Any, Any]:
+    """The emulators ``arbkit emulator venues`` serves (they outlive this process)."""
+    from arbkit.runtime.emulated import EmulatedSource, RemoteVenues
+
+    remote = RemoteVenues.load(path, cfg)
+    for v, spec in venues.items():
+        spec["url"] = remote[v]
+        if v in remote.keys:
+            spec["env"] = {KEY_ENV: remote.keys[v][0], SECRET_ENV: remote.keys[v][1]}
+    return (lambda queue, skip: EmulatedSource(remote, queue)), remote.clock.now_ns
 
 
 def _markets(cfg: Any) -> dict[str, dict[str, str]]:
@@ -156,6 +173,11 @@ class ClientVenue:
         self.clients: list[Any] = []
         self.route: dict[str, int] = {}
         self.on_report: Any = None
+        # reports held from the start until the node has its backlog (recover) or has none
+        # (release): a report a client makes while reconciling (a final of an order whose
+        # fill the node never got) must not overtake the older ones redelivered from the
+        # journal (the crash suite saw a fill dropped behind its own final report)
+        self._held: list[tuple[int, int, Any]] | None = []
 
     async def start(self, on_report: Any) -> None:
         import redis.asyncio as aioredis
@@ -167,11 +189,17 @@ class ClientVenue:
             client = ExecutionClient(
                 session=f"{self.session}.{venue}", redis=aioredis.from_url(self.redis_url),
                 markets=spec["markets"], url=spec.get("url"), env=spec.get("env"),
-                on_report=lambda seq, rep, k=k: on_report(rep, seq, k))
+                on_report=lambda seq, rep, k=k: self._deliver(rep, seq, k))
             self.clients.append(client)
             for inst in spec["markets"]:
                 self.route[inst] = k
-            state = await client.start()
+        # every venue reconciles at once (its own account); any refusal stops the start
+        states = await asyncio.gather(*(c.start() for c in self.clients),
+                                      return_exceptions=True)
+        for venue, client, state in zip(self.venues, self.clients, states, strict=True):
+            if isinstance(state, BaseException):
+                await self.close()
+                raise state
             if state != "ready":
                 reasons = "; ".join(client.halt_reasons) or state
                 await self.close()
@@ -181,12 +209,31 @@ class ClientVenue:
     def submit(self, intent: dict[str, Any]) -> None:
         self.clients[self.route[intent["inst"]]].submit_nowait(intent)
 
+    def _deliver(self, report: Any, seq: int, source: int) -> None:
+        if self._held is not None:
+            self._held.append((source, seq, report))
+        else:
+            self.on_report(report, seq, source)
+
+    def release(self, after: dict[int, int] | None = None) -> None:
+        """Deliver the held reports, per client in journal order, skipping those at or
+        below ``after[client]`` (already delivered); from now on reports go straight on."""
+        held, self._held = self._held or [], None
+        after = after or {}
+        for source, seq, report in sorted(held, key=lambda h: (h[0], h[1])):
+            if seq and seq <= after.get(source, 0):
+                continue
+            self.on_report(report, seq, source)
+
     async def recover(self, intents: list[dict[str, Any]], after: dict[int, int]) -> None:
         from arbkit.core import types as T
 
+        after = dict(after)
         for k, client in enumerate(self.clients):
             for seq, rep in await client.reports_after(after.get(k, 0)):
                 self.on_report(rep, seq, k)
+                after[k] = max(after.get(k, 0), seq)
+        self.release(after)
         for it in intents:
             k = self.route[it["inst"]]
             if it["oid"] not in self.clients[k].orders:  # never journaled: never sent

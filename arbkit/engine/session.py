@@ -221,6 +221,8 @@ class Session:
         self.n_fed = int(meta["n_fed"])
         self.started = bool(self.state.glob[0]["started"])
         self.drained = {k: int(v) for k, v in meta["drained"].items()}
+        # (the EXTERNAL venue is the runtime's to set again: set_external)
+        self.venue, self._inbox, self._dispatching = None, deque(), False
         return self
 
     # ---- an EXTERNAL venue (live) ---------------------------------------------------------

@@ -31,6 +31,7 @@ import numpy as np
 
 from arbkit.core import types as T
 from arbkit.engine.session import Session
+from arbkit.runtime import faultpoints
 from arbkit.runtime.clock import monotonic_s
 from arbkit.runtime.node import PaperNode
 
@@ -53,8 +54,10 @@ class Execution(Protocol):
 
     async def recover(self, intents: list[dict[str, Any]], after: dict[int, int]) -> None:
         """After a restart: deliver again every report of each source after ``after[source]``
-        (the last one the node's journal holds), then resolve each intent the kernel still
-        believes open (an intent no client journaled was never sent: a cancelled report)."""
+        (the last one the node's journal holds) — before any report made since ``start``,
+        which an implementation holds back until then (and until ``release()`` on a fresh
+        start) — then resolve each intent the kernel still believes open (an intent no
+        client journaled was never sent: a cancelled report)."""
 
     async def close(self) -> None: ...
 
@@ -82,12 +85,16 @@ class LiveNode(PaperNode):
         self.execution = execution
         self.max_notional = max_notional
         self._replaying = False
+        self._fresh: set[int] | None = set()
+        self._queued: dict[int, int] = {}  # per source: the last report put on the queue
+        self.n_report_dups = 0
         self.n_reports = 0
         self.n_sent = 0
         self.n_capped = 0
         self.report_seq: dict[int, int] = {}  # per source: the last report the journal holds
 
     async def run(self) -> Any:
+        faultpoints.hit("node.run")
         try:
             return await super().run()
         finally:
@@ -104,6 +111,7 @@ class LiveNode(PaperNode):
         if self._replaying:  # sent before the crash (the client's journal knows), or never
             return []
         self.flush_journal()  # the events that led to these orders are durable first
+        faultpoints.hit("node.flushed")
         for it in intents:
             if self.max_notional is not None and it["qty"] * it["limit_px"] > self.max_notional:
                 # refused here, never sent: the refusal is an event like a venue's (queued,
@@ -113,6 +121,7 @@ class LiveNode(PaperNode):
                 continue
             self.n_sent += 1
             self.execution.submit(it)
+            faultpoints.hit("node.submitted")
         return []
 
     def _settled(self) -> bool:
@@ -125,6 +134,11 @@ class LiveNode(PaperNode):
 
     def _on_report(self, report: Report, seq: int = 0, source: int = 0) -> None:
         assert self.queue is not None
+        if seq:  # a client's reports come in its journal's order: one seen again is dropped
+            if seq <= max(self._queued.get(source, 0), self.report_seq.get(source, 0)):
+                self.n_report_dups += 1
+                return
+            self._queued[source] = seq
         # received now on the session's clock (a client's own stamps may be on another: the
         # wall, while an emulator replays data time); in a replay (no heartbeats: the clock
         # is the data's) just after the event before it
@@ -132,9 +146,17 @@ class LiveNode(PaperNode):
         self.queue.put_nowait(ReportItem(tuple(report), ts, int(seq), int(source)))
 
     async def _ready(self) -> None:
+        faultpoints.hit("node.opened")  # the snapshot restored and the journal replayed
         await self.execution.start(self._on_report)
         if self.resumed_from is not None:
             await self.execution.recover(self.session.working_intents(), self.report_seq)
+        elif hasattr(self.execution, "release"):  # (reports held while it reconciled)
+            self.execution.release()
+        faultpoints.hit("node.ready")
+
+    def checkpoint(self) -> None:
+        faultpoints.hit("node.checkpoint")
+        super().checkpoint()
 
     # ---- events ------------------------------------------------------------------------
     def _encode(self, batch: list) -> np.ndarray:
@@ -149,6 +171,7 @@ class LiveNode(PaperNode):
                 rows[j]["ts_exch"] = item.seq * SOURCES + item.source
                 self._saw(item.source, item.seq)
                 self.n_reports += 1
+                faultpoints.hit("node.report")
             else:
                 rec = rows[j]
                 rec["ts_recv"] = ts
@@ -171,6 +194,11 @@ class LiveNode(PaperNode):
         self._journal += zip(seqs.tolist(), encode.to_bytes(rows), strict=True)
         self.seq = int(seqs[-1])
         self.session.feed(rows, flush=True)
+        if self._fresh is not None:  # until every instrument has a quote of this start
+            self._fresh.update(rows["inst"][rows["kind"] == T.EV_QUOTE].tolist())
+            if len(self._fresh) == len(self.keys):
+                self._fresh = None
+                faultpoints.hit("node.quoted")
         t_out = monotonic_s()
         self.decide_us.append((t_out - t_in) * 1e6 / rows.shape[0])
         self.decide_s.append(t_out - t_in)

@@ -36,11 +36,11 @@ BALANCE_TOL = Decimal("1e-6")  # relative; fills are exact decimals, ccxt floats
 
 
 async def at_start(c: ExecutionClient) -> None:
-    for rec in list(c.orders.values()):
+    open_ = [rec for rec in c.orders.values() if rec.state != "done"]
+    for rec in open_:
         if rec.state == "sending":
             rec.state = "unknown"  # the process died with this send in flight
-        if rec.state != "done":
-            await check_order(c, rec)
+    await asyncio.gather(*(check_order(c, rec) for rec in open_))  # one order each
     await c.flush()
     await open_orders(c)
     baseline = await c.journal.baseline()
@@ -107,6 +107,7 @@ async def _resolve(c: ExecutionClient, rec: OrderRecord) -> None:
 
     for cid in reversed(rec.cids):
         c.stats.lookups += 1
+        c._step("lookup", rec.oid)
         try:
             order = await c.ex.fetch_order(None, rec.symbol, {"origClientOrderId": cid})
         except ccxt.BaseError as exc:
@@ -140,8 +141,10 @@ async def _refresh(c: ExecutionClient, rec: OrderRecord) -> None:
 
 
 async def open_orders(c: ExecutionClient) -> None:
-    for symbol in sorted(set(c.markets.values())):
-        for order in await c.ex.fetch_open_orders(symbol):
+    symbols = sorted(set(c.markets.values()))  # asked together, read in order
+    pages = await asyncio.gather(*(c.ex.fetch_open_orders(s) for s in symbols))
+    for symbol, page in zip(symbols, pages, strict=True):
+        for order in page:
             rec = c._lookup(order.get("clientOrderId"), order.get("id"))
             if rec is None:
                 c.halt(f"unknown open order at the venue: {symbol} {order.get('side')} "
@@ -150,8 +153,9 @@ async def open_orders(c: ExecutionClient) -> None:
 
 
 async def unknown_trades(c: ExecutionClient, since_ms: int) -> None:
-    for symbol in sorted(set(c.markets.values())):
-        trades = await c.ex.fetch_my_trades(symbol, since_ms, 1000)
+    symbols = sorted(set(c.markets.values()))
+    pages = await asyncio.gather(*(_trades_since(c, s, since_ms) for s in symbols))
+    for symbol, trades in zip(symbols, pages, strict=True):
         for t in trades:
             rec = c._lookup(None, t.get("order"))
             if rec is None:
@@ -160,6 +164,19 @@ async def unknown_trades(c: ExecutionClient, since_ms: int) -> None:
             elif str(t.get("id")) not in rec.trades:
                 c.apply_trades(rec, [t])
                 c._save(rec)
+
+
+async def _trades_since(c: ExecutionClient, symbol: str, since_ms: int) -> list:
+    """Every trade of ``symbol`` since ``since_ms`` (pages of 1000, by trade id)."""
+    out: list = []
+    page = await c.ex.fetch_my_trades(symbol, since_ms, 1000)
+    while page:
+        out += page
+        if len(page) < 1000:
+            break
+        last = max(int(t["id"]) for t in page)
+        page = await c.ex.fetch_my_trades(symbol, None, 1000, {"fromId": last + 1})
+    return out
 
 
 async def _venue_totals(c: ExecutionClient) -> dict[str, str]:

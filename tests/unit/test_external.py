@@ -65,13 +65,8 @@ def _venue_fill(s: Session, o: dict, t: int) -> np.ndarray:
     return Session.report_event(t, o["oid"], filled, px, fee, status, levels=levels)
 
 
-def _external(cfg, arrays, split: bool = False, chunks: int = 1):
-    """The venue answers the moment the kernel hands an order out (S_OUTBOX): it matches at
-    arrival as the simulator would, and its reports come back at the instant the order left
-    (``split``: each fill as a working report, then the final one). ``chunks``: the events fed
-    in that many pieces (cut anywhere, as a runtime's queue would)."""
-    s = Session(cfg, arrays)
-    sent = [0]
+def _venue(split: bool, sent: list[int]):
+    """The venue of ``_external`` (a callback for ``Session.set_external``)."""
 
     def venue(sess: Session) -> list:
         reports = []
@@ -88,6 +83,17 @@ def _external(cfg, arrays, split: bool = False, chunks: int = 1):
             reports.append(rep)
         return reports
 
+    return venue
+
+
+def _external(cfg, arrays, split: bool = False, chunks: int = 1):
+    """The venue answers the moment the kernel hands an order out (S_OUTBOX): it matches at
+    arrival as the simulator would, and its reports come back at the instant the order left
+    (``split``: each fill as a working report, then the final one). ``chunks``: the events fed
+    in that many pieces (cut anywhere, as a runtime's queue would)."""
+    s = Session(cfg, arrays)
+    sent = [0]
+    venue = _venue(split, sent)
     s.set_external(venue=venue)
     for piece in np.array_split(arrays.events, chunks):
         s.feed(piece)
@@ -115,6 +121,27 @@ def test_fed_in_pieces_the_rows_are_the_same(market) -> None:
     got, _ = _external(cfg, arrays, chunks=7)
     for k in BUFFERS:
         assert got[k].tobytes() == want[k].tobytes(), k
+
+
+def test_a_restored_session_takes_its_external_venue_again(market) -> None:
+    """A live session resumed from its snapshot (the crash suite found a restored session
+    without its venue callback: the first order after a resume raised)."""
+    cfg, arrays = market
+    want, _ = _external(cfg, arrays)
+    s, sent = Session(cfg, arrays), [0]
+    s.set_external(venue=_venue(False, sent))
+    half = arrays.events.shape[0] // 2
+    s.feed(arrays.events[:half])
+    first = s.drain()
+    r = Session.restore(cfg, s.snapshot())
+    r.set_external(venue=_venue(False, sent))
+    r.feed(arrays.events[half:], arrays.depth)
+    assert sent[0] > 0 and not r.working()
+    r.finish()
+    rest = r.drain()
+    for k in BUFFERS:
+        got = np.concatenate([first[k], rest[k]])
+        assert got.tobytes() == want[k].tobytes(), k
 
 
 def test_a_fill_reported_in_two_messages_books_the_same_money(market) -> None:

@@ -58,6 +58,14 @@ class ReplayClock:
     def paused(self) -> bool:
         return self._paused
 
+    def anchor(self) -> dict[str, float | int | bool]:
+        """Where the timeline stands: data time ``data_ns`` at ``time.monotonic_ns()`` =
+        ``wall_ns``, ``speed``, ``paused``. CLOCK_MONOTONIC is one clock for every process of
+        the machine, so another process rebuilds this timeline from it (``MirrorClock``)."""
+        with self._lock:
+            return {"data_ns": self._anchor_data_ns, "wall_ns": self._anchor_wall_ns,
+                    "speed": self._speed, "paused": self._paused}
+
     def now_ns(self) -> int:
         """The current data time in ns since the epoch."""
         with self._lock:
