@@ -98,9 +98,9 @@ q 'up{job="arbkit"} == 1' | grep -q '"value"' || die "Prometheus does not scrape
 echo "ok: Prometheus scrapes arbkit:8787 (up == 1)"
 # the container compiles the kernel on its first start (2-4 min) before its feeds run
 for _ in $(seq 200); do
-    q 'arbkit_feed_messages_total > 0' | grep -q '"venue":"binance_usdm"' && break; sleep 2
+    q 'arbkit_feed_messages_total > 0' | grep -q '"venue":"binance_b"' && break; sleep 2
 done
-q 'arbkit_feed_messages_total > 0' | grep -q '"venue":"binance_usdm"' || die "no feed metrics in Prometheus"
+q 'arbkit_feed_messages_total > 0' | grep -q '"venue":"binance_b"' || die "no feed metrics in Prometheus"
 echo "ok: arbkit_feed_messages_total in Prometheus"
 curl -fsS http://127.0.0.1:9090/api/v1/rules | grep -q '"name":"ArbkitKillSwitchEngaged"' \
     || die "the alert rules are not loaded"

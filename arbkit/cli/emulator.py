@@ -122,6 +122,10 @@ def venues(
     order_fault_rate: Annotated[float, typer.Option(help="Fault: this share of order requests (seeded) meets one of --order-fault-kinds.")] = 0.0,
     order_fault_kinds: Annotated[str, typer.Option(help="Comma-separated order faults drawn from (see docs/emulator.md).")] = ",".join(UNCLEAR_FAULTS),
     seed: Annotated[int, typer.Option(help="Seed of the order faults.")] = 7,
+    http_429_every: Annotated[int | None, typer.Option(help="Fault: answer every Nth REST request with 429 (Retry-After 1).")] = None,
+    drop_ws_after: Annotated[int | None, typer.Option(help="Fault: drop every market-data websocket after N messages.")] = None,
+    drop_user_stream_after: Annotated[int | None, typer.Option(help="Fault: drop every user-data websocket after N events.")] = None,
+    stall_ws_s: Annotated[float, typer.Option(help="Fault: each market-data websocket goes silent this many seconds once, after 10 messages.")] = 0.0,
 ) -> None:
     """Serve every venue of a config on 127.0.0.1 (quotes and a trading account each) for
     `arbkit live --venues FILE`: venues that outlive the session (kill it, --resume it)."""
@@ -150,13 +154,25 @@ def venues(
         raise ConfigError(f"--out {out}: exists (emulators still running, or left by a crash: "
                           "stop them, or remove the file if they are gone)")
     cfg = load_config(config)
-    faults = None
+    for flag, k in (("--http-429-every", http_429_every), ("--drop-ws-after", drop_ws_after),
+                    ("--drop-user-stream-after", drop_user_stream_after)):
+        if k is not None and k < 1:
+            raise ConfigError(f"{flag} {k}: must be 1 or more (leave it out for no fault)")
+    if not 0 <= stall_ws_s < float("inf"):
+        raise ConfigError(f"--stall-ws-s {stall_ws_s:g}: seconds, 0 or more")
+    order_faults: dict[int, str] = {}
     if order_fault_rate > 0:
         rng = np.random.Generator(np.random.PCG64(seed))
         n = np.flatnonzero(rng.random(200_000) < order_fault_rate) + 1
         pick = rng.integers(0, len(kinds), n.size)
-        faults = FaultConfig(order_faults={int(i): kinds[j] for i, j in zip(n, pick, strict=True)},
-                             order_hang_s=0.5)
+        order_faults = {int(i): kinds[j] for i, j in zip(n, pick, strict=True)}
+    faults = FaultConfig(order_faults=order_faults, order_hang_s=0.5,
+                         http_429_every=http_429_every, retry_after_s=1,
+                         drop_ws_after_messages=drop_ws_after,
+                         drop_ws_repeat=drop_ws_after is not None,
+                         drop_user_stream_after_events=drop_user_stream_after,
+                         stall_ws_s=stall_ws_s,
+                         stall_ws_after_messages=10 if stall_ws_s else 0)
     keys = rehearsal_keys(cfg)
     made_up = {} if os.environ.get(KEY_ENV) else keys
     stop = {"now": False}
@@ -183,8 +199,12 @@ def venues(
         finally:
             out.unlink(missing_ok=True)
         for v, t in emu.emulators.items():
-            acct = t.account
-            typer.echo(f"{v}: {len(acct.orders())} orders, {len(acct.trades())} trades")
+            acct, st = t.account, t.stats()
+            faults_seen = ", ".join(f"{k} {n}" for k, n in sorted(st.order_faults.items()))
+            typer.echo(f"{v}: {len(acct.orders())} orders, {len(acct.trades())} trades; "
+                       f"order faults: {faults_seen or 'none'}; {st.http_429_sent} REST "
+                       f"answers 429; {st.ws_drops} market / {st.user_stream_drops} user-data "
+                       f"websocket drops, {st.ws_stalls} stalls")
 
 
 def _unified(sym: str) -> str:

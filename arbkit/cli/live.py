@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from arbkit.cli.paper import DEFAULT_REDIS, REDIS_ENV, Redis, SessionName
-from arbkit.errors import ConfigError
+from arbkit.errors import ArbkitError, ConfigError
 
 KEY_ENV, SECRET_ENV = "ARBKIT_BINANCE_KEY", "ARBKIT_BINANCE_SECRET"
 OPT_IN = "--i-understand-real-money"
@@ -71,20 +71,21 @@ def live(
     markets = _markets(cfg)
     name = session or name
     url = redis or os.environ.get(REDIS_ENV) or DEFAULT_REDIS
-    results_store = open_store(**({"url": results} if results and "://" in results
-                                  else {"path": results or "results/arbkit.duckdb"}))
     rec = record_dir or Path("data") / "sessions" / name
     venues = {v: {"markets": m, "url": None, "env": None} for v, m in markets.items()}
     factory, clock = _live_factory(cfg), wall_ns
+    if venues_file is not None:  # (checked before anything is opened or written)
+        factory, clock = _remote(cfg, venues_file, venues)
+        meta = {**meta, "rehearsal": str(venues_file)}
+    store = SessionStore(url, name, durable=True)
     if emulator is not None:
         factory, clock = _rehearsal(cfg, emulator, speed, venues)
         meta = {**meta, "rehearsal": str(emulator)}
-    elif venues_file is not None:
-        factory, clock = _remote(cfg, venues_file, venues)
-        meta = {**meta, "rehearsal": str(venues_file)}
+    results_store = open_store(**({"url": results} if results and "://" in results
+                                  else {"path": results or "results/arbkit.duckdb"}))
     node = LiveNode(cfg, execution=ClientVenue(name, url, venues), max_notional=max_notional,
-                    store=SessionStore(url, name), results=results_store, record_dir=rec,
-                    clock=clock, source_factory=factory, extra_meta=meta,
+                    store=store, results=results_store, record_dir=rec, clock=clock,
+                    source_factory=factory, extra_meta=meta,
                     options=NodeOptions(session=name, checkpoint_s=checkpoint_s,
                                         duration_s=duration_s, resume=resume))
     try:
@@ -117,7 +118,10 @@ def _rehearsal(cfg: Any, data: Path, speed: float,
 
     # the environment's keys when set (the emulators then accept exactly those), else made up
     keys = rehearsal_keys(cfg)
-    cm = run_venues(data, cfg, speed=speed, accounts=rehearsal_accounts(cfg, keys))
+    # paused until the session's source starts (EmulatedSource.run): a first run compiles
+    # the kernel for minutes meanwhile, and the replay must not run out before it trades
+    cm = run_venues(data, cfg, speed=speed, accounts=rehearsal_accounts(cfg, keys),
+                    start_paused=True)
     emulated = cm.__enter__()
     atexit.register(cm.__exit__, None, None, None)
     for v, spec in venues.items():
@@ -199,7 +203,13 @@ class ClientVenue:
         for venue, client, state in zip(self.venues, self.clients, states, strict=True):
             if isinstance(state, BaseException):
                 await self.close()
-                raise state
+                if isinstance(state, ArbkitError):
+                    raise state
+                from arbkit.venues.explain import one_line
+
+                raise ConfigError(f"{venue}: " + one_line(
+                    state, action="start (markets, reconciliation)",
+                    advice="nothing was sent; start again (--resume) when the venue answers"))
             if state != "ready":
                 reasons = "; ".join(client.halt_reasons) or state
                 await self.close()

@@ -160,7 +160,7 @@ class _EmulatorSource:
         from arbkit.runtime.emulated import EmulatedSource
         from arbkit.venues.emulator.multi import run_venues
 
-        cm = run_venues(data, cfg, speed=speed)
+        cm = run_venues(data, cfg, speed=speed, start_paused=True)
         venues = cm.__enter__()
         import atexit
 

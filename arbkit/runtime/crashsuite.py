@@ -25,6 +25,7 @@ that refused to trade, and the time from process start to ready (reconciled) per
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import shutil
@@ -50,6 +51,10 @@ STEPS = (("exec.durable", 6, 4), ("exec.answered", 5, 4), ("exec.reported", 5, 6
          ("exec.final", 3, 4), ("exec.unknown", 4, 2), ("exec.lookup", 4, 2),
          ("node.flushed", 4, 3), ("node.submitted", 4, 6), ("node.report", 5, 8),
          ("node.checkpoint", 2, 2), ("node.ready", 1, 1))
+# on top of the order faults: every 40th REST request answered 429, every market websocket
+# stalled 1.5 s once after 10 messages and cut after 30, every user-data one after 6 events
+STORM = ("--http-429-every", "40", "--drop-ws-after", "30", "--stall-ws-s", "1.5",
+         "--drop-user-stream-after", "6")
 KEY, SECRET = "crashsuiteKEY5d1e0b7a", "crashsuiteSECRET93c4f2a8e61b"
 
 
@@ -71,6 +76,7 @@ class SuiteResult:
     session_fills: int = 0
     session_trades: int = 0
     wall_s: float = 0.0
+    venue_faults: list[str] = field(default_factory=list)  # what the emulators did
     mismatches: list[tuple[int, float, float]] = field(default_factory=list)  # oid, venue, ours
     routes: int = 0
 
@@ -90,6 +96,7 @@ class SuiteResult:
             f"({self.external_kills} by the suite after the process outlived its point) "
             f"in {self.wall_s:.0f} s",
             "  killed at: " + ", ".join(f"{k} {v}" for k, v in sorted(self.killed_at.items())),
+            *(f"  emulator {ln}" for ln in self.venue_faults),
             f"  venue: {self.venue_orders} orders, {self.venue_trades} trades; session: "
             f"{self.session_fills} fills, {self.session_trades} round trips",
             f"  duplicate orders at the venue: {self.duplicates}",
@@ -197,13 +204,13 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def start_venues(work: Path, quotes: Path, cfg: Path, speed: float, fault_rate: float,
-                 seed: int) -> tuple[subprocess.Popen, Path]:
+                 seed: int, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, Path]:
     vfile = work / "venues.json"
     log = open(work / "venues.log", "w")  # noqa: SIM115 - the process's lifetime
     proc = subprocess.Popen(
         [sys.executable, "-m", "arbkit", "emulator", "venues", "--config", str(cfg),
          "--data", str(quotes), "--out", str(vfile), "--speed", str(speed),
-         "--order-fault-rate", str(fault_rate), "--seed", str(seed)],
+         "--order-fault-rate", str(fault_rate), "--seed", str(seed), *extra],
         cwd=work, env=_env(), stdout=log, stderr=subprocess.STDOUT)
     for _ in range(600):
         if vfile.exists():
@@ -246,8 +253,10 @@ def _read_log(log: Path) -> list[tuple[str, int]]:
 # ---- the suite ---------------------------------------------------------------------------
 def run_suite(work: Path, *, points: int = 200, routes: int = 10, seed: int = 7,
               speed: float = 10.0, fault_rate: float = 0.05, max_life_s: float = 12.0,
-              final_s: float = 40.0, progress: Any = None) -> SuiteResult:
-    """The whole suite in ``work`` (module doc); ``progress(text)`` after each point."""
+              final_s: float = 40.0, venue_faults: tuple[str, ...] = (),
+              progress: Any = None) -> SuiteResult:
+    """The whole suite in ``work`` (module doc); ``progress(text)`` after each point;
+    ``venue_faults``: more ``arbkit emulator venues`` fault options (``STORM``)."""
     t_start = time.monotonic()
     res = SuiteResult(routes=routes)
     rng = np.random.Generator(np.random.PCG64(seed))
@@ -255,7 +264,7 @@ def run_suite(work: Path, *, points: int = 200, routes: int = 10, seed: int = 7,
     hours = max(0.5, (points * 6.0 + final_s + 60) * speed / 3600 * 1.5)
     quotes, cfg = make_market(work, routes, hours, seed)
     rproc, url = start_redis(work)
-    vproc, vfile = start_venues(work, quotes, cfg, speed, fault_rate, seed)
+    vproc, vfile = start_venues(work, quotes, cfg, speed, fault_rate, seed, venue_faults)
     steps = [s for s, _, _ in STEPS]
     weights = np.array([w for _, w, _ in STEPS], float)
     weights /= weights.sum()
@@ -304,6 +313,8 @@ def run_suite(work: Path, *, points: int = 200, routes: int = 10, seed: int = 7,
             vproc.kill()
         rproc.terminate()
         rproc.wait(10)
+    log = (work / "venues.log").read_text().splitlines()
+    res.venue_faults = [ln for ln in log if "order faults:" in ln]
     res.wall_s = time.monotonic() - t_start
     return res
 
@@ -337,8 +348,6 @@ def _final(work: Path, cfg: Path, vfile: Path, url: str, final_s: float,
 
 def _check_venue(work: Path, vfile: Path, res: SuiteResult) -> None:
     """Read every venue back with the ccxt client: orders, trades, balances."""
-    import asyncio
-
     from arbkit.config import load_config
     from arbkit.runtime.emulated import RemoteVenues
     cfg = load_config(work / "config.toml")
@@ -355,6 +364,8 @@ def _check_venue(work: Path, vfile: Path, res: SuiteResult) -> None:
     initial = {inst.venue + ":" + inst.base: inst.initial_base for inst in cfg.instruments}
 
     async def read(venue: str) -> tuple[list, list, dict]:
+        import ccxt
+
         from arbkit.venues.execution import make_private_exchange
 
         ex = make_private_exchange({"ARBKIT_BINANCE_KEY": KEY, "ARBKIT_BINANCE_SECRET": SECRET},
@@ -368,7 +379,12 @@ def _check_venue(work: Path, vfile: Path, res: SuiteResult) -> None:
                 sym = f"{inst.base}/{inst.quote}"
                 orders += await _all(ex.fetch_orders, sym)
                 trades += await _all(ex.fetch_my_trades, sym)
-            bal = await ex.fetch_balance()
+            for _ in range(20):
+                try:
+                    bal = await ex.fetch_balance()
+                    break
+                except ccxt.NetworkError:
+                    await asyncio.sleep(1.0)
             return orders, trades, bal
         finally:
             await ex.close()
@@ -411,11 +427,20 @@ def _check_venue(work: Path, vfile: Path, res: SuiteResult) -> None:
 
 
 async def _all(fetch: Any, symbol: str) -> list:
-    """Every row of a Binance list endpoint (pages of 1000 by id)."""
+    """Every row of a Binance list endpoint (pages of 1000 by id; a 429 waited out)."""
+    import ccxt
+
     out: list = []
     params: dict[str, Any] = {}
     while True:
-        page = await fetch(symbol, None, 1000, params)
+        for _ in range(20):
+            try:
+                page = await fetch(symbol, None, 1000, params)
+                break
+            except ccxt.NetworkError:
+                await asyncio.sleep(1.0)
+        else:
+            raise RuntimeError(f"the venue did not answer {fetch.__name__} {symbol}")
         out += page
         if len(page) < 1000:
             return out
@@ -438,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--speed", type=float, default=10.0)
     ap.add_argument("--fault-rate", type=float, default=0.05)
+    ap.add_argument("--storm", action="store_true", help="also 429s, websocket drops and "
+                    "stalls (STORM)")
     ap.add_argument("--work", type=Path, default=None, help="kept after the run (default: a "
                     "temporary folder, removed)")
     ap.add_argument("--json", action="store_true")
@@ -448,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         res = run_suite(work, points=a.points, routes=a.routes, seed=a.seed, speed=a.speed,
-                        fault_rate=a.fault_rate,
+                        fault_rate=a.fault_rate, venue_faults=STORM if a.storm else (),
                         progress=lambda t: print(t, file=sys.stderr, flush=True))
     finally:
         if a.work is None:

@@ -32,6 +32,8 @@ class EmulatedSource:
         self.every_s, self.tick = every_s, tick
 
     async def run(self) -> None:
+        if getattr(self.venues.clock, "paused", False):
+            self.venues.clock.resume()  # (paper/live --emulator start them paused)
         task = asyncio.create_task(self.feed.run())
         while self.venues.clock.now_ns() < self.until and not task.done():
             if self.tick is not None:

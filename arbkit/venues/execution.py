@@ -43,7 +43,7 @@ from decimal import Decimal
 from typing import Any
 
 from arbkit.core import types as T
-from arbkit.errors import ConfigError
+from arbkit.errors import ConfigError, StorageError
 from arbkit.runtime import faultpoints
 from arbkit.venues import order_rules as R
 from arbkit.venues import reconcile
@@ -214,7 +214,7 @@ class ExecutionClient:
     async def start(self) -> str:
         """Load markets, check the journal's durability, reconcile with the venue, start the
         user-data stream and the periodic checks. Returns ``"ready"`` or ``"halted"``."""
-        await self.ex.load_markets()
+        await reconcile.ask(self, self.ex.load_markets)
         faultpoints.hit("exec.markets")
         for inst, symbol in self.markets.items():
             if symbol not in self.ex.markets:
@@ -236,17 +236,26 @@ class ExecutionClient:
     async def close(self) -> None:
         """Stop the stream and the checks, journal and deliver what is pending, close ccxt.
         Bounded: a venue call that does not end is abandoned after ``CLOSE_TIMEOUT_S``."""
-        await asyncio.wait_for(self.flush(), CLOSE_TIMEOUT_S)
+        await self._close_flush()
         for task in self._tasks:
             task.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=CLOSE_TIMEOUT_S)
         self._tasks.clear()
-        await asyncio.wait_for(self.flush(), CLOSE_TIMEOUT_S)
+        await self._close_flush()
         if self.state != "halted":
             self.state = "closed"
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.ex.close(), CLOSE_TIMEOUT_S)
+
+    async def _close_flush(self) -> None:
+        try:
+            await asyncio.wait_for(self.flush(), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            raise StorageError(f"execution {self.session}: {len(self._queue)} order updates not "
+                               f"journaled within {CLOSE_TIMEOUT_S:g} s of closing (Redis not "
+                               "answering); the venue holds them: --resume books them after "
+                               "reconciliation") from None
 
     async def reports_after(self, seq: int) -> list[tuple[int, Report]]:
         """Every journaled report after sequence ``seq`` (a restarted consumer catches up)."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from arbkit.core import types as T
 from arbkit.venues import order_rules as R
@@ -33,6 +33,33 @@ if TYPE_CHECKING:
     from arbkit.venues.journal import OrderRecord
 
 BALANCE_TOL = Decimal("1e-6")  # relative; fills are exact decimals, ccxt floats are not
+START_RETRY_S = 30.0  # how long a start keeps asking a venue that rate limits or hiccups
+
+
+async def ask(c: ExecutionClient, fn: Any, *args: Any) -> Any:
+    """``await fn(*args)`` (a ccxt call), again after a network error, a timeout, a 5xx or a
+    429/418 (waiting its Retry-After, else 0.5 s doubling to 5 s) for up to
+    ``START_RETRY_S``; a definite answer (an exchange error) or the last failure is raised."""
+    from arbkit.venues.explain import is_retryable
+
+    deadline, pause = time.monotonic() + START_RETRY_S, 0.5
+    while True:
+        try:
+            return await fn(*args)
+        except Exception as exc:
+            if not is_retryable(exc):
+                raise
+            headers = getattr(c.ex, "last_response_headers", None) or {}
+            try:
+                wait = max(pause, float(headers.get("Retry-After") or 0.0))
+            except ValueError:
+                wait = pause
+            if time.monotonic() + wait > deadline:
+                raise
+            c._error(f"{getattr(fn, '__name__', 'venue call')}: {type(exc).__name__}, "
+                     f"again in {wait:g} s")
+            await asyncio.sleep(wait)
+            pause = min(pause * 2, 5.0)
 
 
 async def at_start(c: ExecutionClient) -> None:
@@ -46,7 +73,7 @@ async def at_start(c: ExecutionClient) -> None:
     baseline = await c.journal.baseline()
     if baseline is None:
         # trades are listed by the venue's time (the emulator's is its replay clock)
-        since = int(await c.ex.fetch_time())
+        since = int(await ask(c, c.ex.fetch_time))
         await c.journal.set_baseline({**await _venue_totals(c), "_since_ms": str(since)})
         return
     await unknown_trades(c, int(baseline.get("_since_ms", "0")))
@@ -131,18 +158,18 @@ async def _resolve(c: ExecutionClient, rec: OrderRecord) -> None:
 async def _refresh(c: ExecutionClient, rec: OrderRecord) -> None:
     if rec.venue_status is None:
         c.stats.lookups += 1
-        order = await c.ex.fetch_order(rec.venue_order_id, rec.symbol)
+        order = await ask(c, c.ex.fetch_order, rec.venue_order_id, rec.symbol)
         c.apply_order(rec, order)
     if rec.state != "done" and rec.venue_status is not None:
-        trades = await c.ex.fetch_my_trades(rec.symbol, None, None,
-                                            {"orderId": rec.venue_order_id})
+        trades = await ask(c, c.ex.fetch_my_trades, rec.symbol, None, None,
+                           {"orderId": rec.venue_order_id})
         c.apply_trades(rec, trades)
         c._save(rec)
 
 
 async def open_orders(c: ExecutionClient) -> None:
     symbols = sorted(set(c.markets.values()))  # asked together, read in order
-    pages = await asyncio.gather(*(c.ex.fetch_open_orders(s) for s in symbols))
+    pages = await asyncio.gather(*(ask(c, c.ex.fetch_open_orders, s) for s in symbols))
     for symbol, page in zip(symbols, pages, strict=True):
         for order in page:
             rec = c._lookup(order.get("clientOrderId"), order.get("id"))
@@ -169,18 +196,18 @@ async def unknown_trades(c: ExecutionClient, since_ms: int) -> None:
 async def _trades_since(c: ExecutionClient, symbol: str, since_ms: int) -> list:
     """Every trade of ``symbol`` since ``since_ms`` (pages of 1000, by trade id)."""
     out: list = []
-    page = await c.ex.fetch_my_trades(symbol, since_ms, 1000)
+    page = await ask(c, c.ex.fetch_my_trades, symbol, since_ms, 1000)
     while page:
         out += page
         if len(page) < 1000:
             break
         last = max(int(t["id"]) for t in page)
-        page = await c.ex.fetch_my_trades(symbol, None, 1000, {"fromId": last + 1})
+        page = await ask(c, c.ex.fetch_my_trades, symbol, None, 1000, {"fromId": last + 1})
     return out
 
 
 async def _venue_totals(c: ExecutionClient) -> dict[str, str]:
-    bal = await c.ex.fetch_balance()
+    bal = await ask(c, c.ex.fetch_balance)
     assets = {a for s in c.markets.values() for a in c._assets(s)}
     return {a: repr(float((bal.get("total") or {}).get(a) or 0.0)) for a in sorted(assets)}
 

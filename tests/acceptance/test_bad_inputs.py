@@ -30,6 +30,7 @@ from arbkit.data.synth import generate
 from tests.cli_harness import assert_one_error, cli, snapshot
 
 Setup = Callable[[Path], None]
+REHEARSAL = Path(__file__).resolve().parents[2] / "studies" / "live_rehearsal.toml"
 
 
 @dataclass(frozen=True)
@@ -445,6 +446,17 @@ CASES = [
          "add --i-understand-real-money"),
     Case("live-no-keys", ("live", "--config", "config.toml", "--i-understand-real-money"),
          "$ARBKIT_BINANCE_KEY", "not set", "export the API key"),
+    Case("live-venues-missing", ("live", "--config", str(REHEARSAL), "--venues", "v.json"),
+         "--venues v.json", "not a venues file", "arbkit emulator venues"),
+    Case("live-emulator-and-venues", ("live", "--config", str(REHEARSAL), "--emulator",
+                                      "q.parquet", "--venues", "v.json"),
+         "--emulator and --venues", "give one", "uses running ones"),
+    Case("emulator-venues-fault-kind", ("emulator", "venues", "--config", str(REHEARSAL),
+                                        "--data", "q.parquet", "--order-fault-kinds", "bogus"),
+         "--order-fault-kinds", "'bogus'", "use some of"),
+    Case("emulator-venues-fault-rate", ("emulator", "venues", "--config", str(REHEARSAL),
+                                        "--data", "q.parquet", "--order-fault-rate", "2"),
+         "--order-fault-rate", "2", "a share in [0, 1]"),
 ]
 
 
