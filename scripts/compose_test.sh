@@ -110,7 +110,9 @@ curl -fsS http://127.0.0.1:8787/ | grep -q '<title>arbkit session</title>' || di
 echo "ok: dashboard and /health/live on 127.0.0.1:8787"
 trades=0
 for _ in $(seq 90); do
-    trades=$(compose exec -T postgres psql -U arbkit -d arbkit -tAc \
+    # (the server asks for the password on every connection, its own socket included)
+    trades=$(compose exec -T -e PGPASSWORD="${POSTGRES_PASSWORD:-arbkit}" postgres \
+             psql -h 127.0.0.1 -U arbkit -d arbkit -tAc \
              "SELECT count(*) FROM trades" 2>/dev/null | tr -d '[:space:]' || echo 0)
     [[ "${trades:-0}" =~ ^[0-9]+$ && "$trades" -gt 0 ]] && break
     sleep 2
