@@ -136,7 +136,8 @@ async def _resolve(c: ExecutionClient, rec: OrderRecord) -> None:
         c.stats.lookups += 1
         c._step("lookup", rec.oid)
         try:
-            order = await c.ex.fetch_order(None, rec.symbol, {"origClientOrderId": cid})
+            order = await ask(c, c.ex.fetch_order, None, rec.symbol,
+                              {"origClientOrderId": cid})
         except ccxt.BaseError as exc:
             if R.error_code(exc) == R.NO_SUCH_ORDER:
                 continue  # definite for this client id (until its window passes: see below)
@@ -185,6 +186,13 @@ async def unknown_trades(c: ExecutionClient, since_ms: int) -> None:
     for symbol, trades in zip(symbols, pages, strict=True):
         for t in trades:
             rec = c._lookup(None, t.get("order"))
+            if rec is None and t.get("order"):
+                # an order of ours whose venue id we never learned (its send went unclear
+                # and its lookup did not answer yet): the venue's order names its client id
+                order = await ask(c, c.ex.fetch_order, t["order"], symbol)
+                rec = c._lookup(order.get("clientOrderId"), None)
+                if rec is not None:
+                    c.apply_order(rec, order)
             if rec is None:
                 c.halt(f"unknown fill at the venue: {symbol} {t.get('side')} {t.get('amount')}"
                        f" @ {t.get('price')} (order {t.get('order')}, trade {t.get('id')})")
