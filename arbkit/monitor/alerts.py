@@ -9,7 +9,9 @@ Rules (thresholds from :class:`AlertRules`, or the environment, see :func:`from_
 ==================  ==========================================================================
 rule                fires while
 ==================  ==========================================================================
-``drawdown``        drawdown / peak equity > ``max_drawdown_ratio``
+``drawdown``        drawdown / peak equity > ``max_drawdown_ratio``, now or at any equity sample
+                    since the last check (a dip that recovered between two status ticks still
+                    fires once, then resolves)
 ``feed_stale``      a feed's last quote is older than ``feed_stale_s`` (or its state is down)
 ``feed_errors``     the feeds noted more than ``feed_errors_per_min`` error lines in the last
                     minute
@@ -152,9 +154,14 @@ class AlertManager:
         """The rules firing on status ``st``: rule -> one line saying why."""
         r, now, out = self.rules, self.clock(), {}
         dd = st.get("drawdown_ratio")
+        deep = st.get("drawdown_ratio_deepest")  # between ticks: a dip that already recovered
         if isinstance(dd, int | float) and dd > r.max_drawdown_ratio:
             out["drawdown"] = (f"drawdown {dd:.2%} of peak equity (limit "
                                f"{r.max_drawdown_ratio:.2%}); equity {st.get('equity', 0):,.2f}")
+        elif isinstance(deep, int | float) and deep > r.max_drawdown_ratio:
+            out["drawdown"] = (f"drawdown reached {deep:.2%} of peak equity since the last check "
+                               f"(limit {r.max_drawdown_ratio:.2%}); now {_pct(dd)}, equity "
+                               f"{st.get('equity', 0):,.2f}")
         feeds = st.get("feeds") or {}
         stale = [f"{k} ({'down' if f.get('state') == 'down' else _age(f.get('age_s'))})"
                  for k, f in feeds.items()
@@ -299,6 +306,10 @@ def from_env(env: dict[str, str] | None = None) -> AlertManager:
     return AlertManager(parse_webhooks(env.get(WEBHOOKS_ENV)), rules=rules,
                         min_interval_s=num("ARBKIT_ALERT_MIN_INTERVAL_S", 300.0),
                         max_per_minute=int(num("ARBKIT_ALERT_MAX_PER_MINUTE", 10)))
+
+
+def _pct(v: Any) -> str:
+    return f"{v:.2%}" if isinstance(v, int | float) else "n/a"
 
 
 def _age(v: Any) -> str:

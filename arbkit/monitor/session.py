@@ -219,6 +219,7 @@ class SessionMonitor:
             wins=wins, win_rate=wins / trades if trades else None,
             equity_peak=_f(peak), drawdown=_f(max(0.0, peak - eq)),
             drawdown_ratio=_f(max(0.0, peak - eq) / peak) if peak > 0 else None,
+            drawdown_ratio_deepest=_f(self.equity.take_deepest()) if peak > 0 else None,
             halt_reason=HALT_TEXT[halt] if 0 <= halt < len(HALT_TEXT) else str(halt),
             kill_switch=halt == T.HALT_KILL,
             guards=dict(self.guard_counts), orders=dict(self.order_counts),
@@ -305,10 +306,19 @@ class _Curve:
         self.stride = 1
         self.n = 0
         self.peak = -math.inf
+        self.deepest = 0.0  # the deepest drawdown / peak seen since ``take_deepest``
 
     def see(self, eq: float) -> None:
         if math.isfinite(eq):
             self.peak = max(self.peak, eq)
+            if self.peak > 0:
+                self.deepest = max(self.deepest, (self.peak - eq) / self.peak)
+
+    def take_deepest(self) -> float:
+        """The deepest drawdown ratio since the last call (equity samples and status ticks):
+        a dip that recovered between two ticks is still seen."""
+        out, self.deepest = self.deepest, 0.0
+        return out
 
     def add(self, ts: int, eq: float) -> None:
         self.see(eq)

@@ -101,6 +101,24 @@ def test_a_rule_that_fires_then_resolves_posts_slack_telegram_and_json_bodies(re
                                     "drawdown/json": 2}
 
 
+def test_a_dip_that_recovered_between_two_checks_still_fires_once_then_resolves(receiver) -> None:
+    from arbkit.monitor.session import _Curve
+
+    curve = _Curve(64)  # the monitor's curve: equity samples drained between two status ticks
+    for k, eq in enumerate([10_000.0, 10_050.0, 9_400.0, 10_100.0]):  # -6.47 % and back
+        curve.add(k, eq)
+    deepest = curve.take_deepest()
+    assert deepest == (10_050.0 - 9_400.0) / 10_050.0 and curve.take_deepest() == 0.0
+    clock = Clock()
+    am = AlertManager([Webhook("json", receiver.url + "/hook")], min_interval_s=0, clock=clock)
+    run(am, [{**dd(0.0), "drawdown_ratio_deepest": deepest},
+             {**dd(0.0), "drawdown_ratio_deepest": 0.0}], clock, step_s=1)
+    (_, fired), (_, resolved) = receiver.posts
+    assert fired["state"] == "firing" and resolved["state"] == "resolved"
+    assert "drawdown reached 6.47% of peak equity since the last check (limit 5.00%)" \
+        in fired["text"] and "now 0.00%" in fired["text"]
+
+
 def test_a_flapping_rule_is_rate_limited_and_what_is_held_back_is_counted(receiver) -> None:
     clock = Clock()
     am = AlertManager([Webhook("json", receiver.url + "/hook")], min_interval_s=300,
