@@ -171,6 +171,7 @@ def venues(
                          drop_ws_after_messages=drop_ws_after,
                          drop_ws_repeat=drop_ws_after is not None,
                          drop_user_stream_after_events=drop_user_stream_after,
+                         drop_user_stream_repeat=drop_user_stream_after is not None,
                          stall_ws_s=stall_ws_s,
                          stall_ws_after_messages=10 if stall_ws_s else 0)
     keys = rehearsal_keys(cfg)

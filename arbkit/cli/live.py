@@ -37,6 +37,7 @@ def live(
     record_dir: Annotated[Path | None, typer.Option(help="Where the session's events are recorded (default data/sessions/<session>).")] = None,
     checkpoint_s: Annotated[float, typer.Option(help="Wall seconds between checkpoints.")] = 5.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the final report as JSON.")] = False,
+    http: Annotated[str | None, typer.Option(help="Serve /metrics, /health and the dashboard page on HOST:PORT (e.g. 127.0.0.1:8787; port 0 picks one). Controls on the page need the token of $ARBKIT_CONTROL_TOKEN (docs/operations.md).")] = None,
 ) -> None:
     """Trade a preset with real orders (Binance spot): the paper session's kernel with its venue EXTERNAL."""
     rehearsal = emulator is not None or venues_file is not None
@@ -55,12 +56,16 @@ def live(
         raise ConfigError(f"--max-notional {max_notional}: must be > 0 (quote currency)")
     if (duration_s is not None and duration_s <= 0) or speed <= 0:
         raise ConfigError(f"--duration-s {duration_s} / --speed {speed}: must be > 0")
+    if http is not None:
+        from arbkit.monitor.web import parse_http
+
+        parse_http(http)
     import logging
 
     # the execution client's halts and alerts reach the operator as the command's one error
     # line (and the monitor), not as extra log lines on stderr
     logging.getLogger("arbkit.venues").addHandler(logging.NullHandler())
-    from arbkit.cli.paper import _config, _live_factory, _print_report
+    from arbkit.cli.paper import _config, _live_factory, _monitor, _print_report, _serve
     from arbkit.runtime.clock import wall_ns
     from arbkit.runtime.live import LiveNode
     from arbkit.runtime.node import NodeOptions
@@ -88,8 +93,13 @@ def live(
                     source_factory=factory, extra_meta=meta,
                     options=NodeOptions(session=name, checkpoint_s=checkpoint_s,
                                         duration_s=duration_s, resume=resume))
+    node.monitor = _monitor()
+    node.on_halt = lambda reason: typer.echo(
+        f"alert: trading halted, the venue holds what this session does not know ({reason}); "
+        "no new entries, nothing at the venue touched: check the account, then stop this "
+        "session (Ctrl-C) and start it again with --resume", err=True)
     try:
-        report = asyncio.run(node.run())
+        report = asyncio.run(node.run() if http is None else _serve(node, http))
         interrupted = node.interrupted
         if not interrupted:
             node.checkpoint()
@@ -177,6 +187,12 @@ class ClientVenue:
         self.clients: list[Any] = []
         self.route: dict[str, int] = {}
         self.on_report: Any = None
+        # ``on_halt(venue, reason)``: a running client halted (an order, fill or balance at
+        # its venue the session does not know); every other client is halted with it (no
+        # venue trades on while one disagrees) and the node stops entering: a human decides
+        self.on_halt: Any = None
+        self.started = False
+        self.halts: list[dict[str, str]] = []
         # reports held from the start until the node has its backlog (recover) or has none
         # (release): a report a client makes while reconciling (a final of an order whose
         # fill the node never got) must not overtake the older ones redelivered from the
@@ -193,7 +209,8 @@ class ClientVenue:
             client = ExecutionClient(
                 session=f"{self.session}.{venue}", redis=aioredis.from_url(self.redis_url),
                 markets=spec["markets"], url=spec.get("url"), env=spec.get("env"),
-                on_report=lambda seq, rep, k=k: self._deliver(rep, seq, k))
+                on_report=lambda seq, rep, k=k: self._deliver(rep, seq, k),
+                on_alert=lambda reason, venue=venue: self._halted(venue, reason))
             self.clients.append(client)
             for inst in spec["markets"]:
                 self.route[inst] = k
@@ -215,6 +232,28 @@ class ClientVenue:
                 await self.close()
                 raise ConfigError(f"reconciliation with {venue} failed: {reasons}; nothing "
                                   "was sent (check the account, then start again)")
+        self.started = True
+
+    def _halted(self, venue: str, reason: str) -> None:
+        if not self.started:  # at start: the start itself refuses (one line, above)
+            return
+        first = not self.halts
+        self.halts.append({"venue": venue, "reason": reason})
+        if not first:  # (the others, halted below, call back here too)
+            return
+        for other, client in zip(self.venues, self.clients, strict=True):
+            if other != venue and client.state != "halted":
+                client.halt(f"{venue} halted: {reason}")
+        if self.on_halt is not None:
+            self.on_halt(venue, reason)
+
+    def reconciliation(self) -> dict[str, Any]:
+        """The clients' state for the session's status (``arbkit status``, /health, alerts)."""
+        states = {v: c.state for v, c in zip(self.venues, self.clients, strict=True)}
+        failed = any(st == "halted" for st in states.values())
+        state = ("halted" if failed else "ready" if self.started else "reconciling")
+        return {"state": state, "failed": failed, "venues": states,
+                "reasons": [f"{h['venue']}: {h['reason']}" for h in self.halts][:10]}
 
     def submit(self, intent: dict[str, Any]) -> None:
         self.clients[self.route[intent["inst"]]].submit_nowait(intent)

@@ -22,7 +22,7 @@ from arbkit.errors import ConfigError
 
 KERNEL_CONTROLS = ("kill", "stop", "resume", "symbol_off", "symbol_on")
 SESSION_CONTROLS = ("shutdown",)
-VIAS = ("cli", "web", "reset", "api")
+VIAS = ("cli", "web", "reset", "api", "execution")
 
 
 def normalize(control: str) -> str:
@@ -68,7 +68,7 @@ def send_control(store: Any, control: str, *, by: str, via: str) -> dict[str, An
     control : ``kill``, ``stop``, ``resume``, ``symbol_off:BASE``, ``symbol_on:BASE`` or
         ``shutdown``.
     by : who asked (a user name, ``web@127.0.0.1``); never a secret.
-    via : ``cli``, ``web``, ``reset`` or ``api``.
+    via : ``cli``, ``web``, ``reset``, ``api`` or ``execution`` (a live session halting itself).
 
     Returns the audit entry written. A symbol the running session does not trade is refused
     here (a ``ConfigError`` naming the symbols it has); a session that is not running still

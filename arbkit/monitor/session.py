@@ -212,7 +212,8 @@ class SessionMonitor:
         trades = int(st.get("trades", 0))
         halt = int(g["halt"])
         st.update(
-            mode=(getattr(node, "extra_meta", {}) or {}).get("mode", "paper"),
+            mode=(getattr(node, "extra_meta", {}) or {}).get("mode")
+            or getattr(node, "mode", "paper"),
             run_id=getattr(node, "run_id", ""), config_hash=self._config_hash(cfg),
             updated_at=time.time(), started_at=self.started.timestamp(),
             up_within_s=max(5.0, 5 * float(getattr(node.options, "status_s", 1.0))),
@@ -223,7 +224,8 @@ class SessionMonitor:
             halt_reason=HALT_TEXT[halt] if 0 <= halt < len(HALT_TEXT) else str(halt),
             kill_switch=halt == T.HALT_KILL,
             guards=dict(self.guard_counts), orders=dict(self.order_counts),
-            risk=_risk(s, cfg, eq), reconciliation={"state": "n/a", "failed": False},
+            risk=_risk(s, cfg, eq),
+            reconciliation=st.get("reconciliation") or {"state": "n/a", "failed": False},
             recent_trades=list(self.recent_trades)[::-1],
             recent_guards=list(self.recent_guards)[::-1],
             queue_depth=_queue_depth(getattr(node, "source", None)),

@@ -92,6 +92,10 @@ class LiveNode(PaperNode):
         self.n_sent = 0
         self.n_capped = 0
         self.report_seq: dict[int, int] = {}  # per source: the last report the journal holds
+        self.halt_reason: str | None = None  # the execution halted mid-session (why)
+        self.on_halt: Any = None  # ``on_halt(reason)``: the CLI says it once
+        if hasattr(execution, "on_halt"):
+            execution.on_halt = self._on_halt
 
     async def run(self) -> Any:
         faultpoints.hit("node.run")
@@ -144,6 +148,21 @@ class LiveNode(PaperNode):
         # is the data's) just after the event before it
         ts = self.stamper.clock() if self.options.heartbeat_ms is not None else 0
         self.queue.put_nowait(ReportItem(tuple(report), ts, int(seq), int(source)))
+
+    def _on_halt(self, venue: str, reason: str) -> None:
+        """The execution halted at ``venue`` (something there it does not know): the kernel
+        stops entering (a ``stop`` control, journaled like an operator's, so a replay does
+        the same); positions are left as they are; the status, /health and the alerts say
+        why (``reconciliation``)."""
+        from arbkit.monitor.control import send_control
+
+        self.halt_reason = f"{venue}: {reason}"
+        try:
+            send_control(self.store, "stop", by=f"execution halt at {venue}", via="execution")
+        except Exception as exc:  # noqa: BLE001 - the execution refuses orders anyway
+            self.halt_reason += f" (the stop control could not be sent: {exc})"
+        if self.on_halt is not None:
+            self.on_halt(self.halt_reason)
 
     async def _ready(self) -> None:
         faultpoints.hit("node.opened")  # the snapshot restored and the journal replayed
@@ -238,6 +257,9 @@ class LiveNode(PaperNode):
         st = super().status()
         st.update(mode="live", orders_sent=self.n_sent, reports=self.n_reports,
                   capped=self.n_capped, working=len(self.session.working()))
+        rec = getattr(self.execution, "reconciliation", None)
+        if callable(rec):
+            st["reconciliation"] = rec()
         return st
 
 

@@ -276,6 +276,15 @@ def test_user_stream_drop_and_forced_disconnect_close_the_sockets() -> None:
         assert emu.stats().user_stream_drops == 1
 
 
+def test_user_stream_drops_once_per_venue_or_on_every_connection() -> None:
+    from arbkit.venues.emulator.faults import FaultState
+
+    once = FaultState(FaultConfig(drop_user_stream_after_events=3))
+    assert [once.should_drop_user_stream(n) for n in (2, 3, 3, 4)] == [False, True, False, False]
+    every = FaultState(FaultConfig(drop_user_stream_after_events=3, drop_user_stream_repeat=True))
+    assert [every.should_drop_user_stream(n) for n in (2, 3, 3, 4)] == [False, True, True, True]
+
+
 # --------------------------------------------------------------------------- order faults
 
 

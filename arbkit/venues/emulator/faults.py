@@ -121,6 +121,8 @@ class FaultConfig:
     drop_user_stream_after_events
         Cut a user-data websocket (listenKey stream or websocket API) once it has sent this
         many events (once per venue, like ``drop_ws_after_messages``).
+    drop_user_stream_repeat
+        False: only the first user-data websocket to get there is cut; True: every one is.
     disconnect_ws_at_ns
         Data times at which every open websocket is closed (code 1000), as Binance does
         after 24 h.
@@ -155,6 +157,7 @@ class FaultConfig:
     user_event_duplicate_every: int | None = None
     user_event_reorder_every: int | None = None
     drop_user_stream_after_events: int | None = None
+    drop_user_stream_repeat: bool = False
     disconnect_ws_at_ns: frozenset[int] = frozenset()
 
     def __post_init__(self) -> None:
@@ -362,9 +365,12 @@ class FaultState:
         """Whether a user-data websocket that has sent ``sent`` events is cut now (once)."""
         with self._lock:
             after = self._config.drop_user_stream_after_events
-            if after is None or sent < after or self._user_drop_spent:
+            if after is None or sent < after:
                 return False
-            self._user_drop_spent = True
+            if not self._config.drop_user_stream_repeat:
+                if self._user_drop_spent:
+                    return False
+                self._user_drop_spent = True
             return True
 
     def log_request(self, record: RequestRecord) -> None:
