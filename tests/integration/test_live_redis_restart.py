@@ -217,3 +217,60 @@ def test_redis_down_beyond_the_bound_stops_with_one_line(tmp_path: Path,
     journaled = _assert_nothing_sent_twice(_exec_journal(server.url))
     assert journaled
     print(f"\nredis down for good: exit {proc.returncode} after {took:.1f} s: {lines[0]}")
+
+
+def test_down_beyond_the_bound_then_resume_against_the_same_venues_loses_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session stops (Redis gone longer than the bound: one line), Redis comes back,
+    ``arbkit live --resume`` continues against the same venues (``arbkit emulator venues``, its
+    own process): read back with ccxt, no order twice, no fill lost, every position equal."""
+    from arbkit.runtime import crashsuite as cs
+
+    monkeypatch.setenv("ARBKIT_REDIS_OUTAGE_S", "2")  # (the suite's processes inherit it)
+    quotes, cfg = cs.make_market(tmp_path, routes=2, hours=0.5, seed=13)
+    server = Server(tmp_path / "redis")
+    vproc, vfile = cs.start_venues(tmp_path, quotes, cfg, 10.0, 0.0, 13)
+    res = cs.SuiteResult(routes=2)
+    try:
+        proc = cs._live(tmp_path, cfg, vfile, server.url, False, None, None,
+                        tmp_path / "first.log")
+        try:
+            deadline = time.monotonic() + 60
+            while True:  # trading: orders went out and were answered
+                assert proc.poll() is None, proc.communicate()[1][-3000:]
+                with redis_lib.Redis.from_url(server.url, socket_timeout=2) as r:
+                    raw = r.get(f"arbkit:session:{cs.SESSION}:heartbeat")
+                st = json.loads(raw) if raw else {}
+                if st.get("orders_sent", 0) >= 4 and st.get("reports", 0) >= 4:
+                    break
+                assert time.monotonic() < deadline, st
+                time.sleep(0.1)
+            server.stop(signal.SIGKILL)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert proc.returncode == 1 and len(lines) == 1 and "--resume" in lines[0], err[-3000:]
+        server.start()
+        monkeypatch.delenv("ARBKIT_REDIS_OUTAGE_S")
+        cs._final(tmp_path, cfg, vfile, server.url, 20.0, res)  # --resume, then reduce only
+        assert not res.refused, res.refused
+        cs._check_venue(tmp_path, vfile, res)
+    finally:
+        vproc.send_signal(signal.SIGTERM)
+        try:
+            vproc.wait(20)
+        except subprocess.TimeoutExpired:
+            vproc.kill()
+        server.close()
+    print(f"\nredis down beyond the bound, then --resume: exit 1 with {lines[0]!r}; venue "
+          f"{res.venue_orders} orders, {res.venue_trades} trades; session {res.session_fills} "
+          f"fills, {res.session_trades} round trips; duplicates {res.duplicates}, lost fills "
+          f"{res.lost_fills}, phantom {res.phantom_fills}, positions equal "
+          f"{sum(abs(d) < 0.5 for d in res.position_diffs.values())}/{len(res.position_diffs)}")
+    assert res.venue_trades >= 4 and res.session_trades >= 1
+    assert res.duplicates == 0 and res.lost_fills == 0 and res.phantom_fills == 0
+    assert res.unknown_venue_orders == 0
+    assert len(res.position_diffs) == 4
+    assert all(abs(d) < 0.5 for d in res.position_diffs.values()), res.position_diffs
