@@ -133,6 +133,9 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("arbkit_store_write_seconds", "histogram", ("session", "store"),
                "Write latency: journal (Redis), snapshot (Redis), heartbeat (Redis), "
                "results (results store)"),
+    MetricSpec("arbkit_redis_down_seconds", "gauge", ("session",),
+               "Seconds since the session's Redis stopped answering (0 while it answers; the "
+               "session waits up to ARBKIT_REDIS_OUTAGE_S, then stops)"),
     MetricSpec("arbkit_monitor_errors_total", "counter", ("session",),
                "Status ticks the monitor failed to enrich (never stops the session)"),
     # ---- alerts sent by arbkit itself
@@ -167,6 +170,8 @@ class SessionMetrics(Collector):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
         self.status: dict[str, Any] = {}
+        # the HTTP server's view now (``/health``): up/ready while the status is not ticking
+        self.health_now: Any = None
         self.decision = Histogram("arbkit_decision_latency_seconds",
                                   SPECS["arbkit_decision_latency_seconds"].help, ["session"],
                                   buckets=LATENCY_BUCKETS, registry=self.registry)
@@ -200,7 +205,7 @@ class SessionMetrics(Collector):
             return
         fam = _Families()
         s = str(st.get("session", ""))
-        _session(fam, s, st)
+        _session(fam, s, st, self.health_now() if self.health_now is not None else None)
         for r in st.get("routes", []):
             _route(fam, s, r)
         _portfolio(fam, s, st)
@@ -235,13 +240,20 @@ def _num(v: Any) -> bool:
     return isinstance(v, bool) or (isinstance(v, int | float) and math.isfinite(v))
 
 
-def _session(fam: _Families, s: str, st: dict) -> None:
+def _session(fam: _Families, s: str, st: dict, now: dict | None = None) -> None:
     fam.add("arbkit_session_info", (s, st.get("mode", "paper"), st.get("run_id", ""),
                                     st.get("config_hash", "")), 1)
-    age = time.time() - float(st.get("updated_at") or 0.0)
-    fam.add("arbkit_session_up", (s,), 1 if age <= float(st.get("up_within_s", 5.0)) else 0)
-    health = st.get("health") or {}
-    fam.add("arbkit_session_ready", (s,), 1 if health.get("ready") else 0)
+    if now is not None:  # the server's health now (a loop waiting for Redis is up, not ready)
+        up, ready = bool(now.get("live")), bool(now.get("ready"))
+        down = (now.get("checks") or {}).get("redis_down_s", 0.0)
+    else:
+        age = time.time() - float(st.get("updated_at") or 0.0)
+        up = age <= float(st.get("up_within_s", 5.0))
+        ready = bool((st.get("health") or {}).get("ready"))
+        down = (st.get("redis") or {}).get("down_s", 0.0)
+    fam.add("arbkit_session_up", (s,), 1 if up else 0)
+    fam.add("arbkit_session_ready", (s,), 1 if ready else 0)
+    fam.add("arbkit_redis_down_seconds", (s,), down)
     fam.add("arbkit_last_status_timestamp_seconds", (s,), st.get("updated_at"))
     fam.add("arbkit_session_start_timestamp_seconds", (s,), st.get("started_at"))
     for kind, key in (("quote", "quotes"), ("heartbeat", "heartbeats"), ("control", "controls")):

@@ -334,7 +334,10 @@ class _Curve:
             self.stride *= 2
 
     def points(self) -> tuple[list[int], list[float]]:
-        return list(self.ts), list(self.eq)
+        # (read from the HTTP server's thread while the session's may append or thin)
+        ts, eq = self.ts, self.eq
+        n = min(len(ts), len(eq))
+        return list(ts[:n]), list(eq[:n])
 
 
 def _pop(dq: Any) -> list:

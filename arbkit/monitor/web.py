@@ -1,4 +1,5 @@
-"""The session's HTTP server (aiohttp, in the node's own asyncio loop): ``/metrics``,
+"""The session's HTTP server (aiohttp, in a thread of its own with its own asyncio loop, so
+it answers while the session's loop waits: a Redis outage ridden through): ``/metrics``,
 ``/health``, the dashboard page and its JSON API.
 
 ==========================  =====================================================================
@@ -7,8 +8,10 @@ path                        serves
 ``GET /``                   the dashboard (one self-contained page: no CDN, inline JS and SVG)
 ``GET /metrics``            Prometheus text exposition (``arbkit_*``)
 ``GET /health``             readiness and liveness as JSON; 200 when ready, else 503
-``GET /health/live``        200 while the session's loop ticks (its last status is fresh)
-``GET /health/ready``       200 when started, every feed fresh and reconciliation not failed
+``GET /health/live``        200 while the session's loop ticks (its last status is fresh), or
+                            waits for a Redis that stopped answering (within its bound)
+``GET /health/ready``       200 when started, every feed fresh, reconciliation not failed and
+                            Redis answering
 ``GET /api/status``         the enriched status (what ``arbkit status --json`` shows)
 ``GET /api/history``        the equity curve and drawdown for the chart
 ``GET /api/audit``          the last audit entries (who did what, when)
@@ -26,10 +29,12 @@ a query string may carry it). Requests whose ``Host`` is not the address served 
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import math
 import os
+import threading
 import time
 from typing import Any
 
@@ -77,6 +82,9 @@ class MonitorServer:
         self.host, self.port = host, port
         self._token = (token if token is not None else os.environ.get(TOKEN_ENV, "")) or ""
         self.runner: web.AppRunner | None = None
+        self.node_loop: asyncio.AbstractEventLoop | None = None  # the session's (test alerts)
+        self._loop: asyncio.AbstractEventLoop | None = None  # the server thread's
+        self._thread: threading.Thread | None = None
         self.app = web.Application(middlewares=[self._guard])
         r = self.app.router
         r.add_get("/", self.page)
@@ -118,6 +126,47 @@ class MonitorServer:
             await self.runner.cleanup()
             self.runner = None
 
+    def start_thread(self, timeout_s: float = 30.0) -> None:
+        """Serve from a thread of its own (its own event loop); returns once listening, or
+        raises what ``start`` raised (a port in use: one line)."""
+        box: dict[str, BaseException] = {}
+        listening = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self.start())
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                box["error"] = exc
+                listening.set()
+                loop.close()
+                return
+            listening.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self.stop())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="arbkit-http", daemon=True)
+        self._thread.start()
+        if not listening.wait(timeout_s):
+            raise ConfigError(f"--http {self.host}:{self.port}: the server did not start "
+                              f"within {timeout_s:g} s")
+        if "error" in box:
+            self._thread.join()
+            self._thread = None
+            raise box["error"]
+
+    def stop_thread(self, timeout_s: float = 10.0) -> None:
+        """Stop the server thread (its connections closed); idempotent."""
+        thread, loop, self._thread = self._thread, self._loop, None
+        if thread is None or loop is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout_s)
+
     # ---- middleware: Host check, JSON errors ---------------------------------------------
     @web.middleware
     async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -151,18 +200,33 @@ class MonitorServer:
                                      "Referrer-Policy": "no-referrer"})
 
     async def metrics(self, request: web.Request) -> web.Response:
+        self.monitor.metrics.health_now = self._health  # up/ready as /health says, now
         return web.Response(body=self.monitor.metrics.render(),
                             headers={"Content-Type": CONTENT_TYPE})
 
     def _health(self) -> dict[str, Any]:
         st = self.monitor.status
         h = dict(st.get("health") or {"ready": False, "checks": {"session_started": False}})
+        h["checks"] = dict(h.get("checks") or {})
         age = time.time() - float(st.get("updated_at") or 0.0)
         h["live"] = bool(st) and age <= float(st.get("up_within_s", 5.0))
-        h["ready"] = bool(h.get("ready")) and h["live"]
+        down = self._redis_down_s()
+        h["checks"]["redis_ok"] = down is None
+        if down is not None:  # the session's loop waits for it (by design, within its bound)
+            h["checks"]["redis_down_s"] = round(down, 1)
+            h["live"] = bool(st)
+        h["ready"] = bool(h.get("ready")) and h["live"] and down is None
         h["last_status_age_s"] = round(age, 3) if st else None
         h["session"] = st.get("session")
         return h
+
+    def _redis_down_s(self) -> float | None:
+        """Seconds since the session's Redis stopped answering, None while it answers."""
+        node = getattr(self.monitor, "node", None)
+        outage = getattr(getattr(node, "store", None), "outage", None)
+        if outage is None or getattr(outage, "since", None) is None:
+            return None
+        return float(outage.down_s())
 
     async def health(self, request: web.Request) -> web.Response:
         h = self._health()
@@ -186,7 +250,9 @@ class MonitorServer:
 
     async def api_audit(self, request: web.Request) -> web.Response:
         node = self.monitor.node
-        return _json(node.store.audit_log(30)[::-1] if node is not None else [])
+        if node is None:
+            return _json([])
+        return _json((await asyncio.to_thread(node.store.audit_log, 30))[::-1])
 
     async def whoami(self, request: web.Request) -> web.Response:
         return _json({"controls": self.controls_on, "authorized": self._authorized(request)})
@@ -196,8 +262,9 @@ class MonitorServer:
         if denied is not None:
             return denied
         body = await _body(request)
-        entry = send_control(self.monitor.node.store, str(body.get("control", "")),
-                             by=_who(request, body), via="web")
+        entry = await asyncio.to_thread(send_control, self.monitor.node.store,
+                                        str(body.get("control", "")), by=_who(request, body),
+                                        via="web")
         return _json(entry)
 
     async def test_alert(self, request: web.Request) -> web.Response:
@@ -207,8 +274,14 @@ class MonitorServer:
         alerts = self.monitor.alerts
         if alerts is None or not alerts.webhooks:
             return _json({"error": "no webhook configured (ARBKIT_ALERT_WEBHOOKS)"}, 400)
-        sent = await alerts.send_test(self.monitor.status.get("session", "?"),
-                                      by=_who(request, await _body(request)))
+        test = alerts.send_test(self.monitor.status.get("session", "?"),
+                                by=_who(request, await _body(request)))
+        loop = self.node_loop
+        if loop is None or loop is asyncio.get_running_loop():
+            sent = await test
+        else:  # the alert manager's client lives on the session's loop
+            sent = await asyncio.wait_for(
+                asyncio.wrap_future(asyncio.run_coroutine_threadsafe(test, loop)), 30)
         return _json({"sent": sent})
 
     def _deny(self, request: web.Request) -> web.Response | None:
@@ -225,19 +298,20 @@ class MonitorServer:
 async def serve_node(node: Any, http: str, *, token: str | None = None,
                      announce: Any = None) -> Any:
     """Run ``node`` (a ``PaperNode`` with a ``monitor``) with its HTTP server on ``http``
-    (``HOST:PORT``) in the same loop; the server stops when the session does.
+    (``HOST:PORT``) in a thread of its own; the server stops when the session does.
 
     ``announce(server)`` is called once it listens (the CLI prints the URL, never the token).
     """
     host, port = parse_http(http)
     server = MonitorServer(node.monitor, host, port, token=token)
-    await server.start()
+    server.node_loop = asyncio.get_running_loop()
+    server.start_thread()
     try:
         if announce is not None:
             announce(server)
         return await node.run()
     finally:
-        await server.stop()
+        server.stop_thread()
 
 
 async def _body(request: web.Request) -> dict[str, Any]:

@@ -93,11 +93,13 @@ def server(tmp_path: Path) -> Any:
     s.close()
 
 
-def _start(work: Path, url: str, duration_s: float, **env: str) -> subprocess.Popen:
+def _start(work: Path, url: str, duration_s: float, http: int | None = None,
+           **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "arbkit", "live", "--config", str(CFG), "--emulator", str(DATA),
          "--speed", "60", "--duration-s", str(duration_s), "--session", SESSION, "--redis", url,
-         "--results", str(work / "r.duckdb"), "--record-dir", str(work / "rec"), "--json"],
+         "--results", str(work / "r.duckdb"), "--record-dir", str(work / "rec"), "--json",
+         *(["--http", f"127.0.0.1:{http}"] if http else [])],
         cwd=work, env={**os.environ, "ARBKIT_BINANCE_KEY": KEY, "ARBKIT_BINANCE_SECRET": SECRET,
                        **env},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -154,13 +156,44 @@ def _assert_nothing_sent_twice(journals: dict) -> set[int]:
     return oids
 
 
+def _health(port: int) -> tuple[int, dict]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+    except (urllib.error.URLError, OSError):
+        return 0, {}
+
+
+def _metric(port: int, name: str) -> float | None:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith(name + "{"):
+                return float(line.split()[-1])
+    return None
+
+
 def _run_with_restart(tmp_path: Path, server: Server, sig: int, down_s: float,
                       duration_s: float = 16) -> None:
-    proc = _start(tmp_path, server.url, duration_s=duration_s)
+    port = _free_port()
+    proc = _start(tmp_path, server.url, duration_s=duration_s, http=port)
+    seen: list[tuple[int, dict, float | None, float | None]] = []
     try:
         _wait_trading(server.url, proc)
+        assert _health(port)[0] == 200
         server.stop(sig)
-        time.sleep(down_s)
+        t_end = time.monotonic() + down_s
+        while time.monotonic() < t_end:  # the server answers while the session waits
+            code, h = _health(port)
+            seen.append((code, h, _metric(port, "arbkit_redis_down_seconds"),
+                         _metric(port, "arbkit_session_up")))
+            time.sleep(0.2)
         server.start()
         out, err = proc.communicate(timeout=90)
     finally:
@@ -170,6 +203,13 @@ def _run_with_restart(tmp_path: Path, server: Server, sig: int, down_s: float,
     assert "Traceback" not in err, err[-3000:]
     report = json.loads(out)
     assert report["trades"] >= 1, report
+    # /health answered while the session waited for Redis: 503, live, redis_ok false
+    assert seen and all(code in (200, 503) for code, *_ in seen), seen
+    waiting = [(h, down, up) for code, h, down, up in seen
+               if code == 503 and h["checks"].get("redis_ok") is False]
+    assert waiting, seen
+    assert all(h["live"] and not h["ready"] and h["checks"]["redis_down_s"] >= 0
+               and down is not None and down > 0 and up == 1 for h, down, up in waiting), waiting
     st = _status(server.url)  # the last heartbeat (alive for 5 s after the end)
     assert st is not None and st["redis"]["outages"] >= 1, st
     assert st["redis"]["longest_outage_s"] >= 0.8 * down_s, st["redis"]  # (seen from its
@@ -185,7 +225,10 @@ def _run_with_restart(tmp_path: Path, server: Server, sig: int, down_s: float,
     journaled = _assert_nothing_sent_twice(_exec_journal(server.url))
     assert set(fills["oid"].to_list()) <= journaled
     print(f"\nredis {signal.Signals(sig).name}, down {down_s} s: {st['redis']}, "
-          f"trades {report['trades']}, fills {fills.height}, orders {len(journaled)}")
+          f"trades {report['trades']}, fills {fills.height}, orders {len(journaled)}; "
+          f"/health while down: {len(waiting)} of {len(seen)} answers 503 redis_ok false, "
+          f"last {json.dumps(waiting[-1][0]['checks'])}, arbkit_redis_down_seconds "
+          f"{waiting[-1][1]:.2f}")
 
 
 def test_a_redis_restart_of_a_few_seconds_is_ridden_through(tmp_path: Path,
