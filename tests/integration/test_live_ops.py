@@ -13,7 +13,9 @@ What is proved, from the outside:
   503 with ``reconciliation_ok`` false, ``arbkit_reconciliation_failed`` is 1, the
   ``reconciliation`` webhook fires, the command prints one ``alert:`` line, no order is sent
   at any venue after the halt, and the hand order is left as it is (never "fixed");
-- Ctrl-C then ends it with exit 130 and no traceback.
+- Ctrl-C then ends it with exit 130 and no traceback;
+- once the hand order is cancelled, ``--resume`` reconciles and is ready, still in ``stop``
+  (the kernel's snapshot): no entry until ``arbkit ctl resume``, then it trades again.
 """
 
 from __future__ import annotations
@@ -123,6 +125,25 @@ def _place_by_hand(vfile: Path, cfg_path: Path, venue: str) -> dict:
     return asyncio.run(place())
 
 
+def _cancel_by_hand(vfile: Path, cfg_path: Path, venue: str, order_id: str) -> None:
+    from arbkit.config import load_config
+    from arbkit.runtime.emulated import RemoteVenues
+    from arbkit.venues.execution import make_private_exchange
+
+    remote = RemoteVenues.load(vfile, load_config(cfg_path))
+
+    async def cancel() -> None:
+        ex = make_private_exchange({"ARBKIT_BINANCE_KEY": KEY, "ARBKIT_BINANCE_SECRET": SECRET},
+                                   remote[venue], 10_000)
+        try:
+            await ex.load_markets()
+            await ex.cancel_order(order_id, "BTC/USDT")
+        finally:
+            await ex.close()
+
+    asyncio.run(cancel())
+
+
 def test_a_live_session_serves_the_dashboard_and_halts_with_an_alert_on_an_order_by_hand(
         tmp_path: Path) -> None:
     if shutil.which("redis-server") is None:
@@ -134,15 +155,18 @@ def test_a_live_session_serves_the_dashboard_and_halts_with_an_alert_on_an_order
     receiver = Receiver()
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "arbkit", "live", "--config", str(cfg), "--venues", str(vfile),
-         "--session", SESSION, "--redis", url, "--results", str(work / "results.duckdb"),
-         "--record-dir", str(work / "rec"), "--checkpoint-s", "1", "--http",
-         f"127.0.0.1:{port}", "--json"],
-        cwd=work, env=_env(ARBKIT_CONTROL_TOKEN=TOKEN, USER="ops-test",
-                           ARBKIT_ALERT_WEBHOOKS=f"json={receiver.url}/hook",
-                           ARBKIT_ALERT_MIN_INTERVAL_S="1"),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def start(*extra: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "arbkit", "live", "--config", str(cfg), "--venues",
+             str(vfile), "--session", SESSION, "--redis", url, "--results",
+             str(work / "results.duckdb"), "--record-dir", str(work / "rec"), "--checkpoint-s",
+             "1", "--http", f"127.0.0.1:{port}", "--json", *extra],
+            cwd=work, env=_env(ARBKIT_CONTROL_TOKEN=TOKEN, USER="ops-test",
+                               ARBKIT_ALERT_WEBHOOKS=f"json={receiver.url}/hook",
+                               ARBKIT_ALERT_MIN_INTERVAL_S="1"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    proc = start()
     try:
         # ---- watched: ready, metrics, status; a control from the page's API
         _wait("/health ready", lambda: _get(base + "/health")[0] == 200, 120, proc)
@@ -207,6 +231,25 @@ def test_a_live_session_serves_the_dashboard_and_halts_with_an_alert_on_an_order
         print("\n".join(alerts))
         assert len(alerts) == 1 and "trading halted" in alerts[0] and "--resume" in alerts[0]
         assert KEY not in out + err and SECRET not in out + err
+        # ---- the operator cancels the hand order, resumes: reconciled, still in stop (it
+        # exits, never enters) until `arbkit ctl resume`; then it trades again
+        _cancel_by_hand(vfile, cfg, "binance_a", hand["id"])
+        proc = start("--resume")
+        _wait("/health ready after --resume", lambda: _get(base + "/health")[0] == 200, 60,
+              proc)
+        st = _get(base + "/api/status")[1]
+        assert st["reconciliation"]["state"] == "ready" and st["halt_reason"] == "stop", st
+        sent = st["orders_sent"]
+        ctl = subprocess.run([sys.executable, "-m", "arbkit", "ctl", "resume", "--session",
+                              SESSION, "--redis", url], env=_env(USER="ops-test"),
+                             capture_output=True, text=True, timeout=60)
+        assert ctl.returncode == 0, ctl.stderr
+        _wait("entries again after ctl resume", lambda: (lambda s: s and s.get(
+            "halt_reason") == "none" and s.get("orders_sent", 0) > sent)(
+            _get(base + "/api/status")[1]), 30, proc)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
