@@ -200,17 +200,42 @@ def _print_report(report: Any, node: Any, as_json: bool, interrupted: bool, rec:
            "decide_us_p50": float(np.percentile(lat, 50)) if lat else None,
            "decide_us_p99": float(np.percentile(lat, 99)) if lat else None,
            "interrupted": interrupted}
+    mode = getattr(node, "mode", "paper")
     if as_json:
         typer.echo(json.dumps(out, indent=1))
-        return
-    wr = "n/a" if out["win_rate"] is None else f"{out['win_rate']:.0%}"
-    mode = getattr(node, "mode", "paper")
-    typer.echo(f"{mode} session {report.session}: {report.events:,} events ({report.quotes:,} "
-               f"quotes), {report.trades} round trips, win rate {wr}, net PnL "
-               f"{report.net_pnl:,.4f}; results run {report.run_id}; recording {rec}")
-    if interrupted:
-        typer.echo(f"interrupted: checkpoint written; continue with `arbkit {mode} "
-                   f"--session {report.session} --resume` (same preset or config)", err=True)
+    else:
+        wr = "n/a" if out["win_rate"] is None else f"{out['win_rate']:.0%}"
+        typer.echo(f"{mode} session {report.session}: {report.events:,} events "
+                   f"({report.quotes:,} quotes), {report.trades} round trips, win rate {wr}, "
+                   f"net PnL {report.net_pnl:,.4f}; results run {report.run_id}; recording {rec}")
+    if interrupted:  # (on stderr: the JSON on stdout stays JSON)
+        typer.echo(f"interrupted: checkpoint written; continue with "
+                   f"`{_resume_command(mode, report.session)}`", err=True)
+
+
+def _resume_command(mode: str, session: str) -> str:
+    """The command this process ran, made a resume of ``session`` (same preset or config,
+    source, Redis; ``--clean`` dropped; a URL's password as ***)."""
+    import shlex
+    import sys
+
+    from arbkit.store import mask_url
+
+    args = list(sys.argv[1:])
+    if not args or args[0] != mode:  # (not started from the command line: the short form)
+        return f"arbkit {mode} --session {session} --resume"
+    out: list[str] = []
+    it = iter(args[1:])
+    for a in it:
+        if a in ("--clean", "--no-clean", "--resume", "--no-resume"):
+            continue
+        if a == "--session":
+            next(it, None)
+            continue
+        if a.startswith("--session="):
+            continue
+        out.append(mask_url(a) if "://" in a else a)
+    return shlex.join(["arbkit", mode, *out, "--session", session, "--resume"])
 
 
 def status(
@@ -255,6 +280,11 @@ def _push(session: str | None, redis: str | None, control: str) -> None:
     from arbkit.monitor.control import send_control
 
     st = SessionStore(url, names[0])
+    if session and st.meta() is None:  # a mistyped name must not look like success
+        have = SessionStore.sessions(url)
+        raise ConfigError(f"--session {session}: no such session in {url}"
+                          + (f" (there: {', '.join(have)})" if have else
+                             "; start one with `arbkit paper` or `arbkit live`"))
     entry = send_control(st, control, by=os.environ.get("USER", "cli"), via="cli")
     typer.echo(f"session {names[0]}: {entry['control']} sent")
 
@@ -336,5 +366,6 @@ def reset(
                           force=force, by=os.environ.get("USER", "cli"))
         was = ("stopped" if r.stopped else "NOT stopped (forced)") if r.was_running else \
             "not running"
+        audit = f"; audit log {r.audit_backup}" if r.audit_backup else "; no audit entries"
         typer.echo(f"session {name}: {was}; {r.keys_cleared} Redis keys cleared (backup "
-                   f"{r.backup}; audit log {r.audit_backup}); results store and recordings kept")
+                   f"{r.backup}{audit}); results store and recordings kept")

@@ -163,10 +163,18 @@ class AlertManager:
                                f"(limit {r.max_drawdown_ratio:.2%}); now {_pct(dd)}, equity "
                                f"{st.get('equity', 0):,.2f}")
         feeds = st.get("feeds") or {}
+        started = st.get("started_at")
+        young = isinstance(started, int | float) and time.time() - started < r.feed_stale_s
+
+        def quiet(f: dict) -> bool:
+            if f.get("age_s") is None and young:
+                return False  # connecting: no quote yet, and the session is younger than
+                # the limit (a start is not an outage)
+            return f.get("state") == "down" or (isinstance(f.get("age_s"), int | float)
+                                                and f["age_s"] > r.feed_stale_s)
+
         stale = [f"{k} ({'down' if f.get('state') == 'down' else _age(f.get('age_s'))})"
-                 for k, f in feeds.items()
-                 if f.get("state") == "down" or (isinstance(f.get("age_s"), int | float)
-                                                 and f["age_s"] > r.feed_stale_s)]
+                 for k, f in feeds.items() if quiet(f)]
         if stale:
             out["feed_stale"] = f"feeds stale for > {r.feed_stale_s:g} s: {', '.join(stale)}"
         total = sum(int(f.get("errors_total", 0) or 0) for f in feeds.values())

@@ -300,15 +300,16 @@ async def serve_node(node: Any, http: str, *, token: str | None = None,
     """Run ``node`` (a ``PaperNode`` with a ``monitor``) with its HTTP server on ``http``
     (``HOST:PORT``) in a thread of its own; the server stops when the session does.
 
-    ``announce(server)`` is called once it listens (the CLI prints the URL, never the token).
+    ``announce(server)`` is called once the session is open (the CLI prints the URL, never
+    the token); a start that is refused never announces it.
     """
     host, port = parse_http(http)
     server = MonitorServer(node.monitor, host, port, token=token)
     server.node_loop = asyncio.get_running_loop()
     server.start_thread()
     try:
-        if announce is not None:
-            announce(server)
+        if announce is not None:  # once the session opened: a refused start says only why
+            node.on_open = lambda: announce(server)
         return await node.run()
     finally:
         server.stop_thread()

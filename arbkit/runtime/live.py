@@ -149,6 +149,22 @@ class LiveNode(PaperNode):
         ts = self.stamper.clock() if self.options.heartbeat_ms is not None else 0
         self.queue.put_nowait(ReportItem(tuple(report), ts, int(seq), int(source)))
 
+    def open(self) -> None:
+        if not self.options.resume and self.store.meta() is None:
+            # a session cleared by `arbkit reset` (or its keys removed) whose execution
+            # journal is still there: its orders' client ids are taken (a lookup by client id
+            # would find the old orders), so the name is never started afresh
+            taken = getattr(self.execution, "journal_exists", None)
+            if callable(taken) and taken():
+                from arbkit.errors import ConfigError
+
+                raise ConfigError(
+                    f"session {self.options.session!r}: an execution journal of an earlier "
+                    "live session of that name is in Redis (its orders' client ids are "
+                    "taken; `arbkit reset` keeps it on purpose): start a new session with "
+                    "--session NAME")
+        super().open()
+
     def _on_halt(self, venue: str, reason: str) -> None:
         """The execution halted at ``venue`` (something there it does not know): the kernel
         stops entering (a ``stop`` control, journaled like an operator's, so a replay does

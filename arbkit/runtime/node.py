@@ -146,6 +146,7 @@ class PaperNode:
         # operations (arbkit.monitor): told of every status tick; samples in seconds of the
         # store writes by kind and of each batch from the queue to the kernel's decision
         self.monitor: Any = None
+        self.on_open: Callable[[], Any] | None = None  # once the session is open (not refused)
         self.write_s: deque[tuple[str, float]] = deque(maxlen=4096)
         self.decide_s: deque[float] = deque(maxlen=4096)
 
@@ -163,9 +164,12 @@ class PaperNode:
             self._resume(meta)
             return
         if meta is not None:
+            fresh = ("start it over with --clean" if self.mode == "paper" else
+                     "start a new session with --session NAME (a live session's name is in "
+                     "its orders' client ids: never reused)")
             raise ConfigError(f"session {self.options.session!r} already exists in Redis "
-                              f"(started {meta.get('started_at', '?')}); --resume it, or start "
-                              "a new one with --clean")
+                              f"(started {_when(meta.get('started_at'))}); --resume it, or "
+                              f"{fresh}")
         self.session = Session(self.cfg, self._arrays(), kinds={k: "quotes" for k in self.keys})
         self._attach()
         self.session.feed(np.zeros(0, T.EVENT_DTYPE), flush=True)  # load the compiled kernel now
@@ -274,6 +278,8 @@ class PaperNode:
 
     async def run(self) -> NodeReport:
         self.open()
+        if self.on_open is not None:
+            self.on_open()
         o = self.options
         queue: asyncio.Queue = asyncio.Queue()
         self.queue = queue
@@ -499,3 +505,14 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, np.generic):
         return obj.item()
     return obj
+
+
+def _when(ns: Any) -> str:
+    """A session's start stamp (ns on its clock: the data's in a replay) as UTC text."""
+    import datetime as _dt
+
+    try:
+        when = _dt.datetime.fromtimestamp(int(ns) / 1e9, _dt.UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "?"
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -165,7 +165,11 @@ def test_ioc_fills_are_reported_once_each_and_final_last(redis_url: str) -> None
         async def body(c: ExecutionClient, run: Run) -> None:
             await c.submit(intent(1, qty=1.5, px=30001.5))
             await until_done(c, 1)
-            await asyncio.sleep(0.3)  # the websocket's copies of the same trades arrive
+            for _ in range(100):  # the websocket's copies of the same trades arrive (under
+                # load later than the REST answer: waited for, up to 5 s)
+                if c.stats.trades_duplicate >= 2:
+                    break
+                await asyncio.sleep(0.05)
 
         run = run_client(emu, redis_url, "happy", body)
         assert_venue_agrees(emu, run, [1])

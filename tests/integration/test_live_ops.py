@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import shlex
 import signal
 import subprocess
 import sys
@@ -234,7 +235,21 @@ def test_a_live_session_serves_the_dashboard_and_halts_with_an_alert_on_an_order
         # ---- the operator cancels the hand order, resumes: reconciled, still in stop (it
         # exits, never enters) until `arbkit ctl resume`; then it trades again
         _cancel_by_hand(vfile, cfg, "binance_a", hand["id"])
-        proc = start("--resume")
+        # the resume command as the interrupted session printed it (every flag it ran with)
+        (hint,) = [ln for ln in err.splitlines() if ln.startswith("interrupted:")]
+        printed = shlex.split(hint.split("`")[1])
+        assert printed[:2] == ["arbkit", "live"] and printed[-1] == "--resume", printed
+        assert {"--config", "--venues", "--redis", "--http"} <= set(printed), printed
+        # a fresh start of the same name is refused (the hint says --resume or a new name)
+        again = subprocess.run([sys.executable, "-m", *printed[:-1]], cwd=work,
+                               env=_env(), capture_output=True, text=True, timeout=60)
+        assert again.returncode == 1 and again.stderr.count("\n") == 1, again.stderr
+        assert "already exists" in again.stderr and "--session NAME" in again.stderr
+        assert "--clean" not in again.stderr and "UTC" in again.stderr
+        proc = subprocess.Popen(
+            [sys.executable, "-m", *printed], cwd=work,
+            env=_env(ARBKIT_CONTROL_TOKEN=TOKEN, USER="ops-test"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _wait("/health ready after --resume", lambda: _get(base + "/health")[0] == 200, 60,
               proc)
         st = _get(base + "/api/status")[1]
@@ -250,6 +265,16 @@ def test_a_live_session_serves_the_dashboard_and_halts_with_an_alert_on_an_order
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=60)
         assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
+        # `arbkit reset` clears the session, keeps its execution journal: the name is never
+        # started afresh (its client order ids are taken)
+        reset = subprocess.run([sys.executable, "-m", "arbkit", "reset", "--session", SESSION,
+                                "--redis", url], cwd=work, env=_env(), capture_output=True,
+                               text=True, timeout=60)
+        assert reset.returncode == 0, reset.stderr
+        again = subprocess.run([sys.executable, "-m", *printed[:-1]], cwd=work,
+                               env=_env(), capture_output=True, text=True, timeout=60)
+        assert again.returncode == 1 and again.stderr.count("\n") == 1, again.stderr
+        assert "execution journal" in again.stderr and "--session NAME" in again.stderr
     finally:
         if proc.poll() is None:
             proc.kill()

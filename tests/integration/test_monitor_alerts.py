@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -159,6 +160,17 @@ def test_feed_rules_stale_and_error_rate() -> None:
     assert "9 feed error lines in the last minute" in am.check({"feeds": feeds})["feed_errors"]
     clock.t += 61
     assert "feed_errors" not in am.check({"feeds": feeds})  # nothing new in the last minute
+
+
+def test_feeds_still_connecting_at_the_start_are_not_stale() -> None:
+    am = AlertManager([], rules=AlertRules(feed_stale_s=30))
+    connecting = {"A:BTC": {"state": "down", "age_s": None}}
+    assert "feed_stale" not in am.check({"feeds": connecting, "started_at": time.time() - 2})
+    late = am.check({"feeds": connecting, "started_at": time.time() - 31})
+    assert "A:BTC (down)" in late["feed_stale"]  # no quote 31 s after the start: stale
+    gone = {"A:BTC": {"state": "down", "age_s": 3.0}}  # had quotes, went down: at once
+    assert "A:BTC (down)" in am.check({"feeds": gone, "started_at": time.time() - 2})[
+        "feed_stale"]
 
 
 def test_a_failing_receiver_is_counted_and_its_secret_url_never_shown(receiver) -> None:

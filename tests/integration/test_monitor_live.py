@@ -706,6 +706,12 @@ def test_arbkit_paper_http_on_the_emulator_then_ctl_and_reset(live: Live, prom: 
     assert promql(prom, f'arbkit_feed_state{{{s},state="live"}} == 1')
     st = status_json(Live(**{**live.__dict__, "session": session}))
     assert [r["symbol"] for r in st["routes"]] == ["BTC", "ETH"] and st["health"]["ready"]
+    typo = cli("ctl", "symbol", "eth", "off", "--session", session + "x", "--redis",
+               live.redis_url)  # a mistyped name: refused, nothing written
+    assert typo.code == 1 and "no such session" in typo.err and session in typo.err, typo.err
+    from arbkit.store.redis import SessionStore as _S
+
+    assert _S(live.redis_url, session + "x").audit_log(5) == []
     ctl = cli("ctl", "symbol", "eth", "off", "--session", session, "--redis", live.redis_url)
     assert ctl.code == 0 and "symbol_off:ETH sent" in ctl.out, ctl.err
     from arbkit.store.redis import SessionStore
