@@ -256,12 +256,37 @@ def status(
     if not out:
         typer.echo(f"no session in {url}")
     for name, s in out.items():
-        st = s["status"] or {}
-        typer.echo(f"{name}: {'running' if s['alive'] else 'not running'}; trades "
-                   f"{st.get('trades', '?')}, net PnL {st.get('net_pnl', '?')}")
-        for r in st.get("routes", []):
-            typer.echo(f"  {r['route']}: {r['state']}, trades {r.get('trades')}, net "
-                       f"{r.get('net_pnl')}")
+        typer.echo(_status_line(name, s["status"], s["meta"] or {}))
+        for r in (s["status"] or {}).get("routes", []):
+            typer.echo(f"  {r['route']}: {r['state']}{' (off)' if r.get('off') else ''}, "
+                       f"round trips {r.get('trades', 0)}, net PnL {_num(r.get('net_pnl'))}")
+
+
+def _num(v: Any, digits: int = 2) -> str:
+    return f"{v:,.{digits}f}" if isinstance(v, int | float) else "?"
+
+
+def _status_line(name: str, st: dict | None, meta: dict) -> str:
+    """One line per session: running or not, PnL, drawdown, halt, health (text form)."""
+    mode = meta.get("mode", "paper")
+    if st is None:  # ended or crashed: its last checkpoint
+        last = meta.get("last_checkpoint") or {}
+        if not last:
+            return f"{name} ({mode}): not running; no checkpoint yet"
+        return (f"{name} ({mode}): not running; at its last checkpoint ({last.get('at', '?')}) "
+                f"round trips {last.get('trades', 0)}, net PnL {_num(last.get('net_pnl'))}; "
+                f"`--resume` continues it")
+    health = st.get("health") or {}
+    rec = (st.get("reconciliation") or {}).get("state", "n/a")
+    bits = [f"round trips {st.get('trades', 0)}", f"net PnL {_num(st.get('net_pnl'))}",
+            f"drawdown {_num(st.get('drawdown'))}", f"halt {st.get('halt_reason', '?')}",
+            f"{'ready' if health.get('ready') else 'not ready'}"]
+    if rec != "n/a":
+        bits.append(f"reconciliation {rec}")
+    stale = (health.get("checks") or {}).get("stale_feeds") or []
+    if stale:
+        bits.append(f"stale feeds {', '.join(stale)}")
+    return f"{name} ({mode}): running; " + ", ".join(bits)
 
 
 ctl_app = typer.Typer(no_args_is_help=True, help="Operator controls of a running session.")

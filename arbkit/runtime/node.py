@@ -23,6 +23,7 @@ import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -416,6 +417,7 @@ class PaperNode:
                                      events=self.session.n_fed, n_trades=self.agg["trades"])
         if self.checkpoints == self._kill_in_ckpt:
             _kill_self()
+        summary = {**self.agg, "at": datetime.now(UTC).isoformat(timespec="seconds")}
         if not self.session.finished:
             with self._timed("snapshot"):
                 self.store.save_snapshot(self.session.snapshot(), self.seq)
@@ -423,9 +425,15 @@ class PaperNode:
             meta["counts_at_snapshot"] = {"quotes": self.n_quotes,
                                           "heartbeats": self.n_heartbeats,
                                           "controls": self.n_controls, **self._counts()}
+            meta["last_checkpoint"] = summary  # (`arbkit status` of a session that ended)
             self.store.set_meta(meta)
             if self.seq >= 0:
                 self.store.trim(self.seq)
+        else:
+            meta = self.store.meta()
+            if meta is not None:
+                meta["last_checkpoint"] = summary
+                self.store.set_meta(meta)
         self.checkpoints += 1
 
     def _add_trades(self, closed: pl.DataFrame) -> None:

@@ -61,13 +61,13 @@ def _get(url: str, token: str | None = None, data: dict | None = None) -> tuple[
         return 0, None
 
 
-def _wait(what: str, check: Any, timeout_s: float, proc: subprocess.Popen) -> Any:
+def _wait(what: str, check: Any, timeout_s: float, proc: subprocess.Popen | None) -> Any:
     t_end = time.monotonic() + timeout_s
     while True:
         got = check()
         if got:
             return got
-        if proc.poll() is not None:
+        if proc is not None and proc.poll() is not None:
             raise AssertionError(f"arbkit live ended while waiting for {what}: "
                                  f"{proc.communicate()[1][-3000:]}")
         if time.monotonic() > t_end:
@@ -189,6 +189,12 @@ def test_a_live_session_serves_the_dashboard_and_halts_with_an_alert_on_an_order
             r["symbol"] == "ETH" and r["off"]
             for r in (_get(base + "/api/status")[1] or {}).get("routes", [])), 10, proc)
 
+        text = subprocess.run([sys.executable, "-m", "arbkit", "status", "--redis", url],
+                              env=_env(), capture_output=True, text=True, timeout=60)
+        line = text.stdout.splitlines()[0]
+        print(text.stdout, end="")
+        assert line.startswith(f"{SESSION} (live): running; round trips "), text.stdout
+        assert "reconciliation ready" in line and ", ready" in line, line
         # ---- an order by hand at binance_a: trading halts, with an alert
         hand = _place_by_hand(vfile, cfg, "binance_a")
 
@@ -232,6 +238,14 @@ def test_a_live_session_serves_the_dashboard_and_halts_with_an_alert_on_an_order
         print("\n".join(alerts))
         assert len(alerts) == 1 and "trading halted" in alerts[0] and "--resume" in alerts[0]
         assert KEY not in out + err and SECRET not in out + err
+        ended = _wait("the heartbeat to expire", lambda: (lambda t: t if "not running" in t
+                      else None)(subprocess.run(
+                          [sys.executable, "-m", "arbkit", "status", "--redis", url],
+                          env=_env(), capture_output=True, text=True, timeout=60).stdout),
+                      20, None)
+        print(ended, end="")
+        assert f"{SESSION} (live): not running; at its last checkpoint" in ended, ended
+        assert f"round trips {json.loads(out)['trades']}," in ended, (ended, out)
         # ---- the operator cancels the hand order, resumes: reconciled, still in stop (it
         # exits, never enters) until `arbkit ctl resume`; then it trades again
         _cancel_by_hand(vfile, cfg, "binance_a", hand["id"])
