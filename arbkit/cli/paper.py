@@ -208,6 +208,13 @@ def _print_report(report: Any, node: Any, as_json: bool, interrupted: bool, rec:
         typer.echo(f"{mode} session {report.session}: {report.events:,} events "
                    f"({report.quotes:,} quotes), {report.trades} round trips, win rate {wr}, "
                    f"net PnL {report.net_pnl:,.4f}; results run {report.run_id}; recording {rec}")
+    if getattr(node, "feeds_ended", False) and not interrupted:  # (stderr, as below)
+        n = node.open_routes() if hasattr(node, "open_routes") else 0
+        typer.echo("note: the session ended with its feeds (a replay's data ran out, or the "
+                   "venues stopped)" + (f"; {n} route(s) still hold a position (`arbkit "
+                                        "status`): `arbkit ctl stop`, then --resume it, exits "
+                                        "them and enters nothing"
+                                        if n else ""), err=True)
     if interrupted:  # (on stderr: the JSON on stdout stays JSON)
         typer.echo(f"interrupted: checkpoint written; continue with "
                    f"`{_resume_command(mode, report.session)}`", err=True)

@@ -148,6 +148,7 @@ class PaperNode:
         # store writes by kind and of each batch from the queue to the kernel's decision
         self.monitor: Any = None
         self.on_open: Callable[[], Any] | None = None  # once the session is open (not refused)
+        self.feeds_ended = False  # the session ended because its source did
         self.write_s: deque[tuple[str, float]] = deque(maxlen=4096)
         self.decide_s: deque[float] = deque(maxlen=4096)
 
@@ -290,6 +291,7 @@ class PaperNode:
         import signal
 
         loop = asyncio.get_running_loop()
+        loop.set_exception_handler(_quiet_venue_gone)
         try:  # Ctrl-C stops between batches: never inside one (journal, kernel and counters
             # stay in step for the checkpoint that follows)
             loop.add_signal_handler(signal.SIGINT, self.interrupt)
@@ -307,7 +309,8 @@ class PaperNode:
                 if o.duration_s is not None and now - t0 >= o.duration_s:
                     break
                 if feed_task.done() and queue.empty() and self._settled():
-                    break  # the source ended (a replay ran out, or it failed)
+                    self.feeds_ended = True  # the source ended (a replay ran out, or it failed)
+                    break
                 waits = [next_ckpt - now, next_ctl - now, 0.5]
                 if hb_s is not None:
                     waits.append(last_event + hb_s - now)
@@ -482,6 +485,12 @@ class PaperNode:
         yield
         self.write_s.append((kind, monotonic_s() - t))
 
+    def open_routes(self) -> int:
+        """Routes holding a position now (kernel view)."""
+        if getattr(self, "session", None) is None:
+            return 0
+        return int((self.session.state.route["state"] != T.FLAT).sum())
+
     def report(self) -> NodeReport:
         return NodeReport(
             session=self.options.session, run_id=self.run_id, events=self.session.n_fed,
@@ -524,3 +533,20 @@ def _when(ns: Any) -> str:
     except (TypeError, ValueError, OverflowError, OSError):
         return "?"
     return when.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _quiet_venue_gone(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """The loop's exception handler: a venue connection's future that failed after nobody
+    waited for it any more (ccxt pro, a venue gone at the end of a session) is not news (the
+    feeds already counted it); anything else goes to asyncio's default handler."""
+    exc = context.get("exception")
+    if "never retrieved" in str(context.get("message", "")):
+        try:
+            import ccxt
+
+            network = isinstance(exc, ccxt.NetworkError | ConnectionError)
+        except ImportError:  # pragma: no cover - ccxt is a dependency
+            network = isinstance(exc, ConnectionError)
+        if network:
+            return
+    loop.default_exception_handler(context)
