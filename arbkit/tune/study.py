@@ -223,17 +223,29 @@ def spec_record(spec: StudySpec) -> dict[str, Any]:
 
 
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``host:pid:start`` of this process (``start``: its start time in clock ticks since
+    boot, from /proc; empty where there is none): a pid the system gave to another process
+    since (pids wrap at 32768 here) is not mistaken for the worker still running."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_started(pid)}"
 
 
-def _pid_alive(pid: int) -> bool:
+def _started(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]  # field 22: starttime
+    except (OSError, IndexError):
+        return ""
+
+
+def _pid_alive(pid: int, started: str = "") -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    return not started or _started(pid) in ("", started)  # the same process, not a reuse
 
 
 def retry_dead_trials(study: optuna.Study) -> int:
@@ -244,8 +256,8 @@ def retry_dead_trials(study: optuna.Study) -> int:
     n = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         w = str(t.user_attrs.get("worker", t.system_attrs.get("arbkit_worker", "")))
-        h, _, pid = w.rpartition(":")
-        if h != host or not pid.isdigit() or _pid_alive(int(pid)):
+        h, pid, started = _parse_worker(w)
+        if h != host or not pid.isdigit() or _pid_alive(int(pid), started):
             continue
         try:
             study._storage.set_trial_user_attr(
@@ -258,6 +270,16 @@ def retry_dead_trials(study: optuna.Study) -> int:
                             skip_if_exists=False)
         n += 1
     return n
+
+
+def _parse_worker(w: str) -> tuple[str, str, str]:
+    """(host, pid, start) of a ``worker`` attribute: ``host:pid:start`` or, written by an
+    older arbkit, ``host:pid``."""
+    parts = w.split(":")
+    if len(parts) >= 3 and parts[-2].isdigit() and (parts[-1].isdigit() or not parts[-1]):
+        return ":".join(parts[:-2]), parts[-2], parts[-1]
+    h, _, pid = w.rpartition(":")
+    return h, pid, ""
 
 
 def run_worker(spec: StudySpec, storage: Storage, *, on_trial: Callable[[dict], None] | None

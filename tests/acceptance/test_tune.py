@@ -174,13 +174,15 @@ def test_resume_after_kill_loses_and_duplicates_nothing(tmp_path: Path,
     before = len(finished(s))
     assert 2 <= before < 8
     # a trial a killed worker left RUNNING (made certain here: one more, owned by a dead pid)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True).stdout.strip()
+    dead = subprocess.run([sys.executable, "-c", "from arbkit.tune.study import worker_id; "
+                           "print(worker_id())"], capture_output=True, text=True,
+                          env=env).stdout.strip()  # host:pid:start of a process now gone
     orphan = s.ask({"strategy.entry_bps": optuna.distributions.FloatDistribution(0.0, 5.0),
                     "strategy.stop_loss_bps": optuna.distributions.FloatDistribution(4, 30)})
     import socket
 
-    orphan.set_user_attr("worker", f"{socket.gethostname()}:{dead}")
+    assert dead.startswith(socket.gethostname() + ":"), dead
+    orphan.set_user_attr("worker", dead)
     study = run_study(spec, st)
     trials = study.get_trials()
     done = finished(study)
@@ -517,3 +519,19 @@ def test_the_live_table_formats_each_column_one_way(tmp_path: Path, scenario: Pa
     assert [c[2:] for c in cells] == [["4", "75.00", "12.00", "2.00", "12.00"],
                                       ["4", "75.25", "-3.50", "2.00", "-3.50"],
                                       ["4", "100.00", "0.00", "2.00", "0.00"]]
+
+
+def test_a_dead_workers_pid_given_to_another_process_is_not_taken_for_the_worker() -> None:
+    """pids wrap (32768 here): a RUNNING trial's worker is matched by pid and start time."""
+    import os
+
+    from arbkit.tune.study import _parse_worker, _pid_alive, worker_id
+
+    me = worker_id()
+    host, pid, started = _parse_worker(me)
+    assert pid == str(os.getpid()) and started.isdigit() and me == f"{host}:{pid}:{started}"
+    assert _pid_alive(int(pid), started)
+    assert not _pid_alive(int(pid), str(int(started) + 1))  # same pid, another process
+    assert _pid_alive(int(pid))  # written by an older arbkit (host:pid): the pid alone
+    assert _parse_worker("box:123") == ("box", "123", "")
+    assert _parse_worker("box:123:") == ("box", "123", "")
