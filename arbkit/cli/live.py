@@ -236,19 +236,9 @@ class ClientVenue:
 
     def journal_exists(self) -> bool:
         """Whether an execution journal of this session name is in Redis (any venue)."""
-        import redis
+        from arbkit.venues.journal import any_journal
 
-        from arbkit.store.redis import _mapped
-
-        from urllib.parse import urlsplit
-
-        password = urlsplit(self.redis_url).password or ""
-        with _mapped(self.redis_url, password, "look for the execution journal"):
-            r = redis.Redis.from_url(self.redis_url, socket_timeout=5)
-            try:
-                return any(True for _ in r.scan_iter(f"arbkit:exec:{self.session}.*", count=100))
-            finally:
-                r.close()
+        return any_journal(self.redis_url, f"{self.session}.")
 
     def _halted(self, venue: str, reason: str) -> None:
         if not self.started:  # at start: the start itself refuses (one line, above)

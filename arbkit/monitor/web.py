@@ -85,6 +85,9 @@ class MonitorServer:
         self.node_loop: asyncio.AbstractEventLoop | None = None  # the session's (test alerts)
         self._loop: asyncio.AbstractEventLoop | None = None  # the server thread's
         self._thread: threading.Thread | None = None
+        metrics = getattr(monitor, "metrics", None)
+        if metrics is not None:  # /metrics' up/ready as /health says them now
+            metrics.health_now = self._health
         self.app = web.Application(middlewares=[self._guard])
         r = self.app.router
         r.add_get("/", self.page)
@@ -200,7 +203,6 @@ class MonitorServer:
                                      "Referrer-Policy": "no-referrer"})
 
     async def metrics(self, request: web.Request) -> web.Response:
-        self.monitor.metrics.health_now = self._health  # up/ready as /health says, now
         return web.Response(body=self.monitor.metrics.render(),
                             headers={"Content-Type": CONTENT_TYPE})
 

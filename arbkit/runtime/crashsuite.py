@@ -196,7 +196,7 @@ def start_redis(work: Path) -> tuple[subprocess.Popen, str]:
     raise RuntimeError("redis-server did not start")
 
 
-def _env(**extra: str) -> dict[str, str]:
+def suite_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ARBKIT_KILL")}
     env.update(ARBKIT_BINANCE_KEY=KEY, ARBKIT_BINANCE_SECRET=SECRET,
                PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""), **extra)
@@ -211,7 +211,7 @@ def start_venues(work: Path, quotes: Path, cfg: Path, speed: float, fault_rate: 
         [sys.executable, "-m", "arbkit", "emulator", "venues", "--config", str(cfg),
          "--data", str(quotes), "--out", str(vfile), "--speed", str(speed),
          "--order-fault-rate", str(fault_rate), "--seed", str(seed), *extra],
-        cwd=work, env=_env(), stdout=log, stderr=subprocess.STDOUT)
+        cwd=work, env=suite_env(), stdout=log, stderr=subprocess.STDOUT)
     for _ in range(600):
         if vfile.exists():
             return proc, vfile
@@ -222,7 +222,27 @@ def start_venues(work: Path, quotes: Path, cfg: Path, speed: float, fault_rate: 
     raise RuntimeError("emulator venues did not start in 60 s")
 
 
-def _live(work: Path, cfg: Path, vfile: Path, url: str, resume: bool, kill: str | None,
+def stop_venues(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    """End an ``arbkit emulator venues`` process (its venues file removed), killed after 20 s."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def venue_exchange(vfile: Path, cfg: Path, venue: str) -> Any:
+    """A ccxt client of ``venue`` in the venues file, with the suite's keys (close it)."""
+    from arbkit.config import load_config
+    from arbkit.runtime.emulated import RemoteVenues
+    from arbkit.venues.execution import make_private_exchange
+
+    remote = RemoteVenues.load(vfile, load_config(cfg))
+    return make_private_exchange({"ARBKIT_BINANCE_KEY": KEY, "ARBKIT_BINANCE_SECRET": SECRET},
+                                 remote[venue], 10_000)
+
+
+def start_live(work: Path, cfg: Path, vfile: Path, url: str, resume: bool, kill: str | None,
           duration_s: float | None, log: Path) -> subprocess.Popen:
     args = [sys.executable, "-m", "arbkit", "live", "--config", str(cfg), "--venues",
             str(vfile), "--session", SESSION, "--redis", url, "--results",
@@ -235,7 +255,7 @@ def _live(work: Path, cfg: Path, vfile: Path, url: str, resume: bool, kill: str 
     extra = {"ARBKIT_KILL_LOG": str(log)}
     if kill:
         extra["ARBKIT_KILL_AT"] = kill
-    return subprocess.Popen(args, cwd=work, env=_env(**extra), stdout=subprocess.PIPE,
+    return subprocess.Popen(args, cwd=work, env=suite_env(**extra), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -274,7 +294,7 @@ def run_suite(work: Path, *, points: int = 200, routes: int = 10, seed: int = 7,
             target = f"{steps[j]}:{int(rng.integers(1, STEPS[j][2] + 1))}"
             log = work / f"kill-{k:03d}.log"
             t0 = time.monotonic_ns()
-            proc = _live(work, cfg, vfile, url, k > 0, target, None, log)
+            proc = start_live(work, cfg, vfile, url, k > 0, target, None, log)
             try:
                 out, err = proc.communicate(timeout=max_life_s)
             except subprocess.TimeoutExpired:
@@ -303,14 +323,10 @@ def run_suite(work: Path, *, points: int = 200, routes: int = 10, seed: int = 7,
                          f"{died[0][5:] if died else proc.returncode}"
                          + (f", ready {res.ready_s[-1]:.2f} s" if ready else ""))
         if not res.refused:
-            _final(work, cfg, vfile, url, final_s, res)
-            _check_venue(work, vfile, res)
+            final_run(work, cfg, vfile, url, final_s, res)
+            check_venue(work, vfile, res)
     finally:
-        vproc.send_signal(signal.SIGTERM)
-        try:
-            vproc.wait(20)
-        except subprocess.TimeoutExpired:
-            vproc.kill()
+        stop_venues(vproc)
         rproc.terminate()
         rproc.wait(10)
     log = (work / "venues.log").read_text().splitlines()
@@ -319,15 +335,15 @@ def run_suite(work: Path, *, points: int = 200, routes: int = 10, seed: int = 7,
     return res
 
 
-def _final(work: Path, cfg: Path, vfile: Path, url: str, final_s: float,
+def final_run(work: Path, cfg: Path, vfile: Path, url: str, final_s: float,
            res: SuiteResult) -> None:
     """The last start: reduce only after a few seconds, every open position exits, the
     process ends normally; its report is the session's."""
     log = work / "final.log"
-    proc = _live(work, cfg, vfile, url, True, None, final_s, log)
+    proc = start_live(work, cfg, vfile, url, True, None, final_s, log)
     time.sleep(min(8.0, final_s / 4))
     subprocess.run([sys.executable, "-m", "arbkit", "ctl", "stop", "--session", SESSION,
-                    "--redis", url], env=_env(), capture_output=True, timeout=60, check=False)
+                    "--redis", url], env=suite_env(), capture_output=True, timeout=60, check=False)
     out, err = proc.communicate(timeout=final_s + 120)
     if proc.returncode != 0:
         res.refused.append(f"final: exit {proc.returncode}: "
@@ -346,12 +362,10 @@ def _final(work: Path, cfg: Path, vfile: Path, url: str, final_s: float,
         "side": fills["side"].to_list(), "qty": fills["qty"].to_list()}))
 
 
-def _check_venue(work: Path, vfile: Path, res: SuiteResult) -> None:
+def check_venue(work: Path, vfile: Path, res: SuiteResult) -> None:
     """Read every venue back with the ccxt client: orders, trades, balances."""
     from arbkit.config import load_config
-    from arbkit.runtime.emulated import RemoteVenues
     cfg = load_config(work / "config.toml")
-    remote = RemoteVenues.load(vfile, cfg)
     fills = json.loads((work / "fills.json").read_text())
     ours: dict[int, float] = defaultdict(float)
     pos: dict[str, float] = defaultdict(float)
@@ -366,10 +380,7 @@ def _check_venue(work: Path, vfile: Path, res: SuiteResult) -> None:
     async def read(venue: str) -> tuple[list, list, dict]:
         import ccxt
 
-        from arbkit.venues.execution import make_private_exchange
-
-        ex = make_private_exchange({"ARBKIT_BINANCE_KEY": KEY, "ARBKIT_BINANCE_SECRET": SECRET},
-                                   remote[venue], 10_000)
+        ex = venue_exchange(vfile, work / "config.toml", venue)
         try:
             await ex.load_markets()
             orders, trades = [], []
@@ -377,8 +388,8 @@ def _check_venue(work: Path, vfile: Path, res: SuiteResult) -> None:
                 if inst.venue != venue:
                     continue
                 sym = f"{inst.base}/{inst.quote}"
-                orders += await _all(ex.fetch_orders, sym)
-                trades += await _all(ex.fetch_my_trades, sym)
+                orders += await fetch_all(ex.fetch_orders, sym)
+                trades += await fetch_all(ex.fetch_my_trades, sym)
             for _ in range(20):
                 try:
                     bal = await ex.fetch_balance()
@@ -426,7 +437,7 @@ def _check_venue(work: Path, vfile: Path, res: SuiteResult) -> None:
             res.mismatches.append((oid, v, s))
 
 
-async def _all(fetch: Any, symbol: str) -> list:
+async def fetch_all(fetch: Any, symbol: str) -> list:
     """Every row of a Binance list endpoint (pages of 1000 by id; a 429 waited out)."""
     import ccxt
 

@@ -486,6 +486,17 @@ class SessionStore:
         return {"key": _str(key), "type": kind, "pttl": self._r.pttl(key), "value": value}
 
 
+def has_keys(url: str, prefix: str) -> bool:
+    """Whether the server at ``url`` holds any key starting with ``prefix`` (one SCAN)."""
+    masked = mask_url(url)
+    client = _client(url, masked, 10.0)
+    try:
+        with _mapped(masked, _password(url), "look for keys"):
+            return any(True for _ in client.scan_iter(match=_glob(prefix) + "*", count=PAGE))
+    finally:
+        client.close()
+
+
 # ---------------------------------------------------------------------- outages
 
 

@@ -33,8 +33,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from arbkit.errors import ConfigError, StorageError
-from arbkit.store.redis import OUTAGE_ENV, RETRYABLE, Outage, outage, outage_bound_s
+from arbkit.store.redis import OUTAGE_ENV, RETRYABLE, Outage, has_keys, outage, outage_bound_s
 
+PREFIX = "arbkit:exec:"  # + <session>:<name>; a live session's clients: <session>.<venue>
 WAITAOF_MIN = (7, 2)
 WAITAOF_TIMEOUT_MS = 2000
 DURABILITY = ("auto", "waitaof", "fsync_always")
@@ -58,6 +59,12 @@ local n = redis.call('RPUSH', KEYS[2], ARGV[3])
 redis.call('HSET', KEYS[3], 'last_report', ARGV[4] .. ' ' .. n)
 return n
 """
+
+
+def any_journal(url: str, session_prefix: str) -> bool:
+    """Whether Redis at ``url`` holds a journal whose session starts with ``session_prefix``
+    (``<live session>.``: any venue's)."""
+    return has_keys(url, PREFIX + session_prefix)
 
 
 @dataclass
@@ -134,7 +141,7 @@ class ExecJournal:
             raise ConfigError(f"journal: durability={durability!r}; use one of "
                               f"{', '.join(DURABILITY)}")
         self.redis = redis
-        self.prefix = f"arbkit:exec:{session}:"
+        self.prefix = f"{PREFIX}{session}:"
         self.durability = durability
         self.mode: str | None = None  # the mode in use, once checked
         self.outage_s = outage_bound_s() if outage_s is None else float(outage_s)

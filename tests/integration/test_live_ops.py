@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,8 +35,18 @@ from typing import Any
 
 import pytest
 
-from arbkit.runtime.crashsuite import (KEY, SECRET, _env, _free_port, make_market, start_redis,
-                                       start_venues)
+from arbkit.runtime.crashsuite import (
+    KEY,
+    SECRET,
+    fetch_all,
+    make_market,
+    start_redis,
+    start_venues,
+    stop_venues,
+    suite_env,
+    venue_exchange,
+)
+from tests.integration.test_execution import _free_port
 from tests.integration.test_monitor_alerts import Receiver
 
 pytestmark = pytest.mark.redis
@@ -78,22 +88,17 @@ def _wait(what: str, check: Any, timeout_s: float, proc: subprocess.Popen | None
 def _venue_orders(vfile: Path, cfg_path: Path) -> dict[str, list[dict]]:
     """Every order at every venue, read with the ccxt client."""
     from arbkit.config import load_config
-    from arbkit.runtime.crashsuite import _all
-    from arbkit.runtime.emulated import RemoteVenues
-    from arbkit.venues.execution import make_private_exchange
 
     cfg = load_config(cfg_path)
-    remote = RemoteVenues.load(vfile, cfg)
 
     async def read(venue: str) -> list[dict]:
-        ex = make_private_exchange({"ARBKIT_BINANCE_KEY": KEY, "ARBKIT_BINANCE_SECRET": SECRET},
-                                   remote[venue], 10_000)
+        ex = venue_exchange(vfile, cfg_path, venue)
         try:
             await ex.load_markets()
             out: list[dict] = []
             for inst in cfg.instruments:
                 if inst.venue == venue:
-                    out += await _all(ex.fetch_orders, f"{inst.base}/{inst.quote}")
+                    out += await fetch_all(ex.fetch_orders, f"{inst.base}/{inst.quote}")
             return out
         finally:
             await ex.close()
@@ -104,16 +109,8 @@ def _venue_orders(vfile: Path, cfg_path: Path) -> dict[str, list[dict]]:
 def _place_by_hand(vfile: Path, cfg_path: Path, venue: str) -> dict:
     """A resting limit buy far under the market, as a person would place it on the venue's
     site (its own client id, not one of the session's)."""
-    from arbkit.config import load_config
-    from arbkit.runtime.emulated import RemoteVenues
-    from arbkit.venues.execution import make_private_exchange
-
-    cfg = load_config(cfg_path)
-    remote = RemoteVenues.load(vfile, cfg)
-
     async def place() -> dict:
-        ex = make_private_exchange({"ARBKIT_BINANCE_KEY": KEY, "ARBKIT_BINANCE_SECRET": SECRET},
-                                   remote[venue], 10_000)
+        ex = venue_exchange(vfile, cfg_path, venue)
         try:
             await ex.load_markets()
             book = await ex.fetch_order_book("BTC/USDT", 5)
@@ -127,15 +124,8 @@ def _place_by_hand(vfile: Path, cfg_path: Path, venue: str) -> dict:
 
 
 def _cancel_by_hand(vfile: Path, cfg_path: Path, venue: str, order_id: str) -> None:
-    from arbkit.config import load_config
-    from arbkit.runtime.emulated import RemoteVenues
-    from arbkit.venues.execution import make_private_exchange
-
-    remote = RemoteVenues.load(vfile, load_config(cfg_path))
-
     async def cancel() -> None:
-        ex = make_private_exchange({"ARBKIT_BINANCE_KEY": KEY, "ARBKIT_BINANCE_SECRET": SECRET},
-                                   remote[venue], 10_000)
+        ex = venue_exchange(vfile, cfg_path, venue)
         try:
             await ex.load_markets()
             await ex.cancel_order(order_id, "BTC/USDT")
@@ -162,7 +152,7 @@ def test_a_live_session_serves_the_dashboard_and_halts_with_an_alert_on_an_order
              str(vfile), "--session", SESSION, "--redis", url, "--results",
              str(work / "results.duckdb"), "--record-dir", str(work / "rec"), "--checkpoint-s",
              "1", "--http", f"127.0.0.1:{port}", "--json", *extra],
-            cwd=work, env=_env(ARBKIT_CONTROL_TOKEN=TOKEN, USER="ops-test",
+            cwd=work, env=suite_env(ARBKIT_CONTROL_TOKEN=TOKEN, USER="ops-test",
                                ARBKIT_ALERT_WEBHOOKS=f"json={receiver.url}/hook",
                                ARBKIT_ALERT_MIN_INTERVAL_S="1"),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -178,7 +168,7 @@ def test_a_live_session_serves_the_dashboard_and_halts_with_an_alert_on_an_order
         assert st["reconciliation"]["state"] == "ready" and not st["reconciliation"]["failed"]
         assert set(st["reconciliation"]["venues"].values()) == {"ready"}
         code, metrics = _get(base + "/metrics")
-        assert code == 200 and f'arbkit_session_info{{config_hash="' in metrics
+        assert code == 200 and 'arbkit_session_info{config_hash="' in metrics
         assert 'mode="live"' in metrics
         assert f'arbkit_reconciliation_failed{{session="{SESSION}"}} 0.0' in metrics
         assert f'arbkit_orders_total{{session="{SESSION}",status="filled"}}' in metrics
@@ -190,7 +180,7 @@ def test_a_live_session_serves_the_dashboard_and_halts_with_an_alert_on_an_order
             for r in (_get(base + "/api/status")[1] or {}).get("routes", [])), 10, proc)
 
         text = subprocess.run([sys.executable, "-m", "arbkit", "status", "--redis", url],
-                              env=_env(), capture_output=True, text=True, timeout=60)
+                              env=suite_env(), capture_output=True, text=True, timeout=60)
         line = text.stdout.splitlines()[0]
         print(text.stdout, end="")
         assert line.startswith(f"{SESSION} (live): running; round trips "), text.stdout
@@ -241,7 +231,7 @@ def test_a_live_session_serves_the_dashboard_and_halts_with_an_alert_on_an_order
         ended = _wait("the heartbeat to expire", lambda: (lambda t: t if "not running" in t
                       else None)(subprocess.run(
                           [sys.executable, "-m", "arbkit", "status", "--redis", url],
-                          env=_env(), capture_output=True, text=True, timeout=60).stdout),
+                          env=suite_env(), capture_output=True, text=True, timeout=60).stdout),
                       20, None)
         print(ended, end="")
         assert f"{SESSION} (live): not running; at its last checkpoint" in ended, ended
@@ -256,13 +246,13 @@ def test_a_live_session_serves_the_dashboard_and_halts_with_an_alert_on_an_order
         assert {"--config", "--venues", "--redis", "--http"} <= set(printed), printed
         # a fresh start of the same name is refused (the hint says --resume or a new name)
         again = subprocess.run([sys.executable, "-m", *printed[:-1]], cwd=work,
-                               env=_env(), capture_output=True, text=True, timeout=60)
+                               env=suite_env(), capture_output=True, text=True, timeout=60)
         assert again.returncode == 1 and again.stderr.count("\n") == 1, again.stderr
         assert "already exists" in again.stderr and "--session NAME" in again.stderr
         assert "--clean" not in again.stderr and "UTC" in again.stderr
         proc = subprocess.Popen(
             [sys.executable, "-m", *printed], cwd=work,
-            env=_env(ARBKIT_CONTROL_TOKEN=TOKEN, USER="ops-test"),
+            env=suite_env(ARBKIT_CONTROL_TOKEN=TOKEN, USER="ops-test"),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _wait("/health ready after --resume", lambda: _get(base + "/health")[0] == 200, 60,
               proc)
@@ -270,7 +260,7 @@ def test_a_live_session_serves_the_dashboard_and_halts_with_an_alert_on_an_order
         assert st["reconciliation"]["state"] == "ready" and st["halt_reason"] == "stop", st
         sent = st["orders_sent"]
         ctl = subprocess.run([sys.executable, "-m", "arbkit", "ctl", "resume", "--session",
-                              SESSION, "--redis", url], env=_env(USER="ops-test"),
+                              SESSION, "--redis", url], env=suite_env(USER="ops-test"),
                              capture_output=True, text=True, timeout=60)
         assert ctl.returncode == 0, ctl.stderr
         _wait("entries again after ctl resume", lambda: (lambda s: s and s.get(
@@ -282,22 +272,18 @@ def test_a_live_session_serves_the_dashboard_and_halts_with_an_alert_on_an_order
         # `arbkit reset` clears the session, keeps its execution journal: the name is never
         # started afresh (its client order ids are taken)
         reset = subprocess.run([sys.executable, "-m", "arbkit", "reset", "--session", SESSION,
-                                "--redis", url], cwd=work, env=_env(), capture_output=True,
+                                "--redis", url], cwd=work, env=suite_env(), capture_output=True,
                                text=True, timeout=60)
         assert reset.returncode == 0, reset.stderr
         again = subprocess.run([sys.executable, "-m", *printed[:-1]], cwd=work,
-                               env=_env(), capture_output=True, text=True, timeout=60)
+                               env=suite_env(), capture_output=True, text=True, timeout=60)
         assert again.returncode == 1 and again.stderr.count("\n") == 1, again.stderr
         assert "execution journal" in again.stderr and "--session NAME" in again.stderr
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
-        vproc.send_signal(signal.SIGINT)
-        try:
-            vproc.wait(20)
-        except subprocess.TimeoutExpired:
-            vproc.kill()
+        stop_venues(vproc, signal.SIGINT)
         rproc.terminate()
         rproc.wait(10)
         receiver.close()

@@ -275,7 +275,7 @@ def test_down_beyond_the_bound_then_resume_against_the_same_venues_loses_nothing
     vproc, vfile = cs.start_venues(tmp_path, quotes, cfg, 10.0, 0.0, 13)
     res = cs.SuiteResult(routes=2)
     try:
-        proc = cs._live(tmp_path, cfg, vfile, server.url, False, None, None,
+        proc = cs.start_live(tmp_path, cfg, vfile, server.url, False, None, None,
                         tmp_path / "first.log")
         try:
             deadline = time.monotonic() + 60
@@ -297,15 +297,11 @@ def test_down_beyond_the_bound_then_resume_against_the_same_venues_loses_nothing
         assert proc.returncode == 1 and len(lines) == 1 and "--resume" in lines[0], err[-3000:]
         server.start()
         monkeypatch.delenv("ARBKIT_REDIS_OUTAGE_S")
-        cs._final(tmp_path, cfg, vfile, server.url, 20.0, res)  # --resume, then reduce only
+        cs.final_run(tmp_path, cfg, vfile, server.url, 20.0, res)  # --resume, then reduce only
         assert not res.refused, res.refused
-        cs._check_venue(tmp_path, vfile, res)
+        cs.check_venue(tmp_path, vfile, res)
     finally:
-        vproc.send_signal(signal.SIGTERM)
-        try:
-            vproc.wait(20)
-        except subprocess.TimeoutExpired:
-            vproc.kill()
+        cs.stop_venues(vproc)
         server.close()
     print(f"\nredis down beyond the bound, then --resume: exit 1 with {lines[0]!r}; venue "
           f"{res.venue_orders} orders, {res.venue_trades} trades; session {res.session_fills} "
